@@ -1,0 +1,137 @@
+import { createServer, type Server, type Socket } from "node:net";
+import type { Logger } from "../shared/logger.js";
+
+/** Largest request head the balancer reads before routing; larger heads get 431. */
+export const MAX_HEAD_BYTES = 16 * 1024;
+
+/** Something a connection can be handed to (a cluster worker). */
+export interface Target {
+  readonly id: number;
+  send(message: unknown, handle: Socket, options: { keepOpen: boolean }, callback: (err: Error | null) => void): boolean;
+}
+
+export interface BalancerOptions {
+  /** The ready worker with this id, if any. */
+  byId(id: number): Target | undefined;
+  /** Ready workers, for round-robin. */
+  ready(): readonly Target[];
+  /** Builds the message that carries the connection's already-read bytes. */
+  message(head: Buffer): unknown;
+  headerTimeoutMs: number;
+  log: Logger;
+}
+
+/**
+ * The primary's sticky balancer. It reads a connection's request head, stops reading *before*
+ * the hand-over (stock @socket.io/sticky keeps reading, so bytes that arrive meanwhile are lost),
+ * and hands the socket with every byte it read to a worker. A request that names an Engine.IO
+ * session goes to the worker whose id prefixes the session id (see worker/socket-server.ts), so
+ * routing needs no table and cannot race the handshake reply; a new session goes round-robin.
+ */
+export class Balancer {
+  private readonly server: Server;
+  private cursor = 0;
+
+  constructor(private readonly options: BalancerOptions) {
+    this.server = createServer((socket) => this.accept(socket));
+    this.server.on("error", (err) => options.log.error({ err }, "balancer error"));
+  }
+
+  listen(port: number, host: string): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.server.once("error", reject);
+      this.server.listen({ port, host, backlog: 2048 }, () => {
+        this.server.off("error", reject);
+        const address = this.server.address();
+        resolve(typeof address === "object" && address ? address.port : port);
+      });
+    });
+  }
+
+  /** Stops accepting; connections already handed over live on in their workers. */
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      if (!this.server.listening) return resolve();
+      this.server.close(() => resolve());
+    });
+  }
+
+  private accept(socket: Socket): void {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    socket.setTimeout(this.options.headerTimeoutMs, () => socket.destroy());
+    socket.on("error", onError);
+    const onData = (chunk: Buffer) => {
+      chunks.push(chunk);
+      size += chunk.length;
+      const head = chunks.length === 1 ? chunk : Buffer.concat(chunks, size);
+      if (head.indexOf("\r\n\r\n") === -1) {
+        if (size > MAX_HEAD_BYTES) this.refuse(socket, 431, "Request Header Fields Too Large");
+        return;
+      }
+      socket.off("data", onData);
+      stopReading(socket);
+      socket.setTimeout(0);
+      this.route(socket, head);
+    };
+    socket.on("data", onData);
+  }
+
+  private route(socket: Socket, head: Buffer): void {
+    const target = this.pick(sessionIdOf(head));
+    if (!target) return this.refuse(socket, 503, "Service Unavailable");
+    socket.off("error", onError);
+    target.send(this.options.message(head), socket, { keepOpen: false }, (err) => {
+      if (err) {
+        this.options.log.warn({ err: err.message, worker: target.id }, "hand-over failed");
+        socket.destroy();
+      }
+    });
+  }
+
+  private pick(sid: string | undefined): Target | undefined {
+    if (sid !== undefined) {
+      const owner = Number.parseInt(sid.slice(0, sid.indexOf(".")), 10);
+      const target = Number.isSafeInteger(owner) ? this.options.byId(owner) : undefined;
+      // Unknown owner (restarted worker): any worker answers "Session ID unknown" and the client reconnects.
+      if (target) return target;
+    }
+    const ready = this.options.ready();
+    if (ready.length === 0) return undefined;
+    this.cursor = (this.cursor + 1) % ready.length;
+    return ready[this.cursor];
+  }
+
+  private refuse(socket: Socket, status: number, text: string): void {
+    socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    socket.destroySoon();
+  }
+}
+
+function onError(this: Socket): void {
+  // A client that resets before its request head arrived: nothing to route, nothing to log.
+  this.destroy();
+}
+
+/**
+ * Stops the kernel reads of a socket. `pause()` alone only stops 'data' events: libuv keeps
+ * reading into the stream buffer, and those bytes would be lost when the handle is sent away.
+ */
+function stopReading(socket: Socket): void {
+  socket.pause();
+  const handle = (socket as unknown as { _handle?: { readStop?: () => number; reading?: boolean } })._handle;
+  if (handle?.readStop) {
+    handle.reading = false;
+    handle.readStop();
+  }
+}
+
+/** The `sid` query parameter of the request line, if any. */
+export function sessionIdOf(head: Buffer): string | undefined {
+  const lineEnd = head.indexOf("\r\n");
+  const line = head.toString("latin1", 0, lineEnd === -1 ? head.length : lineEnd);
+  const target = line.split(" ")[1];
+  const query = target?.indexOf("?") ?? -1;
+  if (!target || query === -1) return undefined;
+  return new URLSearchParams(target.slice(query + 1)).get("sid") ?? undefined;
+}

@@ -1,0 +1,93 @@
+import cluster from "node:cluster";
+import { randomBytes } from "node:crypto";
+import { resolve } from "node:path";
+import { setupPrimary as setupClusterAdapterPrimary } from "@socket.io/cluster-adapter";
+import jwt from "jsonwebtoken";
+import { ConfigError, loadConfig, readEnvironment, type Config } from "../shared/config.js";
+import { IPC_SOURCE } from "../shared/ipc.js";
+import { createLogger } from "../shared/logger.js";
+import { WORKER_CONFIG_ENV } from "../worker/config-env.js";
+import { Balancer } from "./balancer.js";
+import { createHealthServer } from "./health-server.js";
+import { hostPresence } from "./presence-host.js";
+import { Supervisor } from "./supervisor.js";
+
+function loadOrExit(): Config {
+  try {
+    return loadConfig(readEnvironment(process.env), () => randomBytes(32).toString("base64url"));
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(`Configuration error: ${err.message}`);
+      process.exit(1);
+    }
+    throw err;
+  }
+}
+
+/** Prints the generated development key once, with a token ready to paste into a client. */
+function announceGeneratedKey(config: Config): void {
+  const token = jwt.sign({}, Buffer.from(config.apiKey, "utf8"), { algorithm: "HS256", expiresIn: "24h" });
+  process.stderr.write(
+    [
+      "",
+      "No API_KEY is set: generated one for this run (set API_KEY to keep it across restarts).",
+      `  API_KEY=${config.apiKey}`,
+      `  A token valid for 24 h: ${token}`,
+      "",
+    ].join("\n") + "\n",
+  );
+}
+
+async function main(): Promise<void> {
+  process.title = "cerebellum-primary";
+  const config = loadOrExit();
+  const log = createLogger(config.logLevel, { role: "primary" });
+  if (config.apiKeyGenerated) announceGeneratedKey(config);
+
+  cluster.setupPrimary({ exec: resolve(__dirname, "../worker/main.js"), serialization: "advanced" });
+  if (config.mode === "embedded") setupClusterAdapterPrimary();
+
+  const supervisor = new Supervisor(config, { [WORKER_CONFIG_ENV]: JSON.stringify(config) }, log.child({ component: "supervisor" }));
+  if (config.mode === "embedded") hostPresence(supervisor);
+  let draining = false;
+
+  const balancer = new Balancer({
+    byId: (id) => supervisor.byId(id),
+    ready: () => supervisor.readyWorkers(),
+    message: (head) => ({ source: IPC_SOURCE, type: "connection", head }),
+    headerTimeoutMs: config.balancer.headerTimeoutMs,
+    log: log.child({ component: "balancer" }),
+  });
+  const health = createHealthServer(config, () => !draining && supervisor.allReady(), log.child({ component: "health" }));
+
+  supervisor.start();
+  const port = await balancer.listen(config.port, config.host);
+  await new Promise<void>((resolveListen, reject) => {
+    health.once("error", reject);
+    health.listen(config.healthPort, config.host, () => resolveListen());
+  });
+  log.info({ port, healthPort: config.healthPort, workers: config.workers, mode: config.mode }, "cerebellum listening");
+
+  const shutdown = async (signal: string) => {
+    if (draining) return;
+    draining = true;
+    log.info({ signal }, "shutting down");
+    const hardDeadline = setTimeout(() => {
+      log.error("shutdown deadline passed, exiting");
+      process.exit(1);
+    }, config.shutdownTimeoutMs + 2000);
+    hardDeadline.unref();
+    await balancer.close();
+    await supervisor.stop(config.shutdownTimeoutMs);
+    health.close();
+    log.info("stopped");
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => void shutdown("SIGTERM"));
+  process.on("SIGINT", () => void shutdown("SIGINT"));
+}
+
+main().catch((err: unknown) => {
+  console.error("cerebellum failed to start", err);
+  process.exit(1);
+});

@@ -1,0 +1,229 @@
+import { availableParallelism } from "node:os";
+import { resolve } from "node:path";
+import { readFileSync, existsSync } from "node:fs";
+import { parse as parseDotenv } from "dotenv";
+import { z } from "zod";
+
+/** Reads a `.env` file (if present) under the real environment, which wins. */
+export function readEnvironment(env: NodeJS.ProcessEnv, envFile = resolve(".env")): Record<string, string | undefined> {
+  const fromFile = existsSync(envFile) ? parseDotenv(readFileSync(envFile)) : {};
+  return { ...fromFile, ...env };
+}
+
+const bool = z
+  .enum(["true", "false", "1", "0", "yes", "no"])
+  .transform((v) => v === "true" || v === "1" || v === "yes");
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
+const port = int(0, 65535);
+const emptyToUndefined = (v: unknown) => (v === "" ? undefined : v);
+const optionalString = z.preprocess(emptyToUndefined, z.string().optional());
+
+/**
+ * Every option of the server: environment variable name, type, default and unit.
+ * `.env.example` and the README's configuration table mirror this list.
+ */
+const envSchema = z.object({
+  NODE_ENV: z.preprocess(emptyToUndefined, z.enum(["development", "production", "test"]).default("development")),
+  HOST: z.preprocess(emptyToUndefined, z.string().default("0.0.0.0")),
+  PORT: z.preprocess(emptyToUndefined, port.default(8001)),
+  HEALTH_PORT: z.preprocess(emptyToUndefined, port.default(3000)),
+  WORKERS: z.preprocess(emptyToUndefined, int(1, 256).optional()),
+  API_KEY: z.preprocess(emptyToUndefined, z.string().min(16, "must be at least 16 characters").optional()),
+  JWT_PUBLIC_KEY: optionalString,
+  JWT_ALGORITHMS: z.preprocess(emptyToUndefined, z.string().optional()),
+  JWT_REQUIRE_EXP: z.preprocess(emptyToUndefined, bool.default(true)),
+  JWT_CLOCK_TOLERANCE_S: z.preprocess(emptyToUndefined, int(0, 300).default(0)),
+  JWT_BATCH_SIZE: z.preprocess(emptyToUndefined, int(1, 1000).default(32)),
+  JWT_BATCH_WAIT_MS: z.preprocess(emptyToUndefined, int(0, 100).default(1)),
+  POOL_THREADS: z.preprocess(emptyToUndefined, int(1, 64).default(1)),
+  REDIS_URL: z.preprocess(emptyToUndefined, z.string().url().optional()),
+  REDIS_ENDPOINT_ADDRESS: optionalString,
+  REDIS_ENDPOINT_PORT: z.preprocess(emptyToUndefined, port.optional()),
+  REDIS_KEY_PREFIX: z.preprocess(emptyToUndefined, z.string().min(1).max(64).default("cerebellum:")),
+  DATA_DIR: z.preprocess(emptyToUndefined, z.string().default("./data")),
+  LOG_LEVEL: z.preprocess(
+    emptyToUndefined,
+    z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  ),
+  SHUTDOWN_TIMEOUT_MS: z.preprocess(emptyToUndefined, int(100, 600_000).default(10_000)),
+  PING_INTERVAL_MS: z.preprocess(emptyToUndefined, int(1000, 300_000).default(25_000)),
+  PING_TIMEOUT_MS: z.preprocess(emptyToUndefined, int(1000, 300_000).default(20_000)),
+  MAX_HTTP_BUFFER_SIZE: z.preprocess(emptyToUndefined, int(1024, 100_000_000).default(1_000_000)),
+  MESSAGE_MAX_BYTES: z.preprocess(emptyToUndefined, int(16, 100_000_000).default(131_072)),
+  CHANNEL_NAME_MAX_LENGTH: z.preprocess(emptyToUndefined, int(1, 1024).default(200)),
+  RECOVERY_MAX_DISCONNECTION_MS: z.preprocess(emptyToUndefined, int(0, 3_600_000).default(120_000)),
+  CORS_ORIGIN: z.preprocess(emptyToUndefined, z.string().default("*")),
+  WORKER_RESTART_DELAY_MS: z.preprocess(emptyToUndefined, int(0, 60_000).default(500)),
+  WORKER_RESTART_MAX_DELAY_MS: z.preprocess(emptyToUndefined, int(0, 600_000).default(30_000)),
+  BALANCER_HEADER_TIMEOUT_MS: z.preprocess(emptyToUndefined, int(100, 120_000).default(10_000)),
+  AWS_REGION: z.preprocess(emptyToUndefined, z.string().default("us-east-1")),
+  DYNAMODB_ENDPOINT: z.preprocess(emptyToUndefined, z.string().url().optional()),
+  DYNAMODB_MESSAGES_TABLE_NAME: z.preprocess(emptyToUndefined, z.string().min(3).max(255).default("messages")),
+  DYNAMODB_CHANNELS_TABLE_NAME: z.preprocess(emptyToUndefined, z.string().min(3).max(255).default("channels")),
+  QUEUE_URL: z.preprocess(emptyToUndefined, z.string().url().optional()),
+  SQS_ENDPOINT: z.preprocess(emptyToUndefined, z.string().url().optional()),
+  PERSISTENCE: z.preprocess(emptyToUndefined, z.enum(["embedded", "dynamodb", "sqs", "off"]).optional()),
+});
+
+export type Mode = "embedded" | "clustered";
+export type JwtAlgorithm = "HS256" | "RS256" | "ES256";
+
+export interface Config {
+  readonly env: "development" | "production" | "test";
+  readonly host: string;
+  readonly port: number;
+  readonly healthPort: number;
+  readonly workers: number;
+  readonly mode: Mode;
+  readonly apiKey: string;
+  /** True when no API_KEY was configured and one was generated for this run. */
+  readonly apiKeyGenerated: boolean;
+  readonly jwt: {
+    readonly publicKey: string | undefined;
+    readonly algorithms: readonly JwtAlgorithm[];
+    readonly requireExp: boolean;
+    readonly clockToleranceS: number;
+    readonly batchSize: number;
+    readonly batchWaitMs: number;
+  };
+  readonly poolThreads: number;
+  readonly redis: { readonly url: string; readonly keyPrefix: string } | undefined;
+  readonly dataDir: string;
+  readonly logLevel: string;
+  readonly shutdownTimeoutMs: number;
+  readonly engine: {
+    readonly pingIntervalMs: number;
+    readonly pingTimeoutMs: number;
+    readonly maxHttpBufferSize: number;
+    readonly corsOrigin: string;
+  };
+  readonly limits: { readonly messageMaxBytes: number; readonly channelNameMaxLength: number };
+  readonly recovery: { readonly maxDisconnectionMs: number };
+  readonly supervisor: { readonly restartDelayMs: number; readonly restartMaxDelayMs: number };
+  readonly balancer: { readonly headerTimeoutMs: number };
+  readonly persistence: {
+    readonly sink: "embedded" | "dynamodb" | "sqs" | "off";
+    readonly awsRegion: string;
+    readonly dynamodbEndpoint: string | undefined;
+    readonly messagesTable: string;
+    readonly channelsTable: string;
+    readonly queueUrl: string | undefined;
+    readonly sqsEndpoint: string | undefined;
+  };
+}
+
+/** A configuration problem; `variable` names the environment variable at fault. */
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    message: string,
+  ) {
+    super(`${variable}: ${message}`);
+    this.name = "ConfigError";
+  }
+}
+
+const ALGORITHMS: readonly JwtAlgorithm[] = ["HS256", "RS256", "ES256"];
+
+function parseAlgorithms(raw: string | undefined, hasPublicKey: boolean): JwtAlgorithm[] {
+  if (raw === undefined) return hasPublicKey ? ["RS256", "ES256"] : ["HS256"];
+  const list = raw.split(",").map((s) => s.trim()).filter(Boolean);
+  if (list.length === 0) throw new ConfigError("JWT_ALGORITHMS", "must list at least one algorithm");
+  for (const alg of list) {
+    if (!(ALGORITHMS as readonly string[]).includes(alg)) {
+      throw new ConfigError("JWT_ALGORITHMS", `unsupported algorithm "${alg}" (allowed: ${ALGORITHMS.join(", ")})`);
+    }
+  }
+  const algs = list as JwtAlgorithm[];
+  if (algs.some((a) => a !== "HS256") && !hasPublicKey) {
+    throw new ConfigError("JWT_ALGORITHMS", "RS256/ES256 need JWT_PUBLIC_KEY");
+  }
+  return algs;
+}
+
+function redisUrlFrom(v: z.infer<typeof envSchema>): string | undefined {
+  if (v.REDIS_URL) return v.REDIS_URL;
+  if (v.REDIS_ENDPOINT_ADDRESS) return `redis://${v.REDIS_ENDPOINT_ADDRESS}:${v.REDIS_ENDPOINT_PORT ?? 6379}`;
+  return undefined;
+}
+
+/**
+ * Validates the environment once and returns a frozen configuration.
+ * Throws a ConfigError naming the first bad variable. `generateKey` supplies a key
+ * when API_KEY is unset outside production.
+ */
+export function loadConfig(raw: Record<string, string | undefined>, generateKey: () => string): Config {
+  const parsed = envSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const variable = String(issue.path[0] ?? "environment");
+    throw new ConfigError(variable, `${issue.message} (got ${JSON.stringify(raw[variable] ?? null)})`);
+  }
+  const v = parsed.data;
+  if (v.NODE_ENV === "production" && !v.API_KEY && !v.JWT_PUBLIC_KEY) {
+    throw new ConfigError("API_KEY", "is required when NODE_ENV=production");
+  }
+  if (v.REDIS_ENDPOINT_PORT !== undefined && !v.REDIS_ENDPOINT_ADDRESS && !v.REDIS_URL) {
+    throw new ConfigError("REDIS_ENDPOINT_ADDRESS", "is required when REDIS_ENDPOINT_PORT is set");
+  }
+  if (v.PING_TIMEOUT_MS > v.RECOVERY_MAX_DISCONNECTION_MS && v.RECOVERY_MAX_DISCONNECTION_MS > 0) {
+    throw new ConfigError("PING_TIMEOUT_MS", "must not exceed RECOVERY_MAX_DISCONNECTION_MS");
+  }
+  const algorithms = parseAlgorithms(v.JWT_ALGORITHMS, Boolean(v.JWT_PUBLIC_KEY));
+  const redisUrl = redisUrlFrom(v);
+  const sink = v.PERSISTENCE ?? (v.QUEUE_URL ? "sqs" : v.DYNAMODB_ENDPOINT ? "dynamodb" : "embedded");
+  if (sink === "sqs" && !v.QUEUE_URL) throw new ConfigError("QUEUE_URL", "is required when PERSISTENCE=sqs");
+  const apiKey = v.API_KEY ?? generateKey();
+
+  const config: Config = {
+    env: v.NODE_ENV,
+    host: v.HOST,
+    port: v.PORT,
+    healthPort: v.HEALTH_PORT,
+    workers: v.WORKERS ?? availableParallelism(),
+    mode: redisUrl ? "clustered" : "embedded",
+    apiKey,
+    apiKeyGenerated: v.API_KEY === undefined,
+    jwt: {
+      publicKey: v.JWT_PUBLIC_KEY?.replace(/\\n/g, "\n"),
+      algorithms,
+      requireExp: v.JWT_REQUIRE_EXP,
+      clockToleranceS: v.JWT_CLOCK_TOLERANCE_S,
+      batchSize: v.JWT_BATCH_SIZE,
+      batchWaitMs: v.JWT_BATCH_WAIT_MS,
+    },
+    poolThreads: v.POOL_THREADS,
+    redis: redisUrl ? { url: redisUrl, keyPrefix: v.REDIS_KEY_PREFIX } : undefined,
+    dataDir: resolve(v.DATA_DIR),
+    logLevel: v.LOG_LEVEL,
+    shutdownTimeoutMs: v.SHUTDOWN_TIMEOUT_MS,
+    engine: {
+      pingIntervalMs: v.PING_INTERVAL_MS,
+      pingTimeoutMs: v.PING_TIMEOUT_MS,
+      maxHttpBufferSize: v.MAX_HTTP_BUFFER_SIZE,
+      corsOrigin: v.CORS_ORIGIN,
+    },
+    limits: { messageMaxBytes: v.MESSAGE_MAX_BYTES, channelNameMaxLength: v.CHANNEL_NAME_MAX_LENGTH },
+    recovery: { maxDisconnectionMs: v.RECOVERY_MAX_DISCONNECTION_MS },
+    supervisor: { restartDelayMs: v.WORKER_RESTART_DELAY_MS, restartMaxDelayMs: v.WORKER_RESTART_MAX_DELAY_MS },
+    balancer: { headerTimeoutMs: v.BALANCER_HEADER_TIMEOUT_MS },
+    persistence: {
+      sink,
+      awsRegion: v.AWS_REGION,
+      dynamodbEndpoint: v.DYNAMODB_ENDPOINT,
+      messagesTable: v.DYNAMODB_MESSAGES_TABLE_NAME,
+      channelsTable: v.DYNAMODB_CHANNELS_TABLE_NAME,
+      queueUrl: v.QUEUE_URL,
+      sqsEndpoint: v.SQS_ENDPOINT,
+    },
+  };
+  return deepFreeze(config);
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === "object") {
+    for (const inner of Object.values(value)) deepFreeze(inner);
+    Object.freeze(value);
+  }
+  return value;
+}

@@ -1,0 +1,62 @@
+import type { PresenceState } from "./contract.js";
+
+/**
+ * Messages between the primary and its workers: a discriminated union tagged with a source,
+ * so that the adapters' own IPC traffic (tagged "_sio_adapter") and ours never mix.
+ */
+export const IPC_SOURCE = "cerebellum";
+
+/** A presence operation run by the primary's table for a worker (embedded mode). */
+export type PresenceOp =
+  | { op: "add"; channel: string; socketId: string; info: Record<string, string> }
+  | { op: "remove"; channel: string; socketId: string }
+  | { op: "members"; channel: string }
+  | { op: "update"; channel: string; socketId: string; info: Record<string, string> }
+  | { op: "channelsOf"; socketId: string }
+  | { op: "removeAll"; socketId: string };
+
+export type PresenceOpResult = PresenceState | PresenceState[] | string[] | boolean | null;
+
+type Tagged<T> = T & { source: typeof IPC_SOURCE };
+
+/** Primary → worker. */
+export type PrimaryMessage = Tagged<
+  /** A client connection handed over with the bytes the balancer already read from it. */
+  | { type: "connection"; head: Uint8Array }
+  /** Drain and exit (shutdown or rolling restart). */
+  | { type: "shutdown" }
+  | { type: "presence:result"; id: number; result: PresenceOpResult }
+  /** Announce that these members are gone (their worker died). */
+  | { type: "presence:evicted"; members: Array<{ channel: string; socketId: string }> }
+>;
+
+/** Worker → primary. */
+export type WorkerMessage = Tagged<
+  | { type: "ready" }
+  | { type: "draining" }
+  | { type: "presence"; id: number; request: PresenceOp }
+>;
+
+const PRIMARY_TYPES = new Set(["connection", "shutdown", "presence:result", "presence:evicted"]);
+const WORKER_TYPES = new Set(["ready", "draining", "presence"]);
+
+export function isPrimaryMessage(value: unknown): value is PrimaryMessage {
+  return isTagged(value) && PRIMARY_TYPES.has(value.type);
+}
+
+export function isWorkerMessage(value: unknown): value is WorkerMessage {
+  return isTagged(value) && WORKER_TYPES.has(value.type);
+}
+
+function isTagged(value: unknown): value is { source: string; type: string } {
+  return (
+    typeof value === "object" &&
+    value !== null &&
+    (value as { source?: unknown }).source === IPC_SOURCE &&
+    typeof (value as { type?: unknown }).type === "string"
+  );
+}
+
+export function assertNever(value: never): never {
+  throw new Error(`unhandled message: ${JSON.stringify(value)}`);
+}

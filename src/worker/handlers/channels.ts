@@ -1,0 +1,74 @@
+import { randomUUID } from "node:crypto";
+import { ErrorCode } from "../../shared/errors.js";
+import { channelRoom, messageEvent } from "../../shared/rooms.js";
+import { measureContent } from "../../shared/schemas.js";
+import type { ChannelMessage } from "../../shared/contract.js";
+import type { AppSocket, HandlerContext } from "./context.js";
+import { fail, guard } from "./reply.js";
+
+/** Subscriptions one connection may hold; the next subscribe is refused with LIMIT_EXCEEDED. */
+export const MAX_CHANNELS_PER_CONNECTION = 1000;
+
+/** channel:subscribe, channel:unsubscribe and message:queue (PROTOCOL.md, "Client → server events"). */
+export function registerChannelHandlers(socket: AppSocket, ctx: HandlerContext): void {
+  const { io, schemas, log, sink } = ctx;
+  let subscriptions = 0;
+
+  socket.on(
+    "channel:subscribe",
+    guard(log, "channel:subscribe", ([name], reply) => {
+      const parsed = schemas.channelName.safeParse(name);
+      if (!parsed.success) return reply(fail(ErrorCode.INVALID_CHANNEL, parsed.error.issues[0]?.message));
+      const room = channelRoom(parsed.data);
+      if (!socket.rooms.has(room)) {
+        if (subscriptions >= MAX_CHANNELS_PER_CONNECTION) {
+          return reply(fail(ErrorCode.LIMIT_EXCEEDED, `at most ${MAX_CHANNELS_PER_CONNECTION} channels per connection`));
+        }
+        subscriptions++;
+        // join() is synchronous for every adapter we use, so the ack below cannot overtake it.
+        void socket.join(room);
+        sink.noteChannel(parsed.data);
+      }
+      reply({ success: true });
+    }),
+  );
+
+  socket.on(
+    "channel:unsubscribe",
+    guard(log, "channel:unsubscribe", ([name], reply) => {
+      const parsed = schemas.channelName.safeParse(name);
+      if (!parsed.success) return reply(fail(ErrorCode.INVALID_CHANNEL, parsed.error.issues[0]?.message));
+      const room = channelRoom(parsed.data);
+      if (socket.rooms.has(room)) {
+        subscriptions--;
+        void socket.leave(room);
+      }
+      reply({ success: true });
+    }),
+  );
+
+  socket.on(
+    "message:queue",
+    guard(log, "message:queue", (data, reply) => {
+      const [name, content] = data;
+      const parsed = schemas.channelName.safeParse(name);
+      if (!parsed.success) return reply(fail(ErrorCode.INVALID_CHANNEL, parsed.error.issues[0]?.message));
+      if (data.length < 2) return reply(fail(ErrorCode.INVALID_ARGUMENT, "content is missing"));
+      const size = measureContent(content);
+      if ("error" in size) return reply(fail(ErrorCode.INVALID_ARGUMENT, size.error));
+      if (size.bytes > ctx.config.limits.messageMaxBytes) {
+        return reply(fail(ErrorCode.PAYLOAD_TOO_LARGE, `content is larger than ${ctx.config.limits.messageMaxBytes} bytes`));
+      }
+      const message: ChannelMessage = {
+        createdAt: new Date().toISOString(),
+        content,
+        socketId: socket.id,
+        messageId: randomUUID(),
+      };
+      io.to(channelRoom(parsed.data)).emit(messageEvent(parsed.data), message);
+      const stored = sink.enqueue(parsed.data, message);
+      if (stored === "overloaded") return reply(fail(ErrorCode.OVERLOADED, "persistence queue is full"));
+      reply({ success: true, messageId: message.messageId });
+    }),
+  );
+}

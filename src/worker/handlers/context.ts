@@ -1,0 +1,21 @@
+import type { Server, Socket } from "socket.io";
+import type { Config } from "../../shared/config.js";
+import type { ClientToServerEvents, InterServerEvents, ServerToClientEvents, SocketData } from "../../shared/contract.js";
+import type { Logger } from "../../shared/logger.js";
+import type { Schemas } from "../../shared/schemas.js";
+import type { PresenceStore } from "../presence/store.js";
+import type { PersistenceSink, HistoryReader } from "../persistence/sink.js";
+
+export type AppServer = Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
+export type AppSocket = Socket<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
+
+/** What every handler needs, built once per worker. */
+export interface HandlerContext {
+  io: AppServer;
+  config: Config;
+  log: Logger;
+  schemas: Schemas;
+  presence: PresenceStore;
+  sink: PersistenceSink;
+  history: HistoryReader;
+}

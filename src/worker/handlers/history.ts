@@ -1,0 +1,27 @@
+import { ErrorCode } from "../../shared/errors.js";
+import type { AppSocket, HandlerContext } from "./context.js";
+import { fail, guard } from "./reply.js";
+
+/** channel:history(channelName, limit, sortDirection, lastEvaluatedKey, ack). */
+export function registerHistoryHandler(socket: AppSocket, ctx: HandlerContext): void {
+  const { schemas, log, history } = ctx;
+  socket.on(
+    "channel:history",
+    guard(log, "channel:history", async ([name, limit, sortDirection, lastEvaluatedKey], reply) => {
+      const channel = schemas.channelName.safeParse(name);
+      if (!channel.success) return reply(fail(ErrorCode.INVALID_CHANNEL, channel.error.issues[0]?.message));
+      const args = schemas.historyArgs.safeParse({ limit, sortDirection, lastEvaluatedKey });
+      if (!args.success) {
+        const issue = args.error.issues[0];
+        return reply(fail(ErrorCode.INVALID_ARGUMENT, `${issue?.path.join(".")}: ${issue?.message}`));
+      }
+      try {
+        const page = await history.page(channel.data, args.data);
+        reply({ success: true, ...page });
+      } catch (err) {
+        log.warn({ err, channel: channel.data }, "history read failed");
+        reply(fail(ErrorCode.STORE_UNAVAILABLE, "history is unavailable"));
+      }
+    }),
+  );
+}

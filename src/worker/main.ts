@@ -1,0 +1,141 @@
+import cluster from "node:cluster";
+import { createServer } from "node:http";
+import type { Socket as NetSocket } from "node:net";
+import type { Redis } from "ioredis";
+import type { Config } from "../shared/config.js";
+import { WELCOME_EVENT } from "../shared/contract.js";
+import { IPC_SOURCE, assertNever, isPrimaryMessage, type PrimaryMessage, type WorkerMessage } from "../shared/ipc.js";
+import { createLogger } from "../shared/logger.js";
+import { createRedis, whenReady } from "../shared/redis.js";
+import { presenceEvent, presenceRoom } from "../shared/rooms.js";
+import { buildSchemas } from "../shared/schemas.js";
+import { installAuth } from "./auth.js";
+import { registerChannelHandlers } from "./handlers/channels.js";
+import type { HandlerContext } from "./handlers/context.js";
+import { registerHistoryHandler } from "./handlers/history.js";
+import { registerPresenceHandlers } from "./handlers/presence.js";
+import { adoptConnection } from "./handoff.js";
+import { JwtVerifier } from "./jwt-verifier.js";
+import { OffSink } from "./persistence/sink.js";
+import { EmbeddedPresenceStore } from "./presence/embedded-store.js";
+import { RedisPresenceStore } from "./presence/redis-store.js";
+import type { PresenceStore } from "./presence/store.js";
+import { createSocketServer } from "./socket-server.js";
+import { WORKER_CONFIG_ENV } from "./config-env.js";
+
+
+async function main(): Promise<void> {
+  process.title = "cerebellum-worker";
+  const workerId = cluster.worker?.id;
+  const rawConfig = process.env[WORKER_CONFIG_ENV];
+  if (workerId === undefined || !rawConfig) {
+    console.error("cerebellum-worker must be started by the primary (npm start)");
+    process.exit(1);
+  }
+  const config = JSON.parse(rawConfig) as Config;
+  const log = createLogger(config.logLevel, { role: "worker", worker: workerId });
+  const send = (message: WorkerMessage) => {
+    if (process.connected) process.send?.(message);
+  };
+
+  const httpServer = createServer((_req, res) => {
+    res.writeHead(404, { "content-type": "text/plain" }).end("Not found");
+  });
+  httpServer.on("clientError", (err, socket) => {
+    log.debug({ err: err.message }, "bad HTTP request");
+    socket.destroy();
+  });
+
+  let redis: Redis | undefined;
+  let presenceRedis: Redis | undefined;
+  let presence: PresenceStore;
+  let embeddedPresence: EmbeddedPresenceStore | undefined;
+  if (config.redis) {
+    redis = createRedis(config.redis.url, log, `cerebellum-adapter-${process.pid}`);
+    // Presence and session traffic get their own connection so the adapter's traffic never queues behind it.
+    presenceRedis = createRedis(config.redis.url, log, `cerebellum-presence-${process.pid}`);
+    presence = new RedisPresenceStore(presenceRedis, config.redis.keyPrefix);
+    await Promise.all([whenReady(redis), whenReady(presenceRedis)]);
+  } else {
+    embeddedPresence = new EmbeddedPresenceStore(send);
+    presence = embeddedPresence;
+  }
+
+  const io = createSocketServer(httpServer, config, workerId, redis);
+  const verifier = new JwtVerifier(config);
+  installAuth(io, verifier, log.child({ component: "auth" }));
+  const sink = new OffSink();
+  const ctx: HandlerContext = {
+    io,
+    config,
+    log: log.child({ component: "handlers" }),
+    schemas: buildSchemas(config.limits),
+    presence,
+    sink,
+    history: sink,
+  };
+
+  io.on("connection", (socket) => {
+    registerChannelHandlers(socket, ctx);
+    registerPresenceHandlers(socket, ctx);
+    registerHistoryHandler(socket, ctx);
+    socket.emit(WELCOME_EVENT, { socketId: socket.id, serverTime: new Date().toISOString() });
+  });
+
+  let draining = false;
+  const shutdown = async (reason: string) => {
+    if (draining) return;
+    draining = true;
+    log.info({ reason }, "worker draining");
+    send({ source: IPC_SOURCE, type: "draining" });
+    const deadline = setTimeout(() => {
+      log.error("worker shutdown deadline passed, exiting");
+      process.exit(1);
+    }, config.shutdownTimeoutMs);
+    deadline.unref();
+    // Closing the Socket.IO server (not killing it) lets the adapter save recovery sessions.
+    await new Promise<void>((resolve) => io.close(() => resolve()));
+    await sink.close();
+    await verifier.close();
+    await presence.close();
+    await Promise.all([redis?.quit(), presenceRedis?.quit()]);
+    log.info("worker stopped");
+    process.exit(0);
+  };
+
+  process.on("message", (message: unknown, handle: unknown) => {
+    if (!isPrimaryMessage(message)) return; // adapter traffic, handled by the adapter itself
+    const msg: PrimaryMessage = message;
+    switch (msg.type) {
+      case "connection":
+        if (draining || !handle) (handle as NetSocket | undefined)?.destroy();
+        else adoptConnection(httpServer, handle as NetSocket, msg.head);
+        break;
+      case "shutdown":
+        void shutdown("primary asked");
+        break;
+      case "presence:result":
+        embeddedPresence?.settle(msg.id, msg.result);
+        break;
+      case "presence:evicted":
+        for (const { channel, socketId } of msg.members) {
+          io.to(presenceRoom(channel)).emit(presenceEvent(channel, "leave"), { socketId });
+        }
+        break;
+      default:
+        assertNever(msg);
+    }
+  });
+  process.on("SIGTERM", () => void shutdown("SIGTERM"));
+  process.on("SIGINT", () => void shutdown("SIGINT"));
+  // The primary is gone (killed): nothing can route to us any more.
+  process.on("disconnect", () => void shutdown("primary disconnected"));
+
+  send({ source: IPC_SOURCE, type: "ready" });
+  log.info({ mode: config.mode }, "worker ready");
+}
+
+main().catch((err: unknown) => {
+  console.error("worker failed to start", err);
+  process.exit(1);
+});

@@ -1,0 +1,121 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import jwt from "jsonwebtoken";
+import { freePort } from "./ports.js";
+import { isAlive, waitFor } from "./wait.js";
+
+export const MAIN = resolve(__dirname, "../../dist/src/primary/main.js");
+export const TEST_API_KEY = "test-api-key-0123456789abcdef";
+
+export interface ServerOptions {
+  env?: Record<string, string>;
+  workers?: number;
+  redisUrl?: string;
+  /** Wait for /readyz (default true). */
+  waitReady?: boolean;
+}
+
+export interface RunningServer {
+  port: number;
+  healthPort: number;
+  url: string;
+  healthUrl: string;
+  apiKey: string;
+  process: ChildProcess;
+  output: string[];
+  /** A fresh HS256 token for API_KEY. */
+  token(claims?: object, options?: jwt.SignOptions): string;
+  /** Pids of the workers that logged "worker ready", newest last. */
+  workerPids(): number[];
+  /** Workers currently alive. */
+  liveWorkerPids(): number[];
+  stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number }>;
+}
+
+const running = new Set<RunningServer>();
+
+/** Starts the compiled server as a user would: its own process tree, env vars, free ports. */
+export async function startServer(options: ServerOptions = {}): Promise<RunningServer> {
+  const port = await freePort();
+  const healthPort = await freePort();
+  const cwd = mkdtempSync(join(tmpdir(), "cerebellum-test-"));
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? "/usr/bin:/bin",
+    NODE_ENV: "test",
+    HOST: "127.0.0.1",
+    PORT: String(port),
+    HEALTH_PORT: String(healthPort),
+    WORKERS: String(options.workers ?? 2),
+    API_KEY: TEST_API_KEY,
+    LOG_LEVEL: "info",
+    DATA_DIR: join(cwd, "data"),
+    SHUTDOWN_TIMEOUT_MS: "5000",
+    ...(options.redisUrl ? { REDIS_URL: options.redisUrl, REDIS_KEY_PREFIX: `t${port}:` } : {}),
+    ...options.env,
+  };
+  const child = spawn(process.execPath, [MAIN], { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
+  const output: string[] = [];
+  const collect = (chunk: Buffer) => output.push(...chunk.toString("utf8").split("\n").filter(Boolean));
+  child.stdout!.on("data", collect);
+  child.stderr!.on("data", collect);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+    child.once("exit", (code, signal) => r({ code, signal })),
+  );
+
+  const workerPids = () =>
+    output.flatMap((line) => {
+      if (!line.startsWith("{")) return [];
+      const entry = JSON.parse(line) as { role?: string; msg?: string; pid?: number };
+      return entry.role === "worker" && entry.msg === "worker ready" && entry.pid ? [entry.pid] : [];
+    });
+
+  const server: RunningServer = {
+    port,
+    healthPort,
+    url: `http://127.0.0.1:${port}`,
+    healthUrl: `http://127.0.0.1:${healthPort}`,
+    apiKey: env.API_KEY!,
+    process: child,
+    output,
+    token: (claims = {}, signOptions = {}) =>
+      jwt.sign(claims, Buffer.from(env.API_KEY!, "utf8"), { algorithm: "HS256", expiresIn: 300, ...signOptions }),
+    workerPids,
+    liveWorkerPids: () => workerPids().filter(isAlive),
+    async stop(signal = "SIGTERM") {
+      running.delete(server);
+      const started = Date.now();
+      const pids = workerPids();
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      const result = await Promise.race([
+        exited,
+        new Promise<null>((r) => setTimeout(() => r(null), 20_000)),
+      ]);
+      if (!result) child.kill("SIGKILL");
+      // Whatever happened, leave nothing behind for the next test.
+      for (const pid of pids) if (isAlive(pid)) process.kill(pid, "SIGKILL");
+      rmSync(cwd, { recursive: true, force: true });
+      const final = result ?? (await exited);
+      return { ...final, ms: Date.now() - started };
+    },
+  };
+  running.add(server);
+
+  if (options.waitReady !== false) {
+    await waitFor(
+      async () => {
+        if (child.exitCode !== null) throw new Error(`server exited early:\n${output.join("\n")}`);
+        const res = await fetch(`${server.healthUrl}/readyz`).catch(() => undefined);
+        return res?.status === 200;
+      },
+      { what: "server ready", timeoutMs: 30_000 },
+    );
+  }
+  return server;
+}
+
+/** Stops every server a test left running (call from afterEach/afterAll). */
+export async function stopAllServers(): Promise<void> {
+  await Promise.all([...running].map((s) => s.stop("SIGKILL")));
+}
