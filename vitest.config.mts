@@ -9,5 +9,8 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     teardownTimeout: 30_000,
+    // The published SDK's ESM has an extension-less import that Node's resolver refuses;
+    // apps load it through a bundler, so the tests let Vite resolve it the same way.
+    server: { deps: { inline: [/@cerebellum\/sdk/] } },
   },
 });

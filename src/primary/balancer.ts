@@ -65,8 +65,12 @@ export class Balancer {
       chunks.push(chunk);
       size += chunk.length;
       const head = chunks.length === 1 ? chunk : Buffer.concat(chunks, size);
-      if (head.indexOf("\r\n\r\n") === -1) {
-        if (size > MAX_HEAD_BYTES) this.refuse(socket, 431, "Request Header Fields Too Large");
+      const end = head.indexOf("\r\n\r\n");
+      if (end === -1 || end > MAX_HEAD_BYTES) {
+        if (size > MAX_HEAD_BYTES) {
+          socket.off("data", onData);
+          this.refuse(socket, 431, "Request Header Fields Too Large");
+        }
         return;
       }
       socket.off("data", onData);
@@ -102,10 +106,20 @@ export class Balancer {
     return ready[this.cursor];
   }
 
+  /**
+   * Answers and closes. What the client still sends is read and discarded until it closes too:
+   * closing with unread bytes would make the kernel reset the connection before the answer is read.
+   */
   private refuse(socket: Socket, status: number, text: string): void {
+    socket.on("data", discard);
+    socket.resume();
+    socket.setTimeout(this.options.headerTimeoutMs, () => socket.destroy());
     socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
-    socket.destroySoon();
   }
+}
+
+function discard(): void {
+  // Bytes of a refused request: read only so that the close is orderly.
 }
 
 function onError(this: Socket): void {

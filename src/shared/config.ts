@@ -227,3 +227,12 @@ function deepFreeze<T>(value: T): T {
   }
   return value;
 }
+
+/** The environment variable through which the primary hands its validated configuration to workers. */
+export const WORKER_CONFIG_ENV = "CEREBELLUM_WORKER_CONFIG";
+
+/** A worker's configuration: validated by the primary, passed as JSON, never re-read from the raw env. */
+export function workerConfigFrom(env: NodeJS.ProcessEnv): Config | undefined {
+  const raw = env[WORKER_CONFIG_ENV];
+  return raw ? deepFreeze(JSON.parse(raw) as Config) : undefined;
+}

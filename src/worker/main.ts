@@ -2,7 +2,7 @@ import cluster from "node:cluster";
 import { createServer } from "node:http";
 import type { Socket as NetSocket } from "node:net";
 import type { Redis } from "ioredis";
-import type { Config } from "../shared/config.js";
+import { workerConfigFrom } from "../shared/config.js";
 import { WELCOME_EVENT } from "../shared/contract.js";
 import { IPC_SOURCE, assertNever, isPrimaryMessage, type PrimaryMessage, type WorkerMessage } from "../shared/ipc.js";
 import { createLogger } from "../shared/logger.js";
@@ -21,18 +21,16 @@ import { EmbeddedPresenceStore } from "./presence/embedded-store.js";
 import { RedisPresenceStore } from "./presence/redis-store.js";
 import type { PresenceStore } from "./presence/store.js";
 import { createSocketServer } from "./socket-server.js";
-import { WORKER_CONFIG_ENV } from "./config-env.js";
 
 
 async function main(): Promise<void> {
   process.title = "cerebellum-worker";
   const workerId = cluster.worker?.id;
-  const rawConfig = process.env[WORKER_CONFIG_ENV];
-  if (workerId === undefined || !rawConfig) {
+  const config = workerConfigFrom(process.env);
+  if (workerId === undefined || !config) {
     console.error("cerebellum-worker must be started by the primary (npm start)");
     process.exit(1);
   }
-  const config = JSON.parse(rawConfig) as Config;
   const log = createLogger(config.logLevel, { role: "worker", worker: workerId });
   const send = (message: WorkerMessage) => {
     if (process.connected) process.send?.(message);
@@ -41,9 +39,12 @@ async function main(): Promise<void> {
   const httpServer = createServer((_req, res) => {
     res.writeHead(404, { "content-type": "text/plain" }).end("Not found");
   });
-  httpServer.on("clientError", (err, socket) => {
+  httpServer.on("clientError", (err: NodeJS.ErrnoException, socket) => {
     log.debug({ err: err.message }, "bad HTTP request");
-    socket.destroy();
+    if (socket.writable) {
+      const status = err.code === "HPE_HEADER_OVERFLOW" ? "431 Request Header Fields Too Large" : "400 Bad Request";
+      socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    } else socket.destroy();
   });
 
   let redis: Redis | undefined;

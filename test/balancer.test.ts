@@ -1,0 +1,154 @@
+import { connect as tcpConnect } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Socket } from "socket.io-client";
+import { closeAllClients, connect, request } from "./helpers/client.js";
+import { startServer, stopAllServers, type RunningServer } from "./helpers/server.js";
+
+/** Runs `task` for 0..count-1 with at most `concurrency` in flight; returns the failures. */
+async function pool(count: number, concurrency: number, task: (i: number) => Promise<void>): Promise<string[]> {
+  const failures: string[] = [];
+  let next = 0;
+  const lanes = Array.from({ length: concurrency }, async () => {
+    while (next < count) {
+      const i = next++;
+      await task(i).catch((err: Error) => failures.push(`${i}: ${err.message}`));
+    }
+  });
+  await Promise.all(lanes);
+  return failures;
+}
+
+/** Opens a client, proves the session works with one ack round trip, closes it. */
+async function connectAndProbe(server: RunningServer, transports: string[]): Promise<Socket> {
+  const socket = await connect(server.url, server.token(), { transports });
+  const ack = await request(socket, "channel:subscribe", "probe");
+  if (!ack.success) throw new Error(`subscribe failed: ${JSON.stringify(ack)}`);
+  return socket;
+}
+
+/** Sends raw bytes in pieces and resolves with everything the server answered. */
+function rawExchange(port: number, pieces: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = tcpConnect(port, "127.0.0.1");
+    let answer = "";
+    socket.setEncoding("utf8");
+    socket.on("data", (d: string) => (answer += d));
+    socket.on("error", reject);
+    socket.on("close", () => resolve(answer));
+    socket.on("connect", async () => {
+      for (const piece of pieces) {
+        socket.write(piece);
+        // Separate TCP segments: wait until the kernel took this piece before writing the next.
+        await new Promise<void>((r) => setImmediate(r));
+        await new Promise<void>((r) => socket.write("", () => r()));
+      }
+    });
+  });
+}
+
+describe("balancer", () => {
+  let server: RunningServer;
+  beforeAll(async () => {
+    server = await startServer({ workers: 2 });
+  });
+  afterAll(async () => {
+    closeAllClients();
+    await stopAllServers();
+  });
+
+  it("connects 2,000 websocket-only clients without a failure", async () => {
+    const failures = await pool(2000, 50, async () => {
+      const socket = await connectAndProbe(server, ["websocket"]);
+      socket.close();
+    });
+    expect(failures).toEqual([]);
+  });
+
+  it("connects 1,000 polling-first clients without a failure, upgrade included", async () => {
+    let upgraded = 0;
+    const failures = await pool(1000, 50, async () => {
+      const socket = await connectAndProbe(server, ["polling", "websocket"]);
+      if (socket.io.engine.transport.name !== "websocket") {
+        await new Promise<void>((resolve, reject) => {
+          const timer = setTimeout(() => reject(new Error("no upgrade within 10 s")), 10_000);
+          socket.io.engine.once("upgrade", () => {
+            clearTimeout(timer);
+            resolve();
+          });
+        });
+      }
+      upgraded++;
+      // One more round trip over the upgraded transport.
+      const ack = await request(socket, "channel:unsubscribe", "probe");
+      if (!ack.success) throw new Error("unsubscribe failed after upgrade");
+      socket.close();
+    });
+    expect(failures).toEqual([]);
+    expect(upgraded).toBe(1000);
+  });
+
+  it("connects polling-only clients that keep polling on their worker", async () => {
+    const sockets = await Promise.all(
+      Array.from({ length: 50 }, () => connectAndProbe(server, ["polling"])),
+    );
+    // Several long-poll cycles each: every request must reach the session's owner.
+    for (let round = 0; round < 3; round++) {
+      const acks = await Promise.all(sockets.map((s) => request(s, "channel:subscribe", `r${round}`)));
+      expect(acks.every((a) => a.success)).toBe(true);
+    }
+    for (const s of sockets) s.close();
+  });
+
+  it("spreads 1,000 simultaneous connects within 10% of even", async () => {
+    const sockets = await Promise.all(
+      Array.from({ length: 1000 }, () => connect(server.url, server.token(), { transports: ["websocket"] })),
+    );
+    const perWorker = new Map<string, number>();
+    for (const s of sockets) {
+      const owner = s.io.engine.id.split(".")[0]!;
+      perWorker.set(owner, (perWorker.get(owner) ?? 0) + 1);
+    }
+    for (const s of sockets) s.close();
+    expect(perWorker.size).toBe(2);
+    for (const count of perWorker.values()) {
+      expect(Math.abs(count - 500)).toBeLessThanOrEqual(50);
+    }
+  });
+
+  it("routes a request head that arrives in several TCP segments", async () => {
+    const answer = await rawExchange(server.port, [
+      "GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\n",
+      "Host: 127.0.0.1\r\n",
+      "X-Filler: ",
+      "x".repeat(3000),
+      "\r\n\r\n",
+    ]);
+    expect(answer).toMatch(/^HTTP\/1\.1 200/);
+    expect(answer).toContain('"sid":"');
+  });
+
+  it("delivers a POST body sent right behind its head to the session's worker", async () => {
+    const handshake = await rawExchange(server.port, ["GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\n\r\n"]);
+    const sid = /"sid":"([^"]+)"/.exec(handshake)?.[1];
+    expect(sid).toBeDefined();
+    const body = `40${JSON.stringify({ token: server.token() })}`;
+    const post = await rawExchange(server.port, [
+      `POST /socket.io/?EIO=4&transport=polling&sid=${sid} HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 10)}`,
+      body.slice(10),
+    ]);
+    expect(post).toMatch(/^HTTP\/1\.1 200/);
+    expect(post.trimEnd().endsWith("ok")).toBe(true);
+  });
+
+  it("answers 431 to a request head larger than 16 KiB", async () => {
+    const answer = await rawExchange(server.port, [
+      `GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nX-Big: ${"y".repeat(20_000)}\r\n\r\n`,
+    ]);
+    expect(answer).toMatch(/^HTTP\/1\.1 431/);
+  });
+
+  it("answers 404 for paths that are not Socket.IO", async () => {
+    const res = await fetch(`${server.url}/elsewhere`);
+    expect(res.status).toBe(404);
+  });
+});
