@@ -2,6 +2,7 @@ import cluster, { type Worker } from "node:cluster";
 import { EventEmitter } from "node:events";
 import type { Config } from "../shared/config.js";
 import { IPC_SOURCE, isWorkerMessage, type PrimaryMessage, type WorkerMessage } from "../shared/ipc.js";
+import { isAdapterMessage, type AdapterUpMessage } from "../shared/adapter-ipc.js";
 import type { Logger } from "../shared/logger.js";
 
 /** A worker that stayed up this long is healthy again: its next crash restarts without backoff. */
@@ -14,6 +15,8 @@ interface Slot {
   draining: boolean;
   failures: number;
   startedAt: number;
+  /** Being replaced by a rolling restart: fork again at once, without backoff. */
+  replacing: boolean;
   restartTimer: NodeJS.Timeout | undefined;
 }
 
@@ -21,6 +24,8 @@ export interface SupervisorEvents {
   /** A worker left (crash or stop); its members must be cleaned up. */
   exit: [workerId: number];
   message: [worker: Worker, message: WorkerMessage];
+  /** The embedded adapter's traffic (see adapter-host.ts). */
+  adapter: [worker: Worker, message: AdapterUpMessage];
 }
 
 /**
@@ -48,6 +53,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         draining: false,
         failures: 0,
         startedAt: 0,
+        replacing: false,
         restartTimer: undefined,
       };
       this.slots.push(slot);
@@ -63,7 +69,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     const worker = cluster.fork({ ...this.workerEnv, CEREBELLUM_WORKER_INDEX: String(slot.index) });
     slot.worker = worker;
     worker.on("message", (message: unknown) => {
-      if (!isWorkerMessage(message)) return; // adapter traffic is handled by the adapter's primary side
+      if (isAdapterMessage<AdapterUpMessage>(message)) return void this.emit("adapter", worker, message);
+      if (!isWorkerMessage(message)) return; // unknown traffic is dropped
       if (message.type === "ready") slot.ready = true;
       else if (message.type === "draining") slot.draining = true;
       this.emit("message", worker, message);
@@ -77,6 +84,11 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     slot.ready = false;
     this.emit("exit", worker.id);
     if (this.stopping) return;
+    if (slot.replacing) {
+      slot.replacing = false;
+      this.fork(slot);
+      return;
+    }
     const uptime = Date.now() - slot.startedAt;
     slot.failures = uptime > STABLE_AFTER_MS ? 1 : slot.failures + 1;
     const { restartDelayMs, restartMaxDelayMs } = this.config.supervisor;
@@ -88,6 +100,11 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   /** Ready, non-draining workers. */
   readyWorkers(): Worker[] {
     return this.slots.filter((s) => s.ready && !s.draining && s.worker).map((s) => s.worker!);
+  }
+
+  /** Every worker with a live IPC channel, ready or not (they all take adapter traffic). */
+  connectedWorkers(): Worker[] {
+    return this.slots.flatMap((s) => (s.worker?.isConnected() ? [s.worker] : []));
   }
 
   byId(id: number): Worker | undefined {
@@ -103,6 +120,52 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     if (worker.isConnected()) worker.send(message);
   }
 
+  /**
+   * Replaces the workers one at a time (SIGHUP): each drains (its clients recover on the others),
+   * a fresh one takes its slot, and the next goes only once that one is ready.
+   */
+  async rollingRestart(deadlineMs: number): Promise<void> {
+    if (this.rolling || this.stopping) return;
+    this.rolling = true;
+    try {
+      for (const slot of this.slots) {
+        if (this.stopping) return;
+        const old = slot.worker;
+        if (old) {
+          slot.replacing = true;
+          await this.stopWorker(old, deadlineMs);
+        } else if (slot.restartTimer) {
+          clearTimeout(slot.restartTimer);
+          this.fork(slot);
+        }
+        await new Promise<void>((resolve) => {
+          const check = () => (slot.ready || this.stopping ? resolve() : setTimeout(check, 20));
+          check();
+        });
+      }
+      this.log.info("rolling restart done");
+    } finally {
+      this.rolling = false;
+    }
+  }
+
+  private rolling = false;
+
+  private stopWorker(worker: Worker, deadlineMs: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      if (worker.isDead()) return resolve();
+      const timer = setTimeout(() => {
+        this.log.error({ worker: worker.id }, "worker did not stop in time, killing it");
+        worker.process.kill("SIGKILL");
+      }, deadlineMs);
+      worker.once("exit", () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      this.send(worker, { source: IPC_SOURCE, type: "shutdown" });
+    });
+  }
+
   /** Asks every worker to drain, waits up to the deadline, then kills what is left. */
   async stop(deadlineMs: number): Promise<void> {
     this.stopping = true;
@@ -111,22 +174,6 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       if (slot.restartTimer) clearTimeout(slot.restartTimer);
       if (slot.worker) live.push(slot.worker);
     }
-    await Promise.all(
-      live.map(
-        (worker) =>
-          new Promise<void>((resolve) => {
-            if (worker.isDead()) return resolve();
-            const timer = setTimeout(() => {
-              this.log.error({ worker: worker.id }, "worker did not stop in time, killing it");
-              worker.process.kill("SIGKILL");
-            }, deadlineMs);
-            worker.once("exit", () => {
-              clearTimeout(timer);
-              resolve();
-            });
-            this.send(worker, { source: IPC_SOURCE, type: "shutdown" });
-          }),
-      ),
-    );
+    await Promise.all(live.map((worker) => this.stopWorker(worker, deadlineMs)));
   }
 }

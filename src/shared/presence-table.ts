@@ -55,6 +55,14 @@ export class PresenceTable {
     return left;
   }
 
+  /** A socket moved to another worker (recovery): its memberships follow it. */
+  reassign(socketId: string, owner: number): void {
+    for (const channel of this.bySocket.get(socketId) ?? []) {
+      const entry = this.channels.get(channel)?.get(socketId);
+      if (entry) entry.owner = owner;
+    }
+  }
+
   /** Removes every member owned by a worker; returns what was removed, for the leave events. */
   removeOwnedBy(owner: number): Array<{ channel: string; socketId: string }> {
     const removed: Array<{ channel: string; socketId: string }> = [];

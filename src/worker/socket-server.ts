@@ -1,15 +1,24 @@
 import { randomBytes } from "node:crypto";
 import type { Server as HttpServer } from "node:http";
 import { Server, type ServerOptions } from "socket.io";
-import { createAdapter as createClusterAdapter } from "@socket.io/cluster-adapter";
 import { createAdapter as createStreamsAdapter } from "@socket.io/redis-streams-adapter";
 import type { Redis } from "ioredis";
 import type { Config } from "../shared/config.js";
-import type { AppServer } from "./handlers/context.js";
+import type { Logger } from "../shared/logger.js";
+import type { AppServer, AppSocket } from "./handlers/context.js";
+import { EmbeddedAdapter } from "./adapter/embedded-adapter.js";
+import type { Evictions } from "./adapter/evictions.js";
+import { EVICT_EVENT, RedisRecovery } from "./adapter/redis-recovery.js";
 
 /** Engine.IO session ids start with the owning worker's id, so the balancer routes them without state. */
 export function sessionIdFor(workerId: number): string {
   return `${workerId}.${randomBytes(15).toString("base64url")}`;
+}
+
+export interface SocketServer {
+  io: AppServer;
+  /** Saves a new connection's session at once (not only when it closes), so a crash loses nothing. */
+  track(socket: AppSocket): void;
 }
 
 /** Builds the worker's Socket.IO server with the adapter of the configured mode. */
@@ -18,33 +27,68 @@ export function createSocketServer(
   config: Config,
   workerId: number,
   redis: Redis | undefined,
-): AppServer {
+  evictions: Evictions,
+  log: Logger,
+): SocketServer {
   const options: Partial<ServerOptions> = {
     serveClient: false,
     pingInterval: config.engine.pingIntervalMs,
     pingTimeout: config.engine.pingTimeoutMs,
     maxHttpBufferSize: config.engine.maxHttpBufferSize,
     cors: { origin: config.engine.corsOrigin, methods: ["GET", "POST"] },
+    connectionStateRecovery: {
+      maxDisconnectionDuration: config.recovery.maxDisconnectionMs,
+      // A recovered connection is not re-authenticated (PROTOCOL.md).
+      skipMiddlewares: true,
+    },
   };
+  const adapterLog = log.child({ component: "adapter" });
+  let track: (socket: AppSocket) => void;
+  let redisRecovery: RedisRecovery | undefined;
   if (redis && config.redis) {
-    options.adapter = createStreamsAdapter(redis, {
-      streamName: `${config.redis.keyPrefix}stream`,
+    const streamName = `${config.redis.keyPrefix}stream`;
+    const recovery = new RedisRecovery({
+      redis,
+      streamName,
+      sessionKeyPrefix: `${config.redis.keyPrefix}session:`,
+      maxDisconnectionMs: config.recovery.maxDisconnectionMs,
+      maxReplay: config.recovery.logMaxEntries,
+      evictions,
+      log: adapterLog,
+    });
+    const streams = createStreamsAdapter(redis, {
+      streamName,
       channelPrefix: `${config.redis.keyPrefix}adapter`,
       sessionKeyPrefix: `${config.redis.keyPrefix}session:`,
+      // The stream is the replay log: sized from configuration so the recovery window holds
+      // for up to RECOVERY_LOG_MAX_ENTRIES broadcasts per window across all hosts.
+      maxLen: config.recovery.logMaxEntries,
+      onlyPlaintext: true,
     });
-    options.connectionStateRecovery = {
-      maxDisconnectionDuration: config.recovery.maxDisconnectionMs,
-      skipMiddlewares: true,
-    };
+    options.adapter = function (nsp: unknown) {
+      const adapter = streams(nsp);
+      recovery.install(adapter);
+      return adapter;
+    } as unknown as ServerOptions["adapter"];
+    track = (socket) => recovery.track(socket);
+    redisRecovery = recovery;
   } else {
-    // The stock cluster adapter cannot recover sessions and pads events with ""/null when
-    // recovery is on (DESIGN.md), so embedded mode runs without it for now.
-    options.adapter = createClusterAdapter();
+    // The stock cluster adapter cannot recover sessions (DESIGN.md): ours sequences through the primary.
+    options.adapter = function (nsp: unknown) {
+      return new EmbeddedAdapter(nsp, adapterLog, evictions);
+    } as unknown as ServerOptions["adapter"];
+    track = (socket) => (io.of("/").adapter as EmbeddedAdapter).track(socket);
   }
   const io: AppServer = new Server(httpServer, options);
   io.engine.generateId = () => sessionIdFor(workerId);
+  if (redisRecovery) {
+    const recovery = redisRecovery;
+    io.on(EVICT_EVENT as never, (sid: unknown) => {
+      if (typeof sid === "string") recovery.evictLocal(sid);
+    });
+  }
   // Every polling response closes its TCP connection: a pooled keep-alive connection could
   // otherwise carry another session's request to a worker that does not own it.
   httpServer.prependListener("request", (_req, res) => res.setHeader("Connection", "close"));
-  return io;
+  return { io, track };
 }

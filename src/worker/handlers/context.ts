@@ -5,6 +5,7 @@ import type { Logger } from "../../shared/logger.js";
 import type { Schemas } from "../../shared/schemas.js";
 import type { PresenceStore } from "../presence/store.js";
 import type { PersistenceSink, HistoryReader } from "../persistence/sink.js";
+import type { Evictions } from "../adapter/evictions.js";
 
 export type AppServer = Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
 export type AppSocket = Socket<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
@@ -16,6 +17,8 @@ export interface HandlerContext {
   log: Logger;
   schemas: Schemas;
   presence: PresenceStore;
+  /** Sockets closed because a newer connection took their session: not a departure. */
+  evictions: Evictions;
   sink: PersistenceSink;
   history: HistoryReader;
 }

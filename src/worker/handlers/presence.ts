@@ -73,6 +73,7 @@ export function registerPresenceHandlers(socket: AppSocket, ctx: HandlerContext)
   );
 
   socket.on("disconnect", () => {
+    if (ctx.evictions.has(socket.id)) return; // the session lives on in a newer connection
     void presence.removeAll(socket.id).then(
       (channels) => {
         for (const channel of channels) {

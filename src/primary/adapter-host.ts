@@ -1,0 +1,132 @@
+import type { Worker } from "node:cluster";
+import { MessageType } from "socket.io-adapter";
+import {
+  ADAPTER_SOURCE,
+  type AdapterDownMessage,
+  type AdapterUpMessage,
+  type RestoredSession,
+} from "../shared/adapter-ipc.js";
+import { assertNever } from "../shared/ipc.js";
+import type { Logger } from "../shared/logger.js";
+import type { ReplayLog } from "./replay-log.js";
+import type { SessionTable } from "./session-table.js";
+import type { Supervisor } from "./supervisor.js";
+
+export interface AdapterHostHooks {
+  /** A session moved to another worker (recovery): presence ownership follows it. */
+  onSessionMoved?(sid: string, newOwner: number): void;
+}
+
+/**
+ * The primary's side of the embedded adapter: relays cluster messages between workers,
+ * sequences and logs every broadcast, and keeps the host's recovery sessions.
+ */
+export class AdapterHost {
+  /** Which worker each adapter uid lives in, to route responses to their requester. */
+  private readonly uidOwner = new Map<string, number>();
+  private readonly trimTimer: NodeJS.Timeout;
+
+  constructor(
+    private readonly supervisor: Supervisor,
+    readonly log: ReplayLog,
+    readonly sessions: SessionTable,
+    private readonly logger: Logger,
+    private readonly hooks: AdapterHostHooks = {},
+  ) {
+    supervisor.on("adapter", (worker, message) => this.onMessage(worker, message));
+    supervisor.on("exit", (workerId) => {
+      const count = this.sessions.ownerDied(workerId, Date.now());
+      for (const [uid, owner] of this.uidOwner) if (owner === workerId) this.uidOwner.delete(uid);
+      if (count > 0) this.logger.info({ worker: workerId, sessions: count }, "kept a dead worker's sessions for recovery");
+    });
+    // Age bounds apply even when nothing is published or restored.
+    this.trimTimer = setInterval(() => {
+      const now = Date.now();
+      this.log.trim(now);
+      this.sessions.trim(now);
+    }, 1000);
+    this.trimTimer.unref();
+  }
+
+  close(): void {
+    clearInterval(this.trimTimer);
+  }
+
+  private send(worker: Worker, message: AdapterDownMessage): void {
+    if (worker.isConnected()) worker.send(message);
+  }
+
+  private relay(from: Worker, message: AdapterDownMessage): void {
+    for (const worker of this.supervisor.connectedWorkers()) if (worker !== from) this.send(worker, message);
+  }
+
+  private onMessage(worker: Worker, message: AdapterUpMessage): void {
+    const now = Date.now();
+    switch (message.t) {
+      case "pub": {
+        const msg = message.msg;
+        this.uidOwner.set(msg.uid, worker.id);
+        if (message.id === undefined || msg.type !== MessageType.BROADCAST) {
+          this.relay(worker, { source: ADAPTER_SOURCE, t: "msg", msg });
+          break;
+        }
+        const packet = msg.data.packet as { type?: number; id?: number; data?: unknown[] };
+        const loggable = packet.type === 2 && packet.id === undefined && Array.isArray(packet.data) && !msg.data.opts.flags?.volatile;
+        const offset = loggable ? this.log.append(packet.data!, msg.data.opts.rooms, msg.data.opts.except, now) : "";
+        // Relay before answering the origin: every worker sees the broadcasts in offset order.
+        if (message.relay) this.relay(worker, { source: ADAPTER_SOURCE, t: "msg", msg, offset });
+        this.send(worker, { source: ADAPTER_SOURCE, t: "offset", id: message.id, offset });
+        break;
+      }
+      case "res": {
+        const owner = this.uidOwner.get(message.to);
+        const target = owner === undefined ? undefined : this.supervisor.connectedWorkers().find((w) => w.id === owner);
+        if (target) this.send(target, { source: ADAPTER_SOURCE, t: "res", msg: message.msg });
+        break;
+      }
+      case "open":
+        this.sessions.open(worker.id, message.session);
+        break;
+      case "rooms":
+        this.sessions.rooms(worker.id, message.sid, message.add, message.del);
+        break;
+      case "closed":
+        this.sessions.closed(worker.id, message.session, now);
+        break;
+      case "gone":
+        this.sessions.gone(worker.id, message.sid);
+        break;
+      case "restore":
+        this.send(worker, {
+          source: ADAPTER_SOURCE,
+          t: "restored",
+          id: message.id,
+          session: this.restore(worker, message.pid, message.offset, now),
+          upTo: this.log.lastOffset,
+        });
+        break;
+      default:
+        assertNever(message);
+    }
+  }
+
+  private restore(worker: Worker, pid: string, offset: string, now: number): RestoredSession | null {
+    const taken = this.sessions.take(pid, worker.id, now);
+    if (!taken) return null;
+    const missedPackets = this.log.since(offset, taken.record.rooms);
+    if (!missedPackets) {
+      // The log no longer covers the gap: fail whole; the client starts a new, authenticated session.
+      this.sessions.delete(taken.record.sid);
+      return null;
+    }
+    if (taken.previousOwner !== undefined) {
+      // Half-open: the old connection still looks alive to its worker. Close it now rather than
+      // after the ping timeout; its worker no longer owns the session, so its reports are ignored.
+      const holder = this.supervisor.connectedWorkers().find((w) => w.id === taken.previousOwner);
+      if (holder) this.send(holder, { source: ADAPTER_SOURCE, t: "evict", sid: taken.record.sid });
+    }
+    this.hooks.onSessionMoved?.(taken.record.sid, worker.id);
+    this.logger.debug({ sid: taken.record.sid, offset, missed: missedPackets.length, upTo: this.log.lastOffset, worker: worker.id }, "session restored");
+    return { ...taken.record, missedPackets };
+  }
+}

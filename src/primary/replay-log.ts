@@ -1,0 +1,101 @@
+/** One logged broadcast: what a recovering socket may have missed. */
+export interface LogEntry {
+  seq: number;
+  at: number;
+  /** The event packet's data array, offset last (as the live delivery carried it). */
+  data: unknown[];
+  rooms: string[];
+  except: string[];
+}
+
+export interface ReplayLogLimits {
+  /** Entries older than this are dropped, in ms (the recovery window). */
+  maxAgeMs: number;
+  /** At most this many entries are kept; the oldest go first. */
+  maxEntries: number;
+}
+
+export interface ReplayLogSnapshot {
+  epoch: string;
+  seq: number;
+  entries: LogEntry[];
+}
+
+/**
+ * The host's bounded replay log (embedded mode). Every sequenced broadcast is logged, so kept
+ * entries have contiguous sequence numbers. Offsets are `<epoch>-<seq>`: the epoch names this
+ * log, so an offset from another log (a previous run that kept nothing) is never misread.
+ */
+export class ReplayLog {
+  private entries: LogEntry[];
+  private head = 0; // index of the oldest kept entry in `entries`
+  private seq: number;
+  readonly epoch: string;
+
+  constructor(
+    private readonly limits: ReplayLogLimits,
+    from: ReplayLogSnapshot,
+  ) {
+    this.epoch = from.epoch;
+    this.seq = from.seq;
+    this.entries = from.entries;
+  }
+
+  /** The offset of the newest broadcast sequenced so far. */
+  get lastOffset(): string {
+    return `${this.epoch}-${this.seq}`;
+  }
+
+  get size(): number {
+    return this.entries.length - this.head;
+  }
+
+  /** Logs a broadcast under the next sequence number and returns its offset. */
+  append(data: unknown[], rooms: string[], except: string[], now: number): string {
+    const seq = ++this.seq;
+    const offset = `${this.epoch}-${seq}`;
+    this.entries.push({ seq, at: now, data: [...data, offset], rooms, except });
+    this.trim(now);
+    return offset;
+  }
+
+  /** Drops entries past the count and age bounds. */
+  trim(now: number): void {
+    let drop = Math.max(0, this.size - this.limits.maxEntries);
+    while (this.head + drop < this.entries.length && now - this.entries[this.head + drop]!.at > this.limits.maxAgeMs) {
+      drop++;
+    }
+    this.head += drop;
+    // Compact once the dead prefix dominates, so trimming stays O(1) amortised.
+    if (this.head > 1024 && this.head * 2 > this.entries.length) {
+      this.entries = this.entries.slice(this.head);
+      this.head = 0;
+    }
+  }
+
+  /**
+   * The packets after `offset` that a socket in `rooms` would have received, or undefined when
+   * the log no longer reaches back to that offset: recovery then fails whole, never partly.
+   */
+  since(offset: string, rooms: readonly string[]): unknown[][] | undefined {
+    const dash = offset.lastIndexOf("-");
+    if (dash === -1 || offset.slice(0, dash) !== this.epoch) return undefined;
+    const from = Number(offset.slice(dash + 1));
+    if (!Number.isSafeInteger(from) || from < 0 || from > this.seq) return undefined;
+    const oldestKept = this.entries[this.head]?.seq ?? this.seq + 1;
+    if (from < oldestKept - 1) return undefined; // entries after `from` were trimmed
+    const roomSet = new Set(rooms);
+    const missed: unknown[][] = [];
+    for (let i = this.head + (from - oldestKept + 1); i < this.entries.length; i++) {
+      const e = this.entries[i]!;
+      const included = e.rooms.length === 0 || e.rooms.some((r) => roomSet.has(r));
+      if (included && !e.except.some((r) => roomSet.has(r))) missed.push(e.data);
+    }
+    return missed;
+  }
+
+  /** What to save across a graceful restart. */
+  snapshot(): ReplayLogSnapshot {
+    return { epoch: this.epoch, seq: this.seq, entries: this.entries.slice(this.head) };
+  }
+}

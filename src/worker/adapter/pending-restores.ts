@@ -1,0 +1,111 @@
+import type { BroadcastOptions, Session } from "socket.io-adapter";
+
+interface Pending {
+  session: Session;
+  /** Only packets this returns true for are caught up (those past what the restore already read). */
+  isNewer: (offset: string) => boolean;
+  /** Packets for a socket that exists but is not yet registered: written when it connects. */
+  deferred: unknown[][];
+}
+
+type Collected = { data: unknown[]; opts: BroadcastOptions; offset: string };
+
+/** Where a restored socket is in Socket.IO's construction, seen from the adapter. */
+export type RestoreStage = "awaiting" | "constructed" | "registered";
+
+/**
+ * Between a restore's answer and the moment Socket.IO's new socket can receive local deliveries
+ * (it joins its rooms in its constructor, but delivery also needs it in `nsp.sockets`, a few
+ * microtasks later), broadcasts for it would be lost. Every local delivery passes here first:
+ * before construction a matching packet joins the session's missed list; between construction
+ * and registration it is held and written when the socket connects (`settle`).
+ */
+export class PendingRestores {
+  private readonly pending = new Set<Pending>();
+  private readonly collectors = new Set<Collected[]>();
+
+  constructor(private readonly stage: (sid: string) => RestoreStage) {}
+
+  /**
+   * Starts recording every packet delivered locally, for a restore whose read of the log is
+   * still under way (its end is not known yet). `finish` keeps those past the read.
+   */
+  collect(): { finish(session: Session, isNewer: (offset: string) => boolean): void; abort(): void } {
+    const seen: Collected[] = [];
+    this.collectors.add(seen);
+    return {
+      finish: (session, isNewer) => {
+        this.collectors.delete(seen);
+        for (const { data, opts, offset } of seen) {
+          if (isNewer(offset) && matches(session.rooms, opts)) session.missedPackets.push(data);
+        }
+        this.add(session, isNewer);
+      },
+      abort: () => this.collectors.delete(seen),
+    };
+  }
+
+  add(session: Session, isNewer: (offset: string) => boolean = () => true): void {
+    this.pending.add({ session, isNewer, deferred: [] });
+  }
+
+  /** The socket connected (its `connection` fired): write what was held for it, stop watching. */
+  settle(sid: string, write: (data: unknown[]) => void): void {
+    for (const p of this.pending) {
+      if (p.session.sid !== sid) continue;
+      this.pending.delete(p);
+      for (const data of p.deferred) write(data);
+    }
+  }
+
+  catchUp(packet: { type: number; id?: number; data: unknown[] }, opts: BroadcastOptions, offset: string | undefined): void {
+    if (this.pending.size === 0 && this.collectors.size === 0) return;
+    if (packet.type !== 2 || packet.id !== undefined || opts.flags?.volatile || !offset) return;
+    for (const seen of this.collectors) seen.push({ data: [...packet.data], opts, offset });
+    for (const p of this.pending) {
+      const stage = this.stage(p.session.sid);
+      if (stage === "registered" || !p.isNewer(offset) || !matches(p.session.rooms, opts)) continue;
+      if (stage === "awaiting") p.session.missedPackets.push([...packet.data]);
+      else p.deferred.push([...packet.data]);
+    }
+  }
+}
+
+/** Whether a socket in `rooms` receives a broadcast with these options. */
+function matches(rooms: readonly string[], opts: BroadcastOptions): boolean {
+  const included = opts.rooms.size === 0 || rooms.some((r) => opts.rooms.has(r));
+  return included && !rooms.some((r) => opts.except?.has(r));
+}
+
+/** The stage of a restored socket, from the adapter's room index and the namespace's socket map. */
+export function restoreStage(sids: Map<string, unknown>, sockets: Map<string, unknown>, sid: string): RestoreStage {
+  if (sockets.has(sid)) return "registered";
+  return sids.has(sid) ? "constructed" : "awaiting";
+}
+
+/**
+ * Writes an event packet to a socket the way Socket.IO writes a restored session's missed
+ * packets (its `packet()` method is not part of the typed API).
+ */
+export function writeEventPacket(socket: unknown, data: unknown[]): void {
+  (socket as { packet(p: { type: number; data: unknown[] }): void }).packet({ type: 2, data });
+}
+
+/**
+ * Wraps ClusterAdapter's private offset stamp, which runs right before every local delivery
+ * (own broadcast or relayed one): the one place every packet passes with its offset.
+ */
+export function hookBeforeLocalDelivery(
+  adapter: object,
+  hook: (packet: { type: number; id?: number; data: unknown[] }, opts: BroadcastOptions, offset: string | undefined) => void,
+): void {
+  const target = adapter as {
+    addOffsetIfNecessary: (packet: { type: number; id?: number; data: unknown[] }, opts: BroadcastOptions, offset?: string) => void;
+  };
+  const stamp = target.addOffsetIfNecessary;
+  if (typeof stamp !== "function") throw new Error("socket.io-adapter changed: addOffsetIfNecessary is missing");
+  target.addOffsetIfNecessary = function (packet, opts, offset) {
+    stamp.call(this, packet, opts, offset);
+    hook(packet, opts, offset);
+  };
+}

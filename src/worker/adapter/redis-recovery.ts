@@ -1,0 +1,310 @@
+import type { Redis } from "ioredis";
+import type { BroadcastOptions, Session } from "socket.io-adapter";
+import type { SessionRecord } from "../../shared/adapter-ipc.js";
+import type { Logger } from "../../shared/logger.js";
+import type { Evictions } from "./evictions.js";
+import { hookBeforeLocalDelivery, PendingRestores, restoreStage, writeEventPacket } from "./pending-restores.js";
+import { sessionRecordOf, type RecoverableSocket } from "./session-record.js";
+
+/** Stream entries read per XRANGE call while restoring (the stock adapter reads without a bound). */
+const RESTORE_PAGE = 500;
+/** Live sessions' keys are refreshed this often; their TTL covers the window plus one period. */
+const REFRESH_MS = 30_000;
+
+/** What is stored per session: the record plus the adapter uid that holds it live ("" once closed). */
+interface StoredSession extends SessionRecord {
+  live: string;
+}
+
+/** Writes only when the key is absent, closed (""), or already ours: a replaced holder cannot win. */
+const SAVE_IF_OWNER = `
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  local live = cjson.decode(cur).live
+  if live ~= '' and live ~= ARGV[1] then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1`;
+
+const DELETE_IF_OWNER = `
+local cur = redis.call('GET', KEYS[1])
+if cur and cjson.decode(cur).live == ARGV[1] then redis.call('DEL', KEYS[1]) return 1 end
+return 0`;
+
+/** Hands the session to a new holder and returns it as it was (with the previous holder). */
+const TAKE = `
+local cur = redis.call('GET', KEYS[1])
+if not cur then return false end
+local s = cjson.decode(cur)
+s.live = ARGV[1]
+redis.call('SET', KEYS[1], cjson.encode(s), 'PX', ARGV[2])
+return cur`;
+
+type Scripted = Redis & {
+  cbSaveIfOwner(key: string, owner: string, json: string, ttl: number): Promise<number>;
+  cbDeleteIfOwner(key: string, owner: string): Promise<number>;
+  cbTake(key: string, owner: string, ttl: number): Promise<string | null>;
+};
+
+export interface RedisRecoveryOptions {
+  redis: Redis;
+  streamName: string;
+  sessionKeyPrefix: string;
+  maxDisconnectionMs: number;
+  /** Most stream entries a restore reads (the stream's maxLen). */
+  maxReplay: number;
+  evictions: Evictions;
+  log: Logger;
+}
+
+/** The parts of the Redis Streams adapter instance this module works with. */
+interface StreamsAdapter {
+  uid: string;
+  nsp: { name: string; sockets: Map<string, RecoverableSocket>; server: { serverSideEmit(ev: string, ...a: unknown[]): void } };
+  sids: Map<string, Set<string>>;
+  persistSession(session: SessionRecord): void;
+  restoreSession(pid: string, offset: string): Promise<Session | null>;
+  addAll(id: string, rooms: Set<string>): void;
+  del(id: string, room: string): void;
+  delAll(id: string): void;
+  close(): void;
+}
+
+/** Internal event: close a half-open socket whose session a newer connection took. */
+export const EVICT_EVENT = "cerebellum:evict";
+
+/**
+ * Recovery for clustered mode on top of @socket.io/redis-streams-adapter, with its hazards
+ * handled (DESIGN.md): sessions are saved eagerly (on connect and room changes, refreshed while
+ * live) so a crashed worker's clients recover; a half-open connection is closed at once when its
+ * client comes back; restore reads are paged and bounded; volatile packets are not replayed;
+ * packets that arrive while the new socket is being built are not lost.
+ */
+export class RedisRecovery {
+  private readonly redis: Scripted;
+  private readonly tracked = new Map<string, string>(); // sid → pid
+  private readonly dirty = new Set<string>();
+  private readonly persisted = new Set<string>();
+  private readonly pending = new PendingRestores((sid) => restoreStage(this.adapter.sids, this.adapter.nsp.sockets, sid));
+  private flushScheduled = false;
+  private readonly refreshTimer: NodeJS.Timeout;
+  private adapter!: StreamsAdapter;
+
+  constructor(private readonly opts: RedisRecoveryOptions) {
+    this.redis = opts.redis as Scripted;
+    this.redis.defineCommand("cbSaveIfOwner", { numberOfKeys: 1, lua: SAVE_IF_OWNER });
+    this.redis.defineCommand("cbDeleteIfOwner", { numberOfKeys: 1, lua: DELETE_IF_OWNER });
+    this.redis.defineCommand("cbTake", { numberOfKeys: 1, lua: TAKE });
+    this.refreshTimer = setInterval(() => this.refresh(), REFRESH_MS);
+    this.refreshTimer.unref();
+  }
+
+  private get liveTtl(): number {
+    return this.opts.maxDisconnectionMs + REFRESH_MS * 2;
+  }
+
+  private key(pid: string): string {
+    return this.opts.sessionKeyPrefix + pid;
+  }
+
+  /** Takes over the adapter's session hooks (the stock class is not exported, so its instance is patched). */
+  install(instance: object): void {
+    const adapter = instance as StreamsAdapter;
+    this.adapter = adapter;
+    const { addAll, del, delAll, close } = adapter;
+    adapter.persistSession = (session) => this.closed(session);
+    adapter.restoreSession = (pid, offset) => this.restore(pid, offset);
+    adapter.addAll = (id, rooms) => {
+      addAll.call(adapter, id, rooms);
+      if (this.tracked.has(id)) this.markDirty(id);
+    };
+    adapter.del = (id, room) => {
+      del.call(adapter, id, room);
+      if (this.tracked.has(id)) this.markDirty(id);
+    };
+    adapter.delAll = (id) => {
+      delAll.call(adapter, id);
+      this.released(id);
+    };
+    adapter.close = () => {
+      clearInterval(this.refreshTimer);
+      close.call(adapter);
+    };
+    hookBeforeLocalDelivery(adapter, (packet, opts, offset) => this.pending.catchUp(packet, opts as BroadcastOptions, offset));
+  }
+
+  /** Starts tracking a connected socket: its session is saved now, not only when it closes. */
+  track(socket: RecoverableSocket): void {
+    const record = sessionRecordOf(socket);
+    this.tracked.set(socket.id, record.pid);
+    this.pending.settle(socket.id, (data) => writeEventPacket(socket, data));
+    this.markDirty(socket.id);
+  }
+
+  /** Closes a local socket whose session a newer connection took. */
+  evictLocal(sid: string): void {
+    const socket = this.adapter.nsp.sockets.get(sid);
+    this.tracked.delete(sid);
+    this.dirty.delete(sid);
+    if (socket) this.opts.evictions.run(sid, () => socket.disconnect(true));
+  }
+
+  private markDirty(sid: string): void {
+    this.dirty.add(sid);
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    // Room changes in one tick (a restore joins many) cost one write per socket.
+    setImmediate(() => this.flush());
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    for (const sid of this.dirty) {
+      const socket = this.adapter.nsp.sockets.get(sid);
+      if (!socket || !this.tracked.has(sid)) continue;
+      const stored: StoredSession = { ...sessionRecordOf(socket), live: this.adapter.uid };
+      this.write(stored);
+    }
+    this.dirty.clear();
+  }
+
+  private write(stored: StoredSession): void {
+    let json: string;
+    try {
+      json = JSON.stringify(stored);
+    } catch (err) {
+      // socket.data must stay plain JSON (a BigInt would throw): skip the save, keep serving.
+      this.opts.log.error({ err, sid: stored.sid }, "session not saved: socket.data is not JSON");
+      return;
+    }
+    const ttl = stored.live ? this.liveTtl : this.opts.maxDisconnectionMs;
+    this.redis
+      .cbSaveIfOwner(this.key(stored.pid), this.adapter.uid, json, ttl)
+      .catch((err: unknown) => this.opts.log.warn({ err, sid: stored.sid }, "session save failed"));
+  }
+
+  /** Keeps live sessions' keys alive while their sockets are connected. */
+  private refresh(): void {
+    const pids = [...this.tracked.values()];
+    for (let i = 0; i < pids.length; i += 1000) {
+      const pipeline = this.redis.pipeline();
+      for (const pid of pids.slice(i, i + 1000)) pipeline.pexpire(this.key(pid), this.liveTtl);
+      pipeline.exec().catch((err: unknown) => this.opts.log.warn({ err }, "session refresh failed"));
+    }
+  }
+
+  /** A recoverable close: the session stays for the recovery window, marked closed. */
+  private closed(session: SessionRecord): void {
+    if (!this.tracked.has(session.sid)) return; // evicted or never tracked: its session lives elsewhere
+    this.persisted.add(session.sid);
+    this.write({ ...session, live: "" });
+  }
+
+  /** The socket left its rooms for good (delAll); forget its session unless it was just persisted. */
+  private released(sid: string): void {
+    const pid = this.tracked.get(sid);
+    this.tracked.delete(sid);
+    this.dirty.delete(sid);
+    if (pid === undefined || this.persisted.delete(sid)) return;
+    this.redis
+      .cbDeleteIfOwner(this.key(pid), this.adapter.uid)
+      .catch((err: unknown) => this.opts.log.warn({ err, sid }, "session delete failed"));
+  }
+
+  private async restore(pid: string, offset: string): Promise<Session | null> {
+    if (!/^\d+-\d+$/.test(offset)) return null;
+    // Packets delivered here while the stream is read must not slip between the read and the
+    // moment the new socket joins its rooms: record them from now on.
+    const collector = this.pending.collect();
+    try {
+      const raw = await this.redis.cbTake(this.key(pid), this.adapter.uid, this.liveTtl);
+      if (!raw) return (collector.abort(), null);
+      const stored = JSON.parse(raw) as StoredSession;
+      const missed = await this.readSince(offset, stored.rooms);
+      if (!missed) {
+        collector.abort();
+        this.opts.log.info({ sid: stored.sid }, "recovery failed: the stream no longer reaches the client's offset");
+        await this.redis.cbDeleteIfOwner(this.key(pid), this.adapter.uid);
+        return null;
+      }
+      if (stored.live && stored.live !== this.adapter.uid) {
+        // Half-open elsewhere: the holder closes it now instead of after the ping timeout.
+        this.adapter.nsp.server.serverSideEmit(EVICT_EVENT, stored.sid);
+      } else if (this.adapter.nsp.sockets.has(stored.sid)) {
+        this.evictLocal(stored.sid); // half-open on this very worker: close it before the new one exists
+      }
+      const session: Session = { sid: stored.sid, pid: stored.pid, rooms: stored.rooms, data: stored.data, missedPackets: missed.packets };
+      const last = missed.lastId;
+      collector.finish(session, (id) => compareStreamIds(id, last) > 0);
+      return session;
+    } catch (err) {
+      collector.abort();
+      throw err;
+    }
+  }
+
+  /**
+   * Reads the stream after `offset` up to its end at the time of the call, in pages, bounded by
+   * the stream's length. Undefined when the offset is no longer in the stream (trimmed).
+   */
+  private async readSince(offset: string, rooms: string[]): Promise<{ packets: unknown[][]; lastId: string } | undefined> {
+    const { redis, streamName, maxReplay } = this.opts;
+    const [exists, tail] = await Promise.all([
+      redis.xrange(streamName, offset, offset),
+      redis.xrevrange(streamName, "+", "-", "COUNT", 1),
+    ]);
+    if (exists.length === 0) return undefined;
+    const lastId = tail[0]?.[0] ?? offset;
+    const packets: unknown[][] = [];
+    const roomSet = new Set(rooms);
+    let cursor = offset;
+    let read = 0;
+    while (compareStreamIds(cursor, lastId) < 0 && read < maxReplay) {
+      const page = await redis.xrange(streamName, `(${cursor}`, lastId, "COUNT", RESTORE_PAGE);
+      if (page.length === 0) break;
+      for (const [id, fields] of page) {
+        cursor = id;
+        read++;
+        const packet = decodeBroadcast(fields, this.adapter.nsp.name);
+        if (!packet) continue;
+        const { data, rooms: to, except, volatile } = packet;
+        if (volatile) continue;
+        const included = to.length === 0 || to.some((r) => roomSet.has(r));
+        if (included && !except.some((r) => roomSet.has(r))) packets.push([...data, id]);
+      }
+    }
+    // Never a partial replay: past the bound the client starts afresh instead.
+    if (compareStreamIds(cursor, lastId) < 0) return undefined;
+    return { packets, lastId: cursor };
+  }
+}
+
+/** Compares two stream ids ("ms-seq"). */
+export function compareStreamIds(a: string, b: string): number {
+  const [am = 0, as = 0] = a.split("-").map(Number);
+  const [bm = 0, bs = 0] = b.split("-").map(Number);
+  return am - bm || as - bs;
+}
+
+/** A stream entry's broadcast, when it is an event packet without ack for this namespace. */
+function decodeBroadcast(
+  fields: string[],
+  nsp: string,
+): { data: unknown[]; rooms: string[]; except: string[]; volatile: boolean } | undefined {
+  const entry: Record<string, string> = {};
+  for (let i = 0; i + 1 < fields.length; i += 2) entry[fields[i]!] = fields[i + 1]!;
+  // type 3 is BROADCAST; binary payloads (msgpack, not "{") never come from this server.
+  if (entry.nsp !== nsp || entry.type !== "3" || !entry.data?.startsWith("{")) return undefined;
+  const body = JSON.parse(entry.data) as {
+    packet?: { type?: number; id?: number; data?: unknown[] };
+    opts?: { rooms?: string[]; except?: string[]; flags?: { volatile?: boolean } };
+  };
+  const packet = body.packet;
+  if (!packet || packet.type !== 2 || packet.id !== undefined || !Array.isArray(packet.data)) return undefined;
+  return {
+    data: packet.data,
+    rooms: body.opts?.rooms ?? [],
+    except: body.opts?.except ?? [],
+    volatile: Boolean(body.opts?.flags?.volatile),
+  };
+}
