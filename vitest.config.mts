@@ -2,7 +2,7 @@ import { defineConfig } from "vitest/config";
 
 export default defineConfig({
   test: {
-    include: ["test/**/*.test.ts"],
+    include: ["test/**/*.test.ts", "test/**/*.test.mts"],
     // Integration tests start real servers and Redis; on a 2-core machine, running files in
     // parallel makes them fight for CPU, so files run one at a time.
     fileParallelism: false,

@@ -1,15 +1,17 @@
 import cluster from "node:cluster";
 import { randomBytes } from "node:crypto";
 import { resolve } from "node:path";
-import { setupPrimary as setupClusterAdapterPrimary } from "@socket.io/cluster-adapter";
 import jwt from "jsonwebtoken";
 import { ConfigError, WORKER_CONFIG_ENV, loadConfig, readEnvironment, type Config } from "../shared/config.js";
 import { IPC_SOURCE } from "../shared/ipc.js";
 import { createLogger } from "../shared/logger.js";
+import { AdapterHost } from "./adapter-host.js";
 import { Balancer } from "./balancer.js";
+import { loadRecoveryState, saveRecoveryState } from "./recovery-state.js";
 import { createHealthServer } from "./health-server.js";
 import { hostPresence } from "./presence-host.js";
 import { Supervisor } from "./supervisor.js";
+import { EmbeddedStore } from "../store/launcher.js";
 
 function loadOrExit(): Config {
   try {
@@ -44,10 +46,18 @@ async function main(): Promise<void> {
   if (config.apiKeyGenerated) announceGeneratedKey(config);
 
   cluster.setupPrimary({ exec: resolve(__dirname, "../worker/main.js"), serialization: "advanced" });
-  if (config.mode === "embedded") setupClusterAdapterPrimary();
-
-  const supervisor = new Supervisor(config, { [WORKER_CONFIG_ENV]: JSON.stringify(config) }, log.child({ component: "supervisor" }));
-  if (config.mode === "embedded") hostPresence(supervisor);
+  // The embedded store runs before any worker: workers find its endpoint in their configuration.
+  const store = config.persistence.sink === "embedded" ? await EmbeddedStore.start(config, log.child({ component: "store" })) : undefined;
+  const workerConfig = store ? store.workerConfig(config) : config;
+  const supervisor = new Supervisor(config, { [WORKER_CONFIG_ENV]: JSON.stringify(workerConfig) }, log.child({ component: "supervisor" }));
+  let adapterHost: AdapterHost | undefined;
+  if (config.mode === "embedded") {
+    const presence = hostPresence(supervisor);
+    const { replay, sessions } = loadRecoveryState(config, log.child({ component: "recovery" }));
+    adapterHost = new AdapterHost(supervisor, replay, sessions, log.child({ component: "adapter" }), {
+      onSessionMoved: (sid, owner) => presence.reassign(sid, owner),
+    });
+  }
   let draining = false;
 
   const balancer = new Balancer({
@@ -78,12 +88,22 @@ async function main(): Promise<void> {
     hardDeadline.unref();
     await balancer.close();
     await supervisor.stop(config.shutdownTimeoutMs);
+    await store?.stop(); // after the workers: their last flush goes to it
+    if (adapterHost) {
+      adapterHost.close();
+      saveRecoveryState(config, adapterHost.log, adapterHost.sessions, log.child({ component: "recovery" }));
+    }
     health.close();
     log.info("stopped");
     process.exit(0);
   };
   process.on("SIGTERM", () => void shutdown("SIGTERM"));
   process.on("SIGINT", () => void shutdown("SIGINT"));
+  // Rolling restart: replace the workers one by one; their clients recover on the others.
+  process.on("SIGHUP", () => {
+    log.info("SIGHUP: rolling restart");
+    void supervisor.rollingRestart(config.shutdownTimeoutMs);
+  });
 }
 
 main().catch((err: unknown) => {

@@ -52,6 +52,8 @@ const envSchema = z.object({
   MESSAGE_MAX_BYTES: z.preprocess(emptyToUndefined, int(16, 100_000_000).default(131_072)),
   CHANNEL_NAME_MAX_LENGTH: z.preprocess(emptyToUndefined, int(1, 1024).default(200)),
   RECOVERY_MAX_DISCONNECTION_MS: z.preprocess(emptyToUndefined, int(0, 3_600_000).default(120_000)),
+  RECOVERY_LOG_MAX_ENTRIES: z.preprocess(emptyToUndefined, int(1, 10_000_000).default(100_000)),
+  RECOVERY_MAX_SESSIONS: z.preprocess(emptyToUndefined, int(1, 10_000_000).default(100_000)),
   CORS_ORIGIN: z.preprocess(emptyToUndefined, z.string().default("*")),
   WORKER_RESTART_DELAY_MS: z.preprocess(emptyToUndefined, int(0, 60_000).default(500)),
   WORKER_RESTART_MAX_DELAY_MS: z.preprocess(emptyToUndefined, int(0, 600_000).default(30_000)),
@@ -63,6 +65,25 @@ const envSchema = z.object({
   QUEUE_URL: z.preprocess(emptyToUndefined, z.string().url().optional()),
   SQS_ENDPOINT: z.preprocess(emptyToUndefined, z.string().url().optional()),
   PERSISTENCE: z.preprocess(emptyToUndefined, z.enum(["embedded", "dynamodb", "sqs", "off"]).optional()),
+  PERSISTENCE_BATCH_SIZE: z.preprocess(emptyToUndefined, int(1, 1000).default(100)),
+  PERSISTENCE_BATCH_WAIT_MS: z.preprocess(emptyToUndefined, int(0, 600_000).default(50)),
+  PERSISTENCE_QUEUE_MAX: z.preprocess(emptyToUndefined, int(1, 10_000_000).default(10_000)),
+  PERSISTENCE_CONCURRENCY: z.preprocess(emptyToUndefined, int(1, 64).default(4)),
+  PERSISTENCE_RETRIES: z.preprocess(emptyToUndefined, int(0, 1000).default(4)),
+  PERSISTENCE_RETRY_BASE_MS: z.preprocess(emptyToUndefined, int(1, 600_000).default(100)),
+  PERSISTENCE_RETRY_MAX_MS: z.preprocess(emptyToUndefined, int(1, 3_600_000).default(5_000)),
+  PERSISTENCE_REQUEST_TIMEOUT_MS: z.preprocess(emptyToUndefined, int(100, 300_000).default(5_000)),
+  PERSISTENCE_REPLAY_INTERVAL_MS: z.preprocess(emptyToUndefined, int(50, 3_600_000).default(5_000)),
+  PERSISTENCE_SPILL_MAX_BYTES: z.preprocess(emptyToUndefined, int(1024).default(1_073_741_824)),
+  PERSISTENCE_CREATE_TABLES: z.preprocess(emptyToUndefined, bool.optional()),
+  STORE_PORT: z.preprocess(emptyToUndefined, port.default(0)),
+  CONSUMER_WAIT_SECONDS: z.preprocess(emptyToUndefined, int(0, 20).default(20)),
+  CONSUMER_MAX_MESSAGES: z.preprocess(emptyToUndefined, int(1, 10).default(10)),
+  CONSUMER_CONCURRENCY: z.preprocess(emptyToUndefined, int(1, 64).default(1)),
+  CONSUMER_VISIBILITY_TIMEOUT_S: z.preprocess(emptyToUndefined, int(0, 43_200).optional()),
+  // Read only to know whether credentials were given (never copied into the config).
+  AWS_ACCESS_KEY_ID: optionalString,
+  AWS_PROFILE: optionalString,
 });
 
 export type Mode = "embedded" | "clustered";
@@ -98,7 +119,13 @@ export interface Config {
     readonly corsOrigin: string;
   };
   readonly limits: { readonly messageMaxBytes: number; readonly channelNameMaxLength: number };
-  readonly recovery: { readonly maxDisconnectionMs: number };
+  readonly recovery: {
+    readonly maxDisconnectionMs: number;
+    /** Embedded replay log: most broadcasts kept (each also expires after maxDisconnectionMs). */
+    readonly logMaxEntries: number;
+    /** Most disconnected sessions kept for recovery; in clustered mode also sizes the stream. */
+    readonly maxSessions: number;
+  };
   readonly supervisor: { readonly restartDelayMs: number; readonly restartMaxDelayMs: number };
   readonly balancer: { readonly headerTimeoutMs: number };
   readonly persistence: {
@@ -109,7 +136,45 @@ export interface Config {
     readonly channelsTable: string;
     readonly queueUrl: string | undefined;
     readonly sqsEndpoint: string | undefined;
-  };
+  } & PersistenceTuning;
+}
+
+/** How the persistence pipeline batches, bounds, retries and spills (docs/persistence.md). */
+export interface PersistenceTuning {
+  /** Messages per flush (one pool task). */
+  readonly batchSize: number;
+  /** Oldest a queued message may get before its batch is flushed, in ms. */
+  readonly batchWaitMs: number;
+  /** Messages per worker accepted but not yet durable; beyond it publishes get OVERLOADED. */
+  readonly queueMax: number;
+  /** Batches in flight to the store per worker. */
+  readonly concurrency: number;
+  /** Retries of a failing batch before it is spilled to disk. */
+  readonly retries: number;
+  readonly retryBaseMs: number;
+  readonly retryMaxMs: number;
+  /** Per-request timeout of the AWS clients, in ms. */
+  readonly requestTimeoutMs: number;
+  /** How often a worker with spilled messages probes the store, in ms. */
+  readonly replayIntervalMs: number;
+  /** Largest spill file per worker, in bytes; at the bound batches stay queued in memory. */
+  readonly spillMaxBytes: number;
+  /** Create missing tables at start (default: when DYNAMODB_ENDPOINT is set, i.e. development). */
+  readonly createTables: boolean;
+  /** Loopback port of the embedded store (0: any free port). */
+  readonly storePort: number;
+  /** Use static dummy AWS credentials: an endpoint is set and the environment gives none. */
+  readonly localCredentials: boolean;
+}
+
+/** What the queue consumer (`npm run consumer`, or the Lambda handler) needs. */
+export interface ConsumerConfig {
+  readonly logLevel: string;
+  readonly persistence: Config["persistence"];
+  readonly waitSeconds: number;
+  readonly maxMessages: number;
+  readonly concurrency: number;
+  readonly visibilityTimeoutS: number | undefined;
 }
 
 /** A configuration problem; `variable` names the environment variable at fault. */
@@ -204,20 +269,74 @@ export function loadConfig(raw: Record<string, string | undefined>, generateKey:
       corsOrigin: v.CORS_ORIGIN,
     },
     limits: { messageMaxBytes: v.MESSAGE_MAX_BYTES, channelNameMaxLength: v.CHANNEL_NAME_MAX_LENGTH },
-    recovery: { maxDisconnectionMs: v.RECOVERY_MAX_DISCONNECTION_MS },
+    recovery: {
+      maxDisconnectionMs: v.RECOVERY_MAX_DISCONNECTION_MS,
+      logMaxEntries: v.RECOVERY_LOG_MAX_ENTRIES,
+      maxSessions: v.RECOVERY_MAX_SESSIONS,
+    },
     supervisor: { restartDelayMs: v.WORKER_RESTART_DELAY_MS, restartMaxDelayMs: v.WORKER_RESTART_MAX_DELAY_MS },
     balancer: { headerTimeoutMs: v.BALANCER_HEADER_TIMEOUT_MS },
-    persistence: {
-      sink,
-      awsRegion: v.AWS_REGION,
-      dynamodbEndpoint: v.DYNAMODB_ENDPOINT,
-      messagesTable: v.DYNAMODB_MESSAGES_TABLE_NAME,
-      channelsTable: v.DYNAMODB_CHANNELS_TABLE_NAME,
-      queueUrl: v.QUEUE_URL,
-      sqsEndpoint: v.SQS_ENDPOINT,
-    },
+    persistence: persistenceFrom(v, sink),
   };
   return deepFreeze(config);
+}
+
+type ParsedEnv = z.infer<typeof envSchema>;
+
+function persistenceFrom(v: ParsedEnv, sink: Config["persistence"]["sink"]): Config["persistence"] {
+  if (v.PERSISTENCE_RETRY_MAX_MS < v.PERSISTENCE_RETRY_BASE_MS) {
+    throw new ConfigError("PERSISTENCE_RETRY_MAX_MS", "must not be less than PERSISTENCE_RETRY_BASE_MS");
+  }
+  const anEndpoint = Boolean(v.DYNAMODB_ENDPOINT || v.SQS_ENDPOINT);
+  return {
+    sink,
+    awsRegion: v.AWS_REGION,
+    dynamodbEndpoint: v.DYNAMODB_ENDPOINT,
+    messagesTable: v.DYNAMODB_MESSAGES_TABLE_NAME,
+    channelsTable: v.DYNAMODB_CHANNELS_TABLE_NAME,
+    queueUrl: v.QUEUE_URL,
+    sqsEndpoint: v.SQS_ENDPOINT,
+    batchSize: v.PERSISTENCE_BATCH_SIZE,
+    batchWaitMs: v.PERSISTENCE_BATCH_WAIT_MS,
+    queueMax: v.PERSISTENCE_QUEUE_MAX,
+    concurrency: v.PERSISTENCE_CONCURRENCY,
+    retries: v.PERSISTENCE_RETRIES,
+    retryBaseMs: v.PERSISTENCE_RETRY_BASE_MS,
+    retryMaxMs: v.PERSISTENCE_RETRY_MAX_MS,
+    requestTimeoutMs: v.PERSISTENCE_REQUEST_TIMEOUT_MS,
+    replayIntervalMs: v.PERSISTENCE_REPLAY_INTERVAL_MS,
+    spillMaxBytes: v.PERSISTENCE_SPILL_MAX_BYTES,
+    createTables: v.PERSISTENCE_CREATE_TABLES ?? Boolean(v.DYNAMODB_ENDPOINT),
+    storePort: v.STORE_PORT,
+    localCredentials: anEndpoint && !v.AWS_ACCESS_KEY_ID && !v.AWS_PROFILE,
+  };
+}
+
+/**
+ * The queue consumer's configuration: the persistence variables and CONSUMER_*, without the
+ * server's own requirements (no API_KEY needed). Throws a ConfigError naming the bad variable.
+ */
+export function loadConsumerConfig(raw: Record<string, string | undefined>): ConsumerConfig {
+  const parsed = envSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const variable = String(issue.path[0] ?? "environment");
+    throw new ConfigError(variable, `${issue.message} (got ${JSON.stringify(raw[variable] ?? null)})`);
+  }
+  const v = parsed.data;
+  return deepFreeze({
+    logLevel: v.LOG_LEVEL,
+    persistence: persistenceFrom(v, "sqs"),
+    waitSeconds: v.CONSUMER_WAIT_SECONDS,
+    maxMessages: v.CONSUMER_MAX_MESSAGES,
+    concurrency: v.CONSUMER_CONCURRENCY,
+    visibilityTimeoutS: v.CONSUMER_VISIBILITY_TIMEOUT_S,
+  });
+}
+
+/** The consumer's configuration from this process's environment (and `.env`): for the Lambda handler and `npm run consumer`. */
+export function consumerConfigFromProcess(): ConsumerConfig {
+  return loadConsumerConfig(readEnvironment(process.env));
 }
 
 function deepFreeze<T>(value: T): T {
@@ -235,4 +354,10 @@ export const WORKER_CONFIG_ENV = "CEREBELLUM_WORKER_CONFIG";
 export function workerConfigFrom(env: NodeJS.ProcessEnv): Config | undefined {
   const raw = env[WORKER_CONFIG_ENV];
   return raw ? deepFreeze(JSON.parse(raw) as Config) : undefined;
+}
+
+/** A worker's slot (0..WORKERS-1), stable across its restarts; the supervisor sets it. */
+export function workerIndexFrom(env: NodeJS.ProcessEnv): number {
+  const index = Number(env.CEREBELLUM_WORKER_INDEX ?? 0);
+  return Number.isInteger(index) && index >= 0 ? index : 0;
 }

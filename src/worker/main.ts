@@ -2,7 +2,7 @@ import cluster from "node:cluster";
 import { createServer } from "node:http";
 import type { Socket as NetSocket } from "node:net";
 import type { Redis } from "ioredis";
-import { workerConfigFrom } from "../shared/config.js";
+import { workerConfigFrom, workerIndexFrom } from "../shared/config.js";
 import { WELCOME_EVENT } from "../shared/contract.js";
 import { IPC_SOURCE, assertNever, isPrimaryMessage, type PrimaryMessage, type WorkerMessage } from "../shared/ipc.js";
 import { createLogger } from "../shared/logger.js";
@@ -16,11 +16,12 @@ import { registerHistoryHandler } from "./handlers/history.js";
 import { registerPresenceHandlers } from "./handlers/presence.js";
 import { adoptConnection } from "./handoff.js";
 import { JwtVerifier } from "./jwt-verifier.js";
-import { OffSink } from "./persistence/sink.js";
+import { createPersistence } from "./persistence/factory.js";
 import { EmbeddedPresenceStore } from "./presence/embedded-store.js";
 import { RedisPresenceStore } from "./presence/redis-store.js";
 import type { PresenceStore } from "./presence/store.js";
 import { createSocketServer } from "./socket-server.js";
+import { Evictions } from "./adapter/evictions.js";
 
 
 async function main(): Promise<void> {
@@ -62,21 +63,24 @@ async function main(): Promise<void> {
     presence = embeddedPresence;
   }
 
-  const io = createSocketServer(httpServer, config, workerId, redis);
+  const evictions = new Evictions();
+  const { io, track } = createSocketServer(httpServer, config, workerId, redis, evictions, log);
   const verifier = new JwtVerifier(config);
   installAuth(io, verifier, log.child({ component: "auth" }));
-  const sink = new OffSink();
+  const { sink, history } = createPersistence(config, log.child({ component: "persistence" }), workerIndexFrom(process.env));
   const ctx: HandlerContext = {
     io,
     config,
     log: log.child({ component: "handlers" }),
     schemas: buildSchemas(config.limits),
     presence,
+    evictions,
     sink,
-    history: sink,
+    history,
   };
 
   io.on("connection", (socket) => {
+    track(socket);
     registerChannelHandlers(socket, ctx);
     registerPresenceHandlers(socket, ctx);
     registerHistoryHandler(socket, ctx);
@@ -129,7 +133,10 @@ async function main(): Promise<void> {
   });
   process.on("SIGTERM", () => void shutdown("SIGTERM"));
   process.on("SIGINT", () => void shutdown("SIGINT"));
-  // The primary is gone (killed): nothing can route to us any more.
+  // The primary is gone (killed): nothing can route to us any more, so drain and exit. Node's
+  // cluster code would otherwise exit this process at once on disconnect, before the drain
+  // (flush of queued messages, session saves) could run; this flag is what it checks.
+  (cluster.worker as unknown as { exitedAfterDisconnect: boolean }).exitedAfterDisconnect = true;
   process.on("disconnect", () => void shutdown("primary disconnected"));
 
   send({ source: IPC_SOURCE, type: "ready" });

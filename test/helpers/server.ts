@@ -15,6 +15,11 @@ export interface ServerOptions {
   redisUrl?: string;
   /** Wait for /readyz (default true). */
   waitReady?: boolean;
+  /** Fixed ports (to restart a server where its clients expect it). */
+  port?: number;
+  healthPort?: number;
+  /** A DATA_DIR that outlives the server (the caller removes it). */
+  dataDir?: string;
 }
 
 export interface RunningServer {
@@ -38,8 +43,8 @@ const running = new Set<RunningServer>();
 
 /** Starts the compiled server as a user would: its own process tree, env vars, free ports. */
 export async function startServer(options: ServerOptions = {}): Promise<RunningServer> {
-  const port = await freePort();
-  const healthPort = await freePort();
+  const port = options.port ?? (await freePort());
+  const healthPort = options.healthPort ?? (await freePort());
   const cwd = mkdtempSync(join(tmpdir(), "cerebellum-test-"));
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? "/usr/bin:/bin",
@@ -50,7 +55,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     WORKERS: String(options.workers ?? 2),
     API_KEY: TEST_API_KEY,
     LOG_LEVEL: "info",
-    DATA_DIR: join(cwd, "data"),
+    DATA_DIR: options.dataDir ?? join(cwd, "data"),
     SHUTDOWN_TIMEOUT_MS: "5000",
     ...(options.redisUrl ? { REDIS_URL: options.redisUrl, REDIS_KEY_PREFIX: `t${port}:` } : {}),
     ...options.env,
@@ -111,6 +116,9 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       },
       { what: "server ready", timeoutMs: 30_000 },
     );
+    // /readyz can answer before this process has read the workers' log lines.
+    const workers = Number(env.WORKERS);
+    await waitFor(() => workerPids().length >= workers, { what: "worker pids in the log" });
   }
   return server;
 }

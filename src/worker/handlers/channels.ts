@@ -65,10 +65,19 @@ export function registerChannelHandlers(socket: AppSocket, ctx: HandlerContext):
         socketId: socket.id,
         messageId: randomUUID(),
       };
+      // Queue first: a message the store cannot take is refused whole, not broadcast, so that
+      // the publisher may retry it without subscribers seeing it twice.
+      const queued = sink.enqueue(parsed.data, message);
+      if (!queued.accepted) return reply(fail(ErrorCode.OVERLOADED, "persistence queue is full, retry later"));
       io.to(channelRoom(parsed.data)).emit(messageEvent(parsed.data), message);
-      const stored = sink.enqueue(parsed.data, message);
-      if (stored === "overloaded") return reply(fail(ErrorCode.OVERLOADED, "persistence queue is full"));
-      reply({ success: true, messageId: message.messageId });
+      // The ack waits until the message is durable (stored or spilled); broadcast did not.
+      queued.durable.then(
+        () => reply({ success: true, messageId: message.messageId }),
+        (err: unknown) => {
+          log.error({ err, channel: parsed.data }, "message could not be made durable");
+          reply(fail(ErrorCode.STORE_UNAVAILABLE, "message was delivered but could not be stored"));
+        },
+      );
     }),
   );
 }

@@ -1,4 +1,5 @@
 import { ErrorCode } from "../../shared/errors.js";
+import { HistoryRequestError } from "../persistence/history-reader.js";
 import type { AppSocket, HandlerContext } from "./context.js";
 import { fail, guard } from "./reply.js";
 
@@ -19,6 +20,8 @@ export function registerHistoryHandler(socket: AppSocket, ctx: HandlerContext): 
         const page = await history.page(channel.data, args.data);
         reply({ success: true, ...page });
       } catch (err) {
+        // A bad cursor, or too many reads at once: the client's to fix or retry, not a store failure.
+        if (err instanceof HistoryRequestError) return reply(fail(err.code, err.message));
         log.warn({ err, channel: channel.data }, "history read failed");
         reply(fail(ErrorCode.STORE_UNAVAILABLE, "history is unavailable"));
       }

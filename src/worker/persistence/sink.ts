@@ -6,10 +6,16 @@ export interface HistoryQuery {
   lastEvaluatedKey: unknown;
 }
 
+/**
+ * The outcome of queueing a message: refused at the queue's bound, or accepted with a promise
+ * that settles once the message is durable (stored, or spilled to disk).
+ */
+export type Enqueued = { accepted: true; durable: Promise<void> } | { accepted: false };
+
 /** Where published messages go after broadcast. Broadcast never waits for it. */
 export interface PersistenceSink {
-  /** Queues a message for storage; "overloaded" when the bounded queue is full. */
-  enqueue(channel: string, message: ChannelMessage): "queued" | "overloaded";
+  /** Queues a message for storage; `accepted: false` when the bounded queue is full. */
+  enqueue(channel: string, message: ChannelMessage): Enqueued;
   /** Records that a channel is in use (the `channels` table); asynchronous and deduplicated. */
   noteChannel(channel: string): void;
   /** Stores or spills everything queued; called on shutdown. Idempotent. */
@@ -22,9 +28,11 @@ export interface HistoryReader {
 }
 
 /** PERSISTENCE=off: nothing is stored and history is always empty. */
+const ALREADY_DURABLE: Enqueued = { accepted: true, durable: Promise.resolve() };
+
 export class OffSink implements PersistenceSink, HistoryReader {
-  enqueue(): "queued" {
-    return "queued";
+  enqueue(): Enqueued {
+    return ALREADY_DURABLE;
   }
   noteChannel(): void {
     // Nothing to record when persistence is off.

@@ -1,0 +1,56 @@
+import { resolve } from "node:path";
+import Piscina from "piscina";
+import { StoreOps, type StoreResults, type StoreSettings, type StoreTask, type StoreTaskOf } from "./store-ops.js";
+
+/** Runs store tasks somewhere: on a piscina pool (the server) or inline (benchmarks, the consumer). */
+export interface StoreRunner {
+  run<K extends StoreTask["op"]>(task: StoreTaskOf<K>): Promise<StoreResults[K]>;
+  close(): Promise<void>;
+}
+
+/** Tasks that may run at once on one pool thread: they wait on the network, not the CPU. */
+const TASKS_PER_THREAD = 16;
+
+/**
+ * The worker's persistence pool. Separate from the JWT pool (jwt-verifier.ts), which is only
+ * created for RS256/ES256 tokens: this one holds AWS clients, that one keys, and each thread's
+ * workerData stays one concern.
+ */
+export class PooledStoreRunner implements StoreRunner {
+  private readonly pool: Piscina;
+
+  constructor(settings: StoreSettings, threads: number) {
+    this.pool = new Piscina({
+      filename: resolve(__dirname, "../tasks/store-task.js"),
+      minThreads: 1,
+      maxThreads: threads,
+      concurrentTasksPerWorker: TASKS_PER_THREAD,
+      workerData: settings,
+    });
+  }
+
+  run<K extends StoreTask["op"]>(task: StoreTaskOf<K>): Promise<StoreResults[K]> {
+    return this.pool.run(task) as Promise<StoreResults[K]>;
+  }
+
+  async close(): Promise<void> {
+    await this.pool.destroy();
+  }
+}
+
+/** The same operations on the calling thread's event loop. */
+export class InlineStoreRunner implements StoreRunner {
+  private readonly ops: StoreOps;
+
+  constructor(settings: StoreSettings) {
+    this.ops = new StoreOps(settings);
+  }
+
+  run<K extends StoreTask["op"]>(task: StoreTaskOf<K>): Promise<StoreResults[K]> {
+    return this.ops.run(task);
+  }
+
+  async close(): Promise<void> {
+    this.ops.destroy();
+  }
+}

@@ -1,0 +1,157 @@
+/**
+ * The side HTTP port (PROTOCOL.md, "HTTP on the side port"): the load balancer's `GET /`,
+ * liveness and readiness probes, and the development-only `POST /login`.
+ */
+import jwt from "jsonwebtoken";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { closeAllClients, connect, request } from "./helpers/client.js";
+import { TEST_API_KEY, startServer, stopAllServers, type RunningServer } from "./helpers/server.js";
+import { isAlive, waitFor } from "./helpers/wait.js";
+
+async function get(url: string): Promise<{ status: number; body: string }> {
+  const res = await fetch(url);
+  return { status: res.status, body: await res.text() };
+}
+
+function login(server: RunningServer, body: unknown): Promise<Response> {
+  return fetch(`${server.healthUrl}/login`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
+}
+
+describe("health endpoints", () => {
+  let server: RunningServer;
+  beforeAll(async () => {
+    server = await startServer();
+  });
+  afterAll(async () => {
+    closeAllClients();
+    await stopAllServers();
+  });
+
+  it("GET / answers 200 'Server is healthy' (the reference load balancer's check)", async () => {
+    expect(await get(`${server.healthUrl}/`)).toEqual({ status: 200, body: "Server is healthy" });
+  });
+
+  it("/healthz and /readyz answer 200 once every worker is ready", async () => {
+    expect((await get(`${server.healthUrl}/healthz`)).status).toBe(200);
+    expect((await get(`${server.healthUrl}/readyz`)).status).toBe(200);
+    // A query string does not change the route.
+    expect((await get(`${server.healthUrl}/readyz?probe=1`)).status).toBe(200);
+  });
+
+  it("answers 404 to unknown paths and methods", async () => {
+    expect((await get(`${server.healthUrl}/nope`)).status).toBe(404);
+    expect((await get(`${server.healthUrl}/healthz/extra`)).status).toBe(404);
+    expect((await fetch(`${server.healthUrl}/`, { method: "DELETE" })).status).toBe(404);
+  });
+
+  it("has no /login outside development (NODE_ENV=test)", async () => {
+    expect((await login(server, { username: "alice" })).status).toBe(404);
+  });
+});
+
+describe("POST /login in development", () => {
+  let server: RunningServer;
+  beforeAll(async () => {
+    server = await startServer({ env: { NODE_ENV: "development" } });
+  });
+  afterAll(async () => {
+    closeAllClients();
+    await stopAllServers();
+  });
+
+  it("returns a bare 1-minute JWT signed with API_KEY that the socket server accepts", async () => {
+    const res = await login(server, { username: "alice" });
+    expect(res.status).toBe(200);
+    const token = await res.text();
+    // A bare token: the whole body, three base64url parts, no JSON, no quotes.
+    expect(token).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/);
+
+    const decoded = jwt.decode(token, { complete: true });
+    expect(decoded?.header.alg).toBe("HS256");
+    const payload = decoded!.payload as jwt.JwtPayload;
+    expect(payload.username).toBe("alice");
+    expect(payload.exp! - payload.iat!).toBe(60);
+    expect(Math.abs(payload.iat! - Date.now() / 1000)).toBeLessThan(30);
+    expect(() => jwt.verify(token, Buffer.from(TEST_API_KEY, "utf8"), { algorithms: ["HS256"] })).not.toThrow();
+
+    // The SDK's authRoute flow: the body goes straight into auth.token.
+    const socket = await connect(server.url, token);
+    expect(await request(socket, "channel:subscribe", "login:room")).toEqual({ success: true });
+  });
+
+  it("answers 400 without a username and never issues a token for it", async () => {
+    for (const body of [{}, { username: "" }, { username: 42 }, "not json", { username: "u".repeat(300) }]) {
+      const res = await login(server, body);
+      expect(res.status, JSON.stringify(body)).toBe(400);
+      expect(await res.text()).not.toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/);
+    }
+  });
+
+  it("answers the CORS preflight the browser SDK sends", async () => {
+    const res = await fetch(`${server.healthUrl}/login`, { method: "OPTIONS" });
+    expect(res.status).toBe(204);
+    expect(res.headers.get("access-control-allow-origin")).toBe("*");
+  });
+});
+
+describe("POST /login in production", () => {
+  let server: RunningServer;
+  beforeAll(async () => {
+    // startServer always sets API_KEY, which production requires.
+    server = await startServer({ env: { NODE_ENV: "production" } });
+  });
+  afterAll(async () => {
+    closeAllClients();
+    await stopAllServers();
+  });
+
+  it("does not exist (404), while GET / still answers", async () => {
+    const res = await login(server, { username: "alice" });
+    expect(res.status).toBe(404);
+    expect(await res.text()).not.toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/);
+    expect(await get(`${server.healthUrl}/`)).toEqual({ status: 200, body: "Server is healthy" });
+  });
+});
+
+describe("/readyz while a worker is down", () => {
+  afterEach(async () => {
+    closeAllClients();
+    await stopAllServers();
+  });
+
+  it("turns 503 when a worker dies, while / and /healthz stay 200, and 200 again after the restart", async () => {
+    // A slow restart keeps the 503 window wide enough to observe.
+    const server = await startServer({ env: { WORKER_RESTART_DELAY_MS: "3000" } });
+    const [victim, survivor] = await waitFor(() => server.workerPids().length === 2 && server.workerPids(), {
+      what: "both workers ready",
+    });
+    expect((await get(`${server.healthUrl}/readyz`)).status).toBe(200);
+
+    process.kill(victim!, "SIGKILL");
+    await waitFor(async () => (await get(`${server.healthUrl}/readyz`)).status === 503, {
+      what: "/readyz 503",
+      timeoutMs: 2500,
+    });
+    // Still inside the restart delay: the process is alive, it is just not fully ready.
+    expect(server.workerPids()).toHaveLength(2);
+    expect(await get(`${server.healthUrl}/`)).toEqual({ status: 200, body: "Server is healthy" });
+    expect((await get(`${server.healthUrl}/healthz`)).status).toBe(200);
+    // The surviving worker still takes connections meanwhile.
+    const socket = await connect(server.url, server.token());
+    expect(await request(socket, "channel:subscribe", "readyz:room")).toEqual({ success: true });
+
+    await waitFor(async () => (await get(`${server.healthUrl}/readyz`)).status === 200, {
+      what: "/readyz 200 after the restart",
+      timeoutMs: 15_000,
+    });
+    await waitFor(() => server.workerPids().length === 3, { what: "the replacement's ready line" });
+    const replacement = server.workerPids()[2]!;
+    expect([victim, survivor]).not.toContain(replacement);
+    expect(isAlive(victim!)).toBe(false);
+    expect(server.liveWorkerPids().sort()).toEqual([survivor!, replacement].sort());
+  });
+});
