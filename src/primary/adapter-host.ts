@@ -12,11 +12,6 @@ import type { ReplayLog } from "./replay-log.js";
 import type { SessionTable } from "./session-table.js";
 import type { Supervisor } from "./supervisor.js";
 
-export interface AdapterHostHooks {
-  /** A session moved to another worker (recovery): presence ownership follows it. */
-  onSessionMoved?(sid: string, newOwner: number): void;
-}
-
 /**
  * The primary's side of the embedded adapter: relays cluster messages between workers,
  * sequences and logs every broadcast, and keeps the host's recovery sessions.
@@ -31,7 +26,6 @@ export class AdapterHost {
     readonly log: ReplayLog,
     readonly sessions: SessionTable,
     private readonly logger: Logger,
-    private readonly hooks: AdapterHostHooks = {},
   ) {
     supervisor.on("adapter", (worker, message) => this.onMessage(worker, message));
     supervisor.on("exit", (workerId) => {
@@ -125,7 +119,6 @@ export class AdapterHost {
       const holder = this.supervisor.connectedWorkers().find((w) => w.id === taken.previousOwner);
       if (holder) this.send(holder, { source: ADAPTER_SOURCE, t: "evict", sid: taken.record.sid });
     }
-    this.hooks.onSessionMoved?.(taken.record.sid, worker.id);
     this.logger.debug({ sid: taken.record.sid, offset, missed: missedPackets.length, upTo: this.log.lastOffset, worker: worker.id }, "session restored");
     return { ...taken.record, missedPackets };
   }

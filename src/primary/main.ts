@@ -52,10 +52,17 @@ async function main(): Promise<void> {
   const supervisor = new Supervisor(config, { [WORKER_CONFIG_ENV]: JSON.stringify(workerConfig) }, log.child({ component: "supervisor" }));
   let adapterHost: AdapterHost | undefined;
   if (config.mode === "embedded") {
-    const presence = hostPresence(supervisor);
+    hostPresence(supervisor, config, log.child({ component: "presence" }));
     const { replay, sessions } = loadRecoveryState(config, log.child({ component: "recovery" }));
-    adapterHost = new AdapterHost(supervisor, replay, sessions, log.child({ component: "adapter" }), {
-      onSessionMoved: (sid, owner) => presence.reassign(sid, owner),
+    adapterHost = new AdapterHost(supervisor, replay, sessions, log.child({ component: "adapter" }));
+  } else {
+    // Clustered: a dead worker's presence lease would run out by itself within PRESENCE_STALE_MS;
+    // this host knows sooner, so a surviving worker ends it after the crash grace.
+    supervisor.on("exit", (_workerId, presenceOwner) => {
+      const survivor = supervisor.readyWorkers()[0];
+      if (presenceOwner && survivor) {
+        supervisor.send(survivor, { source: IPC_SOURCE, type: "presence:owner-died", owner: presenceOwner });
+      }
     });
   }
   let draining = false;

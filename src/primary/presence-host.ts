@@ -1,16 +1,24 @@
 import type { Worker } from "node:cluster";
+import type { Config } from "../shared/config.js";
 import { IPC_SOURCE, assertNever, type PresenceOp, type PresenceOpResult } from "../shared/ipc.js";
+import type { Logger } from "../shared/logger.js";
 import { PresenceTable } from "../shared/presence-table.js";
 import type { Supervisor } from "./supervisor.js";
 
 /**
- * Embedded mode's presence: the primary holds the table for every worker, answers their
- * requests over IPC, and evicts (with `leave` events) the members of a worker that died.
+ * Embedded mode's presence: the primary holds the table for every worker and answers their
+ * requests over IPC. The members of a worker that dies are suspended for PRESENCE_CRASH_GRACE_MS:
+ * those that recover elsewhere stay, the others are reaped with `leave` events.
  */
-export function hostPresence(supervisor: Supervisor): PresenceTable {
-  const table = new PresenceTable();
+export function hostPresence(supervisor: Supervisor, config: Config, log: Logger): PresenceTable {
+  const table = new PresenceTable(
+    { maxMembers: config.presence.maxMembers, maxChannelsPerMember: config.presence.maxChannelsPerMember },
+    config.recovery.maxDisconnectionMs,
+    config.recovery.maxSessions,
+  );
 
   const run = (owner: number, request: PresenceOp): PresenceOpResult => {
+    const now = Date.now();
     switch (request.op) {
       case "add":
         return table.add(request.channel, request.socketId, request.info, owner);
@@ -24,6 +32,13 @@ export function hostPresence(supervisor: Supervisor): PresenceTable {
         return table.channelsOf(request.socketId);
       case "removeAll":
         return table.removeAll(request.socketId);
+      case "suspend":
+        table.suspend(request.socketId, now + request.graceMs);
+        return true;
+      case "resume":
+        return table.resume(request.socketId, owner, now);
+      case "reap":
+        return table.reap(now);
       default:
         return assertNever(request);
     }
@@ -36,11 +51,8 @@ export function hostPresence(supervisor: Supervisor): PresenceTable {
   });
 
   supervisor.on("exit", (workerId) => {
-    const members = table.removeOwnedBy(workerId);
-    if (members.length === 0) return;
-    // A surviving worker broadcasts the leave events through the adapter.
-    const announcer = supervisor.readyWorkers()[0];
-    if (announcer) supervisor.send(announcer, { source: IPC_SOURCE, type: "presence:evicted", members });
+    const count = table.suspendOwnedBy(workerId, Date.now() + config.presence.crashGraceMs);
+    if (count > 0) log.info({ worker: workerId, members: count }, "a dead worker's members leave unless they recover");
   });
 
   return table;

@@ -17,12 +17,14 @@ interface Slot {
   startedAt: number;
   /** Being replaced by a rolling restart: fork again at once, without backoff. */
   replacing: boolean;
+  /** The worker's presence lease id (clustered mode), from its ready message. */
+  presenceOwner: string | undefined;
   restartTimer: NodeJS.Timeout | undefined;
 }
 
 export interface SupervisorEvents {
   /** A worker left (crash or stop); its members must be cleaned up. */
-  exit: [workerId: number];
+  exit: [workerId: number, presenceOwner: string | undefined];
   message: [worker: Worker, message: WorkerMessage];
   /** The embedded adapter's traffic (see adapter-host.ts). */
   adapter: [worker: Worker, message: AdapterUpMessage];
@@ -54,6 +56,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         failures: 0,
         startedAt: 0,
         replacing: false,
+        presenceOwner: undefined,
         restartTimer: undefined,
       };
       this.slots.push(slot);
@@ -71,7 +74,10 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     worker.on("message", (message: unknown) => {
       if (isAdapterMessage<AdapterUpMessage>(message)) return void this.emit("adapter", worker, message);
       if (!isWorkerMessage(message)) return; // unknown traffic is dropped
-      if (message.type === "ready") slot.ready = true;
+      if (message.type === "ready") {
+        slot.ready = true;
+        slot.presenceOwner = message.presenceOwner;
+      }
       else if (message.type === "draining") slot.draining = true;
       this.emit("message", worker, message);
     });
@@ -82,7 +88,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     if (slot.worker !== worker) return;
     slot.worker = undefined;
     slot.ready = false;
-    this.emit("exit", worker.id);
+    this.emit("exit", worker.id, slot.presenceOwner);
+    slot.presenceOwner = undefined;
     if (this.stopping) return;
     if (slot.replacing) {
       slot.replacing = false;

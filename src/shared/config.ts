@@ -54,6 +54,14 @@ const envSchema = z.object({
   RECOVERY_MAX_DISCONNECTION_MS: z.preprocess(emptyToUndefined, int(0, 3_600_000).default(120_000)),
   RECOVERY_LOG_MAX_ENTRIES: z.preprocess(emptyToUndefined, int(1, 10_000_000).default(100_000)),
   RECOVERY_MAX_SESSIONS: z.preprocess(emptyToUndefined, int(1, 10_000_000).default(100_000)),
+  PRESENCE_GRACE_MS: z.preprocess(emptyToUndefined, int(0, 3_600_000).default(15_000)),
+  PRESENCE_CRASH_GRACE_MS: z.preprocess(emptyToUndefined, int(0, 600_000).default(3_000)),
+  PRESENCE_STALE_MS: z.preprocess(emptyToUndefined, int(1_000, 600_000).default(15_000)),
+  PRESENCE_REAP_INTERVAL_MS: z.preprocess(emptyToUndefined, int(100, 60_000).default(1_000)),
+  PRESENCE_MAX_MEMBERS: z.preprocess(emptyToUndefined, int(1, 1_000_000).default(10_000)),
+  PRESENCE_MAX_CHANNELS_PER_MEMBER: z.preprocess(emptyToUndefined, int(1, 100_000).default(100)),
+  PRESENCE_INFO_MAX_BYTES: z.preprocess(emptyToUndefined, int(16, 1_000_000).default(4_096)),
+  PRESENCE_INFO_MAX_FIELDS: z.preprocess(emptyToUndefined, int(1, 1_000).default(32)),
   CORS_ORIGIN: z.preprocess(emptyToUndefined, z.string().default("*")),
   WORKER_RESTART_DELAY_MS: z.preprocess(emptyToUndefined, int(0, 60_000).default(500)),
   WORKER_RESTART_MAX_DELAY_MS: z.preprocess(emptyToUndefined, int(0, 600_000).default(30_000)),
@@ -119,6 +127,19 @@ export interface Config {
     readonly corsOrigin: string;
   };
   readonly limits: { readonly messageMaxBytes: number; readonly channelNameMaxLength: number };
+  readonly presence: {
+    /** A member whose connection dropped (recoverably) stays listed this long before `leave`, in ms. */
+    readonly graceMs: number;
+    /** Members of a worker that died are removed this long after, unless they recovered, in ms. */
+    readonly crashGraceMs: number;
+    /** A host whose lease is older than this is dead: its members are removed (clustered), in ms. */
+    readonly staleMs: number;
+    readonly reapIntervalMs: number;
+    readonly maxMembers: number;
+    readonly maxChannelsPerMember: number;
+    readonly infoMaxBytes: number;
+    readonly infoMaxFields: number;
+  };
   readonly recovery: {
     readonly maxDisconnectionMs: number;
     /** Embedded replay log: most broadcasts kept (each also expires after maxDisconnectionMs). */
@@ -269,6 +290,16 @@ export function loadConfig(raw: Record<string, string | undefined>, generateKey:
       corsOrigin: v.CORS_ORIGIN,
     },
     limits: { messageMaxBytes: v.MESSAGE_MAX_BYTES, channelNameMaxLength: v.CHANNEL_NAME_MAX_LENGTH },
+    presence: {
+      graceMs: v.PRESENCE_GRACE_MS,
+      crashGraceMs: v.PRESENCE_CRASH_GRACE_MS,
+      staleMs: v.PRESENCE_STALE_MS,
+      reapIntervalMs: v.PRESENCE_REAP_INTERVAL_MS,
+      maxMembers: v.PRESENCE_MAX_MEMBERS,
+      maxChannelsPerMember: v.PRESENCE_MAX_CHANNELS_PER_MEMBER,
+      infoMaxBytes: v.PRESENCE_INFO_MAX_BYTES,
+      infoMaxFields: v.PRESENCE_INFO_MAX_FIELDS,
+    },
     recovery: {
       maxDisconnectionMs: v.RECOVERY_MAX_DISCONNECTION_MS,
       logMaxEntries: v.RECOVERY_LOG_MAX_ENTRIES,

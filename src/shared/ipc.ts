@@ -1,4 +1,5 @@
 import type { PresenceState } from "./contract.js";
+import type { PresenceRefusal, Reentry, Removal } from "./presence-limits.js";
 
 /**
  * Messages between the primary and its workers: a discriminated union tagged with a source,
@@ -13,9 +14,20 @@ export type PresenceOp =
   | { op: "members"; channel: string }
   | { op: "update"; channel: string; socketId: string; info: Record<string, string> }
   | { op: "channelsOf"; socketId: string }
-  | { op: "removeAll"; socketId: string };
+  | { op: "removeAll"; socketId: string }
+  | { op: "suspend"; socketId: string; graceMs: number }
+  | { op: "resume"; socketId: string }
+  | { op: "reap" };
 
-export type PresenceOpResult = PresenceState | PresenceState[] | string[] | boolean | null;
+export type PresenceOpResult =
+  | PresenceState
+  | PresenceRefusal
+  | PresenceState[]
+  | string[]
+  | Reentry[]
+  | Removal[]
+  | boolean
+  | null;
 
 type Tagged<T> = T & { source: typeof IPC_SOURCE };
 
@@ -26,18 +38,19 @@ export type PrimaryMessage = Tagged<
   /** Drain and exit (shutdown or rolling restart). */
   | { type: "shutdown" }
   | { type: "presence:result"; id: number; result: PresenceOpResult }
-  /** Announce that these members are gone (their worker died). */
-  | { type: "presence:evicted"; members: Array<{ channel: string; socketId: string }> }
+  /** Clustered mode: a worker of this host died; end its presence lease after the crash grace. */
+  | { type: "presence:owner-died"; owner: string }
 >;
 
 /** Worker → primary. */
 export type WorkerMessage = Tagged<
-  | { type: "ready" }
+  /** `presenceOwner`: the worker's id in the Redis presence leases (clustered mode). */
+  | { type: "ready"; presenceOwner?: string }
   | { type: "draining" }
   | { type: "presence"; id: number; request: PresenceOp }
 >;
 
-const PRIMARY_TYPES = new Set(["connection", "shutdown", "presence:result", "presence:evicted"]);
+const PRIMARY_TYPES = new Set(["connection", "shutdown", "presence:result", "presence:owner-died"]);
 const WORKER_TYPES = new Set(["ready", "draining", "presence"]);
 
 export function isPrimaryMessage(value: unknown): value is PrimaryMessage {

@@ -1,18 +1,40 @@
 import type { PresenceState } from "./contract.js";
+import type { PresenceLimits, PresenceRefusal, Reentry, Removal } from "./presence-limits.js";
+
+interface Member {
+  state: PresenceState;
+  owner: number;
+}
 
 /**
  * The embedded presence state, held by the primary for all of the host's workers. Each member
- * remembers the worker that owns its socket so that a dead worker's members can be removed.
+ * remembers the worker that owns its socket. A socket whose connection dropped is *suspended*:
+ * it stays listed until its deadline, and `reap` removes it then (the caller sends `leave`);
+ * its states are kept as a ghost for the recovery window so that a late recovery re-enters it.
  */
 export class PresenceTable {
-  private readonly channels = new Map<string, Map<string, { state: PresenceState; owner: number }>>();
+  private readonly channels = new Map<string, Map<string, Member>>();
   private readonly bySocket = new Map<string, Set<string>>();
+  /** Suspended sockets and their leave deadline (ms since epoch). */
+  private readonly pending = new Map<string, number>();
+  /** Reaped sockets' states, for re-entry on a late recovery; expiry in ms since epoch. */
+  private readonly ghosts = new Map<string, { states: Reentry[]; expiresAt: number }>();
 
-  add(channel: string, socketId: string, info: Record<string, string>, owner: number): PresenceState {
+  constructor(
+    private readonly limits: PresenceLimits,
+    private readonly ghostTtlMs: number,
+    private readonly maxGhosts: number,
+  ) {}
+
+  add(channel: string, socketId: string, info: Record<string, string>, owner: number): PresenceState | PresenceRefusal {
     let members = this.channels.get(channel);
+    const previous = members?.get(socketId);
+    if (!previous) {
+      if ((members?.size ?? 0) >= this.limits.maxMembers) return "members";
+      if ((this.bySocket.get(socketId)?.size ?? 0) >= this.limits.maxChannelsPerMember) return "channels";
+    }
     if (!members) this.channels.set(channel, (members = new Map()));
-    const previous = members.get(socketId)?.state;
-    const state = { ...previous, ...info, socketId } as PresenceState;
+    const state = { ...previous?.state, ...info, socketId } as PresenceState;
     members.set(socketId, { state, owner });
     let joined = this.bySocket.get(socketId);
     if (!joined) this.bySocket.set(socketId, (joined = new Set()));
@@ -33,16 +55,15 @@ export class PresenceTable {
     if (members.size === 0) this.channels.delete(channel);
     const joined = this.bySocket.get(socketId);
     joined?.delete(channel);
-    if (joined?.size === 0) this.bySocket.delete(socketId);
+    if (joined?.size === 0) {
+      this.bySocket.delete(socketId);
+      this.pending.delete(socketId);
+    }
     return true;
   }
 
   members(channel: string): PresenceState[] {
     return [...(this.channels.get(channel)?.values() ?? [])].map((e) => e.state);
-  }
-
-  memberCount(channel: string): number {
-    return this.channels.get(channel)?.size ?? 0;
   }
 
   channelsOf(socketId: string): string[] {
@@ -52,24 +73,71 @@ export class PresenceTable {
   removeAll(socketId: string): string[] {
     const left = this.channelsOf(socketId);
     for (const channel of left) this.remove(channel, socketId);
+    this.pending.delete(socketId);
     return left;
   }
 
-  /** A socket moved to another worker (recovery): its memberships follow it. */
-  reassign(socketId: string, owner: number): void {
+  /** The socket dropped: keep it listed until `deadline`, then `reap` removes it. */
+  suspend(socketId: string, deadline: number): void {
+    if (!this.bySocket.has(socketId)) return;
+    const current = this.pending.get(socketId);
+    this.pending.set(socketId, current === undefined ? deadline : Math.min(current, deadline));
+  }
+
+  /** Every member of a dead worker is suspended until `deadline` (unless it recovers first). */
+  suspendOwnedBy(owner: number, deadline: number): number {
+    let count = 0;
+    for (const [socketId, channels] of this.bySocket) {
+      const first = channels.values().next().value;
+      if (first !== undefined && this.channels.get(first)?.get(socketId)?.owner === owner) {
+        this.suspend(socketId, deadline);
+        count++;
+      }
+    }
+    return count;
+  }
+
+  /**
+   * The socket is back (recovered) on `owner`: cancel its pending leave and move its
+   * memberships there; if it had already been reaped, re-enter it from its ghost (the caller
+   * sends `join` for what this returns).
+   */
+  resume(socketId: string, owner: number, now: number): Reentry[] {
+    this.pending.delete(socketId);
     for (const channel of this.bySocket.get(socketId) ?? []) {
       const entry = this.channels.get(channel)?.get(socketId);
       if (entry) entry.owner = owner;
     }
+    const ghost = this.ghosts.get(socketId);
+    if (!ghost) return [];
+    this.ghosts.delete(socketId);
+    if (ghost.expiresAt < now) return [];
+    const back: Reentry[] = [];
+    for (const { channel, state } of ghost.states) {
+      const { socketId: _id, ...info } = state;
+      const added = this.add(channel, socketId, info, owner);
+      if (typeof added !== "string") back.push({ channel, state: added });
+    }
+    return back;
   }
 
-  /** Removes every member owned by a worker; returns what was removed, for the leave events. */
-  removeOwnedBy(owner: number): Array<{ channel: string; socketId: string }> {
-    const removed: Array<{ channel: string; socketId: string }> = [];
-    for (const [channel, members] of this.channels) {
-      for (const [socketId, entry] of members) if (entry.owner === owner) removed.push({ channel, socketId });
+  /** Removes suspended sockets past their deadline; returns what left (for `leave` events). */
+  reap(now: number): Removal[] {
+    const removed: Removal[] = [];
+    for (const [socketId, deadline] of this.pending) {
+      if (deadline > now) continue;
+      const states: Reentry[] = this.channelsOf(socketId).map((channel) => ({
+        channel,
+        state: this.channels.get(channel)!.get(socketId)!.state,
+      }));
+      for (const { channel } of states) removed.push({ channel, socketId });
+      this.removeAll(socketId);
+      this.ghosts.set(socketId, { states, expiresAt: now + this.ghostTtlMs });
     }
-    for (const { channel, socketId } of removed) this.remove(channel, socketId);
+    for (const [socketId, ghost] of this.ghosts) {
+      if (ghost.expiresAt >= now && this.ghosts.size <= this.maxGhosts) break;
+      this.ghosts.delete(socketId);
+    }
     return removed;
   }
 }

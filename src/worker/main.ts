@@ -7,13 +7,12 @@ import { WELCOME_EVENT } from "../shared/contract.js";
 import { IPC_SOURCE, assertNever, isPrimaryMessage, type PrimaryMessage, type WorkerMessage } from "../shared/ipc.js";
 import { createLogger } from "../shared/logger.js";
 import { createRedis, whenReady } from "../shared/redis.js";
-import { presenceEvent, presenceRoom } from "../shared/rooms.js";
 import { buildSchemas } from "../shared/schemas.js";
 import { installAuth } from "./auth.js";
 import { registerChannelHandlers } from "./handlers/channels.js";
 import type { HandlerContext } from "./handlers/context.js";
 import { registerHistoryHandler } from "./handlers/history.js";
-import { registerPresenceHandlers } from "./handlers/presence.js";
+import { registerPresenceHandlers, startPresenceReaper } from "./handlers/presence.js";
 import { adoptConnection } from "./handoff.js";
 import { JwtVerifier } from "./jwt-verifier.js";
 import { createPersistence } from "./persistence/factory.js";
@@ -51,12 +50,21 @@ async function main(): Promise<void> {
   let redis: Redis | undefined;
   let presenceRedis: Redis | undefined;
   let presence: PresenceStore;
+  let redisPresence: RedisPresenceStore | undefined;
   let embeddedPresence: EmbeddedPresenceStore | undefined;
   if (config.redis) {
     redis = createRedis(config.redis.url, log, `cerebellum-adapter-${process.pid}`);
     // Presence and session traffic get their own connection so the adapter's traffic never queues behind it.
     presenceRedis = createRedis(config.redis.url, log, `cerebellum-presence-${process.pid}`);
-    presence = new RedisPresenceStore(presenceRedis, config.redis.keyPrefix);
+    redisPresence = new RedisPresenceStore({
+      redis: presenceRedis,
+      prefix: config.redis.keyPrefix,
+      limits: { maxMembers: config.presence.maxMembers, maxChannelsPerMember: config.presence.maxChannelsPerMember },
+      staleMs: config.presence.staleMs,
+      ghostTtlMs: config.recovery.maxDisconnectionMs,
+      log: log.child({ component: "presence" }),
+    });
+    presence = redisPresence;
     await Promise.all([whenReady(redis), whenReady(presenceRedis)]);
   } else {
     embeddedPresence = new EmbeddedPresenceStore(send);
@@ -87,10 +95,13 @@ async function main(): Promise<void> {
     socket.emit(WELCOME_EVENT, { socketId: socket.id, serverTime: new Date().toISOString() });
   });
 
+  const stopReaper = startPresenceReaper(ctx);
+
   let draining = false;
   const shutdown = async (reason: string) => {
     if (draining) return;
     draining = true;
+    stopReaper();
     log.info({ reason }, "worker draining");
     send({ source: IPC_SOURCE, type: "draining" });
     const deadline = setTimeout(() => {
@@ -122,10 +133,10 @@ async function main(): Promise<void> {
       case "presence:result":
         embeddedPresence?.settle(msg.id, msg.result);
         break;
-      case "presence:evicted":
-        for (const { channel, socketId } of msg.members) {
-          io.to(presenceRoom(channel)).emit(presenceEvent(channel, "leave"), { socketId });
-        }
+      case "presence:owner-died":
+        redisPresence
+          ?.endLease(msg.owner, config.presence.crashGraceMs)
+          .catch((err: unknown) => log.warn({ err }, "could not end a dead worker's presence lease"));
         break;
       default:
         assertNever(msg);
@@ -139,7 +150,7 @@ async function main(): Promise<void> {
   (cluster.worker as unknown as { exitedAfterDisconnect: boolean }).exitedAfterDisconnect = true;
   process.on("disconnect", () => void shutdown("primary disconnected"));
 
-  send({ source: IPC_SOURCE, type: "ready" });
+  send({ source: IPC_SOURCE, type: "ready", presenceOwner: redisPresence?.uid });
   log.info({ mode: config.mode }, "worker ready");
 }
 

@@ -87,6 +87,7 @@ export class RedisRecovery {
   private readonly persisted = new Set<string>();
   private readonly pending = new PendingRestores((sid) => restoreStage(this.adapter.sids, this.adapter.nsp.sockets, sid));
   private flushScheduled = false;
+  private streamTtlSet = false;
   private readonly refreshTimer: NodeJS.Timeout;
   private adapter!: StreamsAdapter;
 
@@ -97,6 +98,7 @@ export class RedisRecovery {
     this.redis.defineCommand("cbTake", { numberOfKeys: 1, lua: TAKE });
     this.refreshTimer = setInterval(() => this.refresh(), REFRESH_MS);
     this.refreshTimer.unref();
+    this.refresh();
   }
 
   private get liveTtl(): number {
@@ -159,6 +161,13 @@ export class RedisRecovery {
 
   private flush(): void {
     this.flushScheduled = false;
+    if (!this.streamTtlSet) {
+      // The stream exists once the first broadcast (a welcome) went out: give it its TTL now.
+      this.redis.pexpire(this.opts.streamName, this.liveTtl).then(
+        (set) => (this.streamTtlSet ||= set === 1),
+        (err: unknown) => this.opts.log.warn({ err }, "stream TTL refresh failed"),
+      );
+    }
     for (const sid of this.dirty) {
       const socket = this.adapter.nsp.sockets.get(sid);
       if (!socket || !this.tracked.has(sid)) continue;
@@ -183,8 +192,14 @@ export class RedisRecovery {
       .catch((err: unknown) => this.opts.log.warn({ err, sid: stored.sid }, "session save failed"));
   }
 
-  /** Keeps live sessions' keys alive while their sockets are connected. */
+  /**
+   * Keeps live sessions' keys alive while their sockets are connected, and the stream itself
+   * while any server runs (it is capped by MAXLEN; the TTL is for when every server is gone).
+   */
   private refresh(): void {
+    this.redis
+      .pexpire(this.opts.streamName, this.liveTtl)
+      .catch((err: unknown) => this.opts.log.warn({ err }, "stream TTL refresh failed"));
     const pids = [...this.tracked.values()];
     for (let i = 0; i < pids.length; i += 1000) {
       const pipeline = this.redis.pipeline();

@@ -1,25 +1,52 @@
 import { ErrorCode } from "../../shared/errors.js";
 import { presenceEvent, presenceRoom } from "../../shared/rooms.js";
-import type { AppSocket, HandlerContext } from "./context.js";
+import type { Removal } from "../../shared/presence-limits.js";
+import { stringifyInfo } from "../presence/store.js";
+import type { AppServer, AppSocket, HandlerContext } from "./context.js";
 import { fail, guard } from "./reply.js";
+
+/** Disconnect reasons after which the client comes back and recovers: no `leave` for those, yet. */
+const RECOVERABLE = new Set(["transport error", "transport close", "forced close", "ping timeout", "server shutting down", "forced server close"]);
 
 /**
  * presenceSet:enter, presenceSet:leave, presence:update and presence:members:get.
  * Only members of a set receive its events; the joiner sees its own join.
  */
 export function registerPresenceHandlers(socket: AppSocket, ctx: HandlerContext): void {
-  const { io, schemas, log, presence } = ctx;
+  const { io, schemas, log, presence, config } = ctx;
+  const limits = config.presence;
 
-  const parseChannel = (name: unknown) => schemas.channelName.safeParse(name);
+  /** Parses and bounds presence info; undefined plus a failure reply when it is refused. */
+  const parseInfo = (raw: unknown, reply: (r: unknown) => void): Record<string, string> | undefined => {
+    const parsed = schemas.presenceInfo.safeParse(raw);
+    if (!parsed.success) {
+      reply(fail(ErrorCode.INVALID_ARGUMENT, `info: ${parsed.error.issues[0]?.message}`));
+      return undefined;
+    }
+    if (Object.keys(parsed.data).length > limits.infoMaxFields) {
+      reply(fail(ErrorCode.LIMIT_EXCEEDED, `info has more than ${limits.infoMaxFields} fields`));
+      return undefined;
+    }
+    const info = stringifyInfo(parsed.data);
+    if (Buffer.byteLength(JSON.stringify(info), "utf8") > limits.infoMaxBytes) {
+      reply(fail(ErrorCode.PAYLOAD_TOO_LARGE, `info is larger than ${limits.infoMaxBytes} bytes`));
+      return undefined;
+    }
+    return info;
+  };
 
   socket.on(
     "presenceSet:enter",
     guard(log, "presenceSet:enter", async ([name, info], reply) => {
-      const channel = parseChannel(name);
+      const channel = schemas.channelName.safeParse(name);
       if (!channel.success) return reply(fail(ErrorCode.INVALID_CHANNEL, channel.error.issues[0]?.message));
-      const parsed = schemas.presenceInfo.safeParse(info ?? {});
-      if (!parsed.success) return reply(fail(ErrorCode.INVALID_ARGUMENT, parsed.error.issues[0]?.message));
-      const state = await presence.add(channel.data, socket.id, parsed.data);
+      const fields = parseInfo(info ?? {}, reply);
+      if (!fields) return;
+      const state = await presence.add(channel.data, socket.id, fields);
+      if (state === "members") return reply(fail(ErrorCode.LIMIT_EXCEEDED, `at most ${limits.maxMembers} members per channel`));
+      if (state === "channels") {
+        return reply(fail(ErrorCode.LIMIT_EXCEEDED, `at most ${limits.maxChannelsPerMember} presence channels per member`));
+      }
       if (!socket.connected) {
         // The socket went away while the store answered; do not leave it behind.
         await presence.remove(channel.data, socket.id);
@@ -34,12 +61,16 @@ export function registerPresenceHandlers(socket: AppSocket, ctx: HandlerContext)
   socket.on(
     "presence:update",
     guard(log, "presence:update", async ([name, partial], reply) => {
-      const channel = parseChannel(name);
+      const channel = schemas.channelName.safeParse(name);
       if (!channel.success) return reply(fail(ErrorCode.INVALID_CHANNEL, channel.error.issues[0]?.message));
-      const parsed = schemas.presenceInfo.safeParse(partial);
-      if (!parsed.success) return reply(fail(ErrorCode.INVALID_ARGUMENT, parsed.error.issues[0]?.message));
-      const state = await presence.update(channel.data, socket.id, parsed.data);
+      const fields = parseInfo(partial, reply);
+      if (!fields) return;
+      const state = await presence.update(channel.data, socket.id, fields);
       if (!state) return reply(fail(ErrorCode.NOT_A_MEMBER, "enter the presence set before updating"));
+      if (Buffer.byteLength(JSON.stringify(state), "utf8") > limits.infoMaxBytes * 2) {
+        // Merged state grew past the bound over many updates: keep serving, but say so.
+        log.warn({ channel: channel.data }, "presence state is large");
+      }
       io.to(presenceRoom(channel.data)).emit(presenceEvent(channel.data, "update"), state);
       reply({ success: true });
     }),
@@ -48,7 +79,7 @@ export function registerPresenceHandlers(socket: AppSocket, ctx: HandlerContext)
   socket.on(
     "presenceSet:leave",
     guard(log, "presenceSet:leave", async ([name], reply) => {
-      const channel = parseChannel(name);
+      const channel = schemas.channelName.safeParse(name);
       if (!channel.success) return reply(fail(ErrorCode.INVALID_CHANNEL, channel.error.issues[0]?.message));
       const removed = await presence.remove(channel.data, socket.id);
       if (!removed) return reply(fail(ErrorCode.NOT_A_MEMBER, "not in this presence set"));
@@ -61,7 +92,7 @@ export function registerPresenceHandlers(socket: AppSocket, ctx: HandlerContext)
   socket.on(
     "presence:members:get",
     guard(log, "presence:members:get", async ([name], reply) => {
-      const channel = parseChannel(name);
+      const channel = schemas.channelName.safeParse(name);
       if (!channel.success) return reply(fail(ErrorCode.INVALID_CHANNEL, channel.error.issues[0]?.message));
       try {
         reply({ success: true, users: await presence.members(channel.data) });
@@ -72,15 +103,52 @@ export function registerPresenceHandlers(socket: AppSocket, ctx: HandlerContext)
     }),
   );
 
-  socket.on("disconnect", () => {
+  socket.on("disconnect", (reason) => {
     if (ctx.evictions.has(socket.id)) return; // the session lives on in a newer connection
-    void presence.removeAll(socket.id).then(
-      (channels) => {
-        for (const channel of channels) {
-          io.to(presenceRoom(channel)).emit(presenceEvent(channel, "leave"), { socketId: socket.id });
-        }
-      },
+    const id = socket.id;
+    if (RECOVERABLE.has(reason) && limits.graceMs > 0) {
+      // The client will most likely come back and recover: no event now; the reaper sends
+      // `leave` if the grace ends first.
+      presence.suspend(id, limits.graceMs).catch((err: unknown) => log.warn({ err }, "presence suspend failed"));
+      return;
+    }
+    presence.removeAll(id).then(
+      (channels) => announceLeaves(io, channels.map((channel) => ({ channel, socketId: id }))),
       (err: unknown) => log.warn({ err }, "presence cleanup failed"),
     );
   });
+
+  if (socket.recovered) {
+    // Back within the window: cancel the pending leave, or re-enter what the reaper removed.
+    presence.resume(socket.id).then(
+      (reentered) => {
+        for (const { channel, state } of reentered) io.to(presenceRoom(channel)).emit(presenceEvent(channel, "join"), state as never);
+      },
+      (err: unknown) => log.warn({ err }, "presence resume failed"),
+    );
+  }
+}
+
+export function announceLeaves(io: AppServer, removed: readonly Removal[]): void {
+  for (const { channel, socketId } of removed) {
+    io.to(presenceRoom(channel)).emit(presenceEvent(channel, "leave"), { socketId });
+  }
+}
+
+/** Periodically removes members past their grace or lease and announces them. Returns a stop function. */
+export function startPresenceReaper(ctx: HandlerContext): () => void {
+  let running = false;
+  const timer = setInterval(() => {
+    if (running) return; // a slow store: skip a round rather than pile up
+    running = true;
+    ctx.presence
+      .reap()
+      .then(
+        (removed) => announceLeaves(ctx.io, removed),
+        (err: unknown) => ctx.log.warn({ err }, "presence reap failed"),
+      )
+      .finally(() => (running = false));
+  }, ctx.config.presence.reapIntervalMs);
+  timer.unref();
+  return () => clearInterval(timer);
 }

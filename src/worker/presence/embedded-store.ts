@@ -1,7 +1,7 @@
 import { IPC_SOURCE, type PresenceOp, type PresenceOpResult, type WorkerMessage } from "../../shared/ipc.js";
 import type { PresenceState } from "../../shared/contract.js";
-import type { PresenceInfo } from "../../shared/schemas.js";
-import { toState, type PresenceStore } from "./store.js";
+import type { PresenceRefusal, Reentry, Removal } from "../../shared/presence-limits.js";
+import type { PresenceStore } from "./store.js";
 
 /** Requests waiting on the primary beyond this are refused rather than queued without bound. */
 const MAX_IN_FLIGHT = 10_000;
@@ -21,37 +21,46 @@ export class EmbeddedPresenceStore implements PresenceStore {
     resolve?.(result);
   }
 
-  private call(request: PresenceOp): Promise<PresenceOpResult> {
+  private call<T extends PresenceOpResult>(request: PresenceOp): Promise<T> {
     if (this.closed) return Promise.reject(new Error("presence store closed"));
     if (this.waiting.size >= MAX_IN_FLIGHT) return Promise.reject(new Error("presence store overloaded"));
     const id = this.nextId++;
     return new Promise((resolve) => {
-      this.waiting.set(id, resolve);
+      this.waiting.set(id, resolve as (r: PresenceOpResult) => void);
       this.send({ source: IPC_SOURCE, type: "presence", id, request });
     });
   }
 
-  async add(channel: string, socketId: string, info: PresenceInfo): Promise<PresenceState> {
-    const { socketId: _ignored, ...fields } = toState(info, socketId);
-    return (await this.call({ op: "add", channel, socketId, info: fields })) as PresenceState;
+  add(channel: string, socketId: string, info: Record<string, string>): Promise<PresenceState | PresenceRefusal> {
+    return this.call({ op: "add", channel, socketId, info });
   }
-  async remove(channel: string, socketId: string): Promise<boolean> {
-    return (await this.call({ op: "remove", channel, socketId })) as boolean;
+  remove(channel: string, socketId: string): Promise<boolean> {
+    return this.call({ op: "remove", channel, socketId });
   }
-  async members(channel: string): Promise<PresenceState[]> {
-    return (await this.call({ op: "members", channel })) as PresenceState[];
+  members(channel: string): Promise<PresenceState[]> {
+    return this.call({ op: "members", channel });
   }
-  async update(channel: string, socketId: string, partial: PresenceInfo): Promise<PresenceState | undefined> {
-    const { socketId: _ignored, ...fields } = toState(partial, socketId);
-    return ((await this.call({ op: "update", channel, socketId, info: fields })) as PresenceState | null) ?? undefined;
+  async update(channel: string, socketId: string, info: Record<string, string>): Promise<PresenceState | undefined> {
+    return (await this.call<PresenceState | null>({ op: "update", channel, socketId, info })) ?? undefined;
   }
-  async channelsOf(socketId: string): Promise<string[]> {
-    return (await this.call({ op: "channelsOf", socketId })) as string[];
+  channelsOf(socketId: string): Promise<string[]> {
+    return this.call({ op: "channelsOf", socketId });
   }
-  async removeAll(socketId: string): Promise<string[]> {
-    return (await this.call({ op: "removeAll", socketId })) as string[];
+  removeAll(socketId: string): Promise<string[]> {
+    return this.call({ op: "removeAll", socketId });
+  }
+  async suspend(socketId: string, graceMs: number): Promise<void> {
+    await this.call({ op: "suspend", socketId, graceMs });
+  }
+  resume(socketId: string): Promise<Reentry[]> {
+    return this.call({ op: "resume", socketId });
+  }
+  reap(): Promise<Removal[]> {
+    return this.call({ op: "reap" });
   }
   async close(): Promise<void> {
     this.closed = true;
+    for (const resolve of this.waiting.values()) resolve(null);
+    this.waiting.clear();
   }
 }

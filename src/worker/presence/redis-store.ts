@@ -1,85 +1,132 @@
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
 import type { Redis } from "ioredis";
 import type { PresenceState } from "../../shared/contract.js";
-import type { PresenceInfo } from "../../shared/schemas.js";
-import { toState, type PresenceStore } from "./store.js";
+import type { Logger } from "../../shared/logger.js";
+import type { PresenceLimits, PresenceRefusal, Reentry, Removal } from "../../shared/presence-limits.js";
+import * as lua from "./redis-scripts.js";
+import type { PresenceStore } from "./store.js";
+
+/** Backstop TTL of channel and socket keys, refreshed by their owner (see redis-scripts.ts). */
+const KEY_TTL_MS = 60 * 60 * 1000;
+/** How often the backstop TTLs are refreshed (one heartbeat in this many also refreshes keys). */
+const KEY_REFRESH_EVERY = 60;
+/** Most sockets one reap removes from the pending set; the rest go on the next round. */
+const REAP_BATCH = 500;
+
+type Script = (...args: Array<string | number>) => Promise<unknown>;
+
+export interface RedisPresenceOptions {
+  redis: Redis;
+  prefix: string;
+  limits: PresenceLimits;
+  /** A host whose lease is older than this is dead. */
+  staleMs: number;
+  /** How long a reaped socket's states are kept for re-entry (the recovery window). */
+  ghostTtlMs: number;
+  log: Logger;
+}
 
 /**
- * Merges fields into a member's JSON state. KEYS[1] channel hash, KEYS[2] the socket's channel set;
- * ARGV[1] socket id, ARGV[2] fields JSON, ARGV[3] channel name, ARGV[4] "1" to create when absent.
- * Returns the merged JSON, or false when the member is absent and creation was not asked for.
+ * Clustered presence in Redis: atomic Lua writes, per-server leases renewed every third of
+ * PRESENCE_STALE_MS. Any server's reaper removes a dead server's members and sends `leave`.
  */
-const MERGE = `
-local cur = redis.call('HGET', KEYS[1], ARGV[1])
-if not cur and ARGV[4] ~= '1' then return false end
-local state = cur and cjson.decode(cur) or {}
-for k, v in pairs(cjson.decode(ARGV[2])) do state[k] = v end
-local out = cjson.encode(state)
-redis.call('HSET', KEYS[1], ARGV[1], out)
-redis.call('SADD', KEYS[2], ARGV[3])
-return out`;
-
-/** Clustered presence: one hash per channel (socket id → state JSON), one set per socket. */
 export class RedisPresenceStore implements PresenceStore {
-  constructor(
-    private readonly redis: Redis,
-    private readonly prefix: string,
-  ) {
-    redis.defineCommand("cerebellumPresenceMerge", { numberOfKeys: 2, lua: MERGE });
+  /** This server's id in the lease registry. */
+  readonly uid = `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`;
+  private readonly scripts: Record<keyof typeof lua, Script>;
+  private readonly timer: NodeJS.Timeout;
+  private beats = 0;
+  private closed = false;
+
+  constructor(private readonly opts: RedisPresenceOptions) {
+    const client = opts.redis as unknown as Record<string, Script>;
+    const names = Object.keys(lua) as Array<keyof typeof lua>;
+    for (const name of names) opts.redis.defineCommand(`cbPresence${name}`, { numberOfKeys: 0, lua: lua[name] });
+    this.scripts = Object.fromEntries(
+      names.map((name) => [name, (...args: Array<string | number>) => client[`cbPresence${name}`]!.call(opts.redis, ...args)]),
+    ) as Record<keyof typeof lua, Script>;
+    this.timer = setInterval(() => void this.heartbeat(), Math.max(250, Math.floor(opts.staleMs / 3)));
+    this.timer.unref();
+    void this.heartbeat();
   }
 
-  private channelKey(channel: string): string {
-    return `${this.prefix}presence:ch:${channel}`;
-  }
-  private socketKey(socketId: string): string {
-    return `${this.prefix}presence:sock:${socketId}`;
+  private heartbeat(): Promise<void> {
+    const refreshKeys = this.beats++ % KEY_REFRESH_EVERY === 0 ? "1" : "0";
+    const now = Date.now();
+    return this.scripts
+      .HEARTBEAT(this.opts.prefix, this.uid, now + this.opts.staleMs, this.opts.staleMs * 10, KEY_TTL_MS, refreshKeys)
+      .then(
+        () => undefined,
+        (err: unknown) => this.opts.log.warn({ err }, "presence lease renewal failed"),
+      );
   }
 
-  private async merge(channel: string, socketId: string, info: PresenceInfo, create: boolean) {
-    const fields = JSON.stringify(toState(info, socketId));
-    const merge = (this.redis as unknown as Record<string, (...a: string[]) => Promise<string | null>>)
-      .cerebellumPresenceMerge!;
-    const out = await merge.call(
-      this.redis,
-      this.channelKey(channel),
-      this.socketKey(socketId),
-      socketId,
-      fields,
-      channel,
-      create ? "1" : "0",
-    );
+  async add(channel: string, socketId: string, info: Record<string, string>): Promise<PresenceState | PresenceRefusal> {
+    const { maxMembers, maxChannelsPerMember } = this.opts.limits;
+    const out = (await this.scripts.ADD(
+      this.opts.prefix, channel, socketId, JSON.stringify(info), this.uid, maxMembers, maxChannelsPerMember, KEY_TTL_MS,
+    )) as string;
+    if (out === "E:members") return "members";
+    if (out === "E:channels") return "channels";
+    return JSON.parse(out) as PresenceState;
+  }
+
+  async update(channel: string, socketId: string, partial: Record<string, string>): Promise<PresenceState | undefined> {
+    const out = (await this.scripts.UPDATE(this.opts.prefix, channel, socketId, JSON.stringify(partial))) as string | null;
     return out ? (JSON.parse(out) as PresenceState) : undefined;
   }
 
-  async add(channel: string, socketId: string, info: PresenceInfo): Promise<PresenceState> {
-    return (await this.merge(channel, socketId, info, true))!;
-  }
-  update(channel: string, socketId: string, partial: PresenceInfo): Promise<PresenceState | undefined> {
-    return this.merge(channel, socketId, partial, false);
-  }
   async remove(channel: string, socketId: string): Promise<boolean> {
-    const [[, removed] = []] = (await this.redis
-      .multi()
-      .hdel(this.channelKey(channel), socketId)
-      .srem(this.socketKey(socketId), channel)
-      .exec()) ?? [[]];
-    return removed === 1;
+    return (await this.scripts.REMOVE(this.opts.prefix, channel, socketId)) === 1;
   }
+
   async members(channel: string): Promise<PresenceState[]> {
-    const all = await this.redis.hvals(this.channelKey(channel));
+    const all = await this.opts.redis.hvals(`${this.opts.prefix}presence:ch:${channel}`);
     return all.map((json) => JSON.parse(json) as PresenceState);
   }
-  channelsOf(socketId: string): Promise<string[]> {
-    return this.redis.smembers(this.socketKey(socketId));
+
+  async channelsOf(socketId: string): Promise<string[]> {
+    const fields = await this.opts.redis.hkeys(`${this.opts.prefix}presence:sock:${socketId}`);
+    return fields.filter((f) => f !== "@owner");
   }
+
   async removeAll(socketId: string): Promise<string[]> {
-    const channels = await this.channelsOf(socketId);
-    const tx = this.redis.multi();
-    for (const channel of channels) tx.hdel(this.channelKey(channel), socketId);
-    tx.del(this.socketKey(socketId));
-    await tx.exec();
-    return channels;
+    return (await this.scripts.REMOVE_ALL(this.opts.prefix, socketId)) as string[];
   }
+
+  async suspend(socketId: string, graceMs: number): Promise<void> {
+    await this.scripts.SUSPEND(this.opts.prefix, socketId, Date.now() + graceMs, this.opts.ghostTtlMs + graceMs);
+  }
+
+  async resume(socketId: string): Promise<Reentry[]> {
+    const { maxMembers, maxChannelsPerMember } = this.opts.limits;
+    const flat = (await this.scripts.RESUME(
+      this.opts.prefix, socketId, this.uid, maxMembers, maxChannelsPerMember, KEY_TTL_MS,
+    )) as string[];
+    const back: Reentry[] = [];
+    for (let i = 0; i + 1 < flat.length; i += 2) {
+      back.push({ channel: flat[i]!, state: JSON.parse(flat[i + 1]!) as Record<string, string> });
+    }
+    return back;
+  }
+
+  async reap(): Promise<Removal[]> {
+    if (this.closed) return [];
+    const flat = (await this.scripts.REAP(this.opts.prefix, Date.now(), this.opts.ghostTtlMs, REAP_BATCH)) as string[];
+    const removed: Removal[] = [];
+    for (let i = 0; i + 1 < flat.length; i += 2) removed.push({ channel: flat[i]!, socketId: flat[i + 1]! });
+    return removed;
+  }
+
+  /** Another server (a dead worker of this host) loses its lease `afterMs` from now. */
+  async endLease(owner: string, afterMs: number): Promise<void> {
+    await this.scripts.END_LEASE(this.opts.prefix, owner, Date.now() + afterMs);
+  }
+
   async close(): Promise<void> {
-    // The Redis connection is owned by the worker and closed there.
+    this.closed = true;
+    clearInterval(this.timer);
+    // Our lease simply runs out; a stopped server's suspended members are reaped by the others.
   }
 }
