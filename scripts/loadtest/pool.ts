@@ -1,0 +1,69 @@
+import { sleep } from "./clock.js";
+import type { ConnectResult, LoadClient } from "./engines/client.js";
+import type { ShardMetrics } from "./metrics.js";
+
+export interface ConnectPlan<T> {
+  /** Connection indices to open, in order. */
+  indices: readonly number[];
+  /** Connects started per second (undefined: as fast as `concurrency` allows). */
+  rate: number | undefined;
+  concurrency: number;
+  /** Stop starting connects when this returns false (the stage ended) or the signal aborts. */
+  keepGoing?: () => boolean;
+  signal: AbortSignal;
+  /** Opens one connection; resolves with the outcome and what the caller keeps for it. */
+  open(index: number): Promise<{ result: ConnectResult; value: T | undefined }>;
+}
+
+/** Records one connect outcome: latency on success, an error or a hang otherwise. */
+export function recordConnect(metrics: ShardMetrics, result: ConnectResult): void {
+  if (result.ok) {
+    metrics.count("connects");
+    metrics.latency("connect", result.ms);
+  } else if (result.hung) {
+    metrics.count("hung");
+    metrics.error("connect hung");
+  } else {
+    metrics.count("connectErrors");
+    metrics.error(`connect: ${result.error}`);
+  }
+}
+
+/**
+ * Opens connections at a bounded rate with a bounded number in progress. Resolves once every
+ * started connect has finished (each is bounded by its own timeout), with the values of the
+ * successful ones by index.
+ */
+export async function connectMany<T>(plan: ConnectPlan<T>): Promise<Map<number, T>> {
+  const opened = new Map<number, T>();
+  const inFlight = new Set<Promise<void>>();
+  const spacing = plan.rate ? 1000 / plan.rate : 0;
+  let nextAt = Date.now();
+  for (const index of plan.indices) {
+    if (plan.signal.aborted || (plan.keepGoing && !plan.keepGoing())) break;
+    while (inFlight.size >= plan.concurrency) await Promise.race(inFlight);
+    if (spacing > 0) {
+      const wait = nextAt - Date.now();
+      if (wait > 1) await sleep(wait, plan.signal);
+      nextAt = Math.max(nextAt + spacing, Date.now() - 1000); // catch up at most a second's worth
+      if (plan.signal.aborted || (plan.keepGoing && !plan.keepGoing())) break;
+    }
+    const task: Promise<void> = plan
+      .open(index)
+      .catch(() => ({ value: undefined })) // open() records its own failures; a throw is one more
+      .then(({ value }) => {
+        if (value !== undefined) opened.set(index, value);
+        inFlight.delete(task);
+      });
+    inFlight.add(task);
+  }
+  await Promise.all(inFlight);
+  return opened;
+}
+
+/** Connects `client` and records the outcome. */
+export async function connectOne(metrics: ShardMetrics, client: LoadClient, token: string | undefined, timeoutMs: number): Promise<ConnectResult> {
+  const result = await client.connect(token, false, timeoutMs);
+  recordConnect(metrics, result);
+  return result;
+}

@@ -1,0 +1,1399 @@
+/**
+ * Recovery storm (issue 3, point 8): drop 1,000 connected clients at once and measure how many
+ * come back with their session recovered, how long until all are back, whether any broadcast was
+ * lost or duplicated, and what the primary, the workers and Redis spend on CPU meanwhile.
+ *
+ * For each mode (embedded, then clustered against a `redis-server` this script starts) and each
+ * variant it boots the compiled server (dist/src/primary/main.js) fresh, as a child process:
+ *  - "drop": every client's transport is closed at once (`socket.io.engine.close()`, a transport
+ *    close that Socket.IO recovers); the clients reconnect with a randomised delay, as real ones do.
+ *  - "kill": one worker (not the publisher's) is SIGKILLed; its clients reconnect to the survivor.
+ * A publisher client sends numbered messages at a steady rate over a few channels the whole time;
+ * each client checks what it received against what the server acknowledged to the publisher.
+ *
+ * The clients live in `--client-procs` forked copies of this script (role "clients", reporting
+ * over IPC): 1,000 socket.io-client sockets fed 50k messages/s are too much for one event loop to
+ * also time reconnects fairly (see docs/recovery-storm.md for the measurement).
+ *
+ * CPU is read from /proc/<pid>/stat (utime+stime, in clock ticks) at the start and end of two
+ * windows: a steady-state baseline of `--baseline-ms` just before the storm, and the storm itself
+ * (from the drop/kill until the last affected client is back).
+ *
+ * Usage: npm run bench:recovery [-- --clients 1000 --mode both --publish-rate 200
+ *        --persistence off --runs 1 --out recovery-storm.json]
+ */
+import { execFileSync, fork, spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { get as httpGet } from "node:http";
+import { connect as netConnect, createServer as netCreateServer } from "node:net";
+import { cpus, tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { monitorEventLoopDelay, performance } from "node:perf_hooks";
+import { parseArgs } from "node:util";
+import jwt from "jsonwebtoken";
+import { io as ioClient, type Socket } from "socket.io-client";
+import { WELCOME_EVENT } from "../src/shared/contract.js";
+import { messageEvent } from "../src/shared/rooms.js";
+
+const PRIMARY_MAIN = resolve(__dirname, "../src/primary/main.js");
+
+// ---------------------------------------------------------------------------------------------
+// Options
+
+const { values: args } = parseArgs({
+  options: {
+    role: { type: "string", default: "orchestrator" }, // "clients": a forked client process
+    clients: { type: "string", default: "1000" },
+    mode: { type: "string", default: "both" }, // embedded | clustered | both
+    variant: { type: "string", default: "both" }, // drop | kill | both
+    "publish-rate": { type: "string", default: "200" }, // messages/s over all channels
+    channels: { type: "string", default: "4" },
+    persistence: { type: "string", default: "off" }, // off | on (the embedded store)
+    runs: { type: "string", default: "1" },
+    "client-procs": { type: "string", default: "2" },
+    workers: { type: "string", default: "2" },
+    "connect-concurrency": { type: "string", default: "50" },
+    "reconnect-delay": { type: "string", default: "300" }, // ms; first retry lands in delay·(1 ± jitter)
+    "reconnect-jitter": { type: "string", default: "0.66" },
+    "reconnect-delay-max": { type: "string", default: "2000" },
+    "connect-timeout": { type: "string", default: "20000" }, // socket.io-client's default
+    "storm-timeout": { type: "string", default: "60000" },
+    "baseline-ms": { type: "string", default: "3000" },
+    "tail-ms": { type: "string", default: "2000" },
+    out: { type: "string", default: "recovery-storm.json" },
+  },
+});
+
+function intArg(name: keyof typeof args, min: number): number {
+  const raw = args[name];
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer ≥ ${min} (got ${String(raw)})`);
+  return n;
+}
+
+function oneOf<T extends string>(name: keyof typeof args, allowed: readonly T[]): T {
+  const raw = String(args[name]);
+  if (!(allowed as readonly string[]).includes(raw)) throw new Error(`--${name} must be one of ${allowed.join(", ")} (got ${raw})`);
+  return raw as T;
+}
+
+type Mode = "embedded" | "clustered";
+type Variant = "drop" | "kill";
+
+// ---------------------------------------------------------------------------------------------
+// Clocks and /proc
+
+/** Milliseconds since the epoch with sub-ms resolution, comparable across this machine's processes. */
+const now = (): number => performance.timeOrigin + performance.now();
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+const CLK_TCK = (() => {
+  try {
+    const n = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim());
+    return n > 0 ? n : 100;
+  } catch {
+    return 100; // getconf missing: Linux's USER_HZ is 100 on every common build
+  }
+})();
+
+/** Fields of /proc/<pid>/stat after the command name (which may hold spaces or parentheses). */
+function statFields(pid: number): string[] | undefined {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return s.slice(s.lastIndexOf(")") + 2).split(" ");
+  } catch {
+    return undefined; // the process is gone
+  }
+}
+
+/** utime+stime of a process (all its threads), in clock ticks. */
+function cpuTicks(pid: number): number | undefined {
+  const f = statFields(pid);
+  // stat field 14 is utime and 15 stime; this array starts at field 3.
+  return f ? Number(f[11]) + Number(f[12]) : undefined;
+}
+
+function childrenOf(ppid: number): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    const f = statFields(Number(name));
+    if (f && Number(f[1]) === ppid) out.push(Number(name));
+  }
+  return out;
+}
+
+function cmdlineOf(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").replace(/\0/g, " ");
+  } catch {
+    return "";
+  }
+}
+
+/** The cluster worker id Node gave a worker process (NODE_UNIQUE_ID in its environment). */
+function clusterIdOf(pid: number): number | undefined {
+  try {
+    const env = readFileSync(`/proc/${pid}/environ`, "utf8").split("\0");
+    const entry = env.find((e) => e.startsWith("NODE_UNIQUE_ID="));
+    return entry ? Number(entry.slice("NODE_UNIQUE_ID=".length)) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+type CpuRole = "primary" | "workers" | "store" | "redis" | "clientProcs" | "orchestrator";
+type CpuSnapshot = { at: number; ticks: Map<number, { role: CpuRole; ticks: number }> };
+
+function percentile(sorted: readonly number[], p: number): number | null {
+  if (sorted.length === 0) return null;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+}
+
+const round = (n: number | null | undefined, digits = 1): number | null =>
+  n === null || n === undefined || !Number.isFinite(n) ? null : Math.round(n * 10 ** digits) / 10 ** digits;
+
+// ---------------------------------------------------------------------------------------------
+// IPC between the orchestrator and its client processes (tagged, like the server's own IPC)
+
+const TAG = "recovery-storm";
+
+interface ConnectSpec {
+  url: string;
+  token: string;
+  indices: number[];
+  channels: string[];
+  concurrency: number;
+  reconnectDelay: number;
+  reconnectDelayMax: number;
+  reconnectJitter: number;
+  connectTimeout: number;
+}
+
+type ToClients =
+  | { tag: typeof TAG; type: "connect"; spec: ConnectSpec }
+  | { tag: typeof TAG; type: "drop" }
+  | { tag: typeof TAG; type: "mark"; victimWorker: number }
+  | { tag: typeof TAG; type: "expect"; acked: Record<string, number[]>; drainMs: number }
+  | { tag: typeof TAG; type: "close" };
+
+interface ClientRecord {
+  index: number;
+  channel: string;
+  affected: boolean;
+  workerBefore: number | null;
+  workerAfter: number | null;
+  droppedAt: number | null;
+  backAt: number | null;
+  recovered: boolean | null;
+  sameId: boolean | null;
+  disconnects: number;
+  connectErrors: number;
+  resubscribed: boolean;
+  received: number;
+  missing: number;
+  duplicates: number;
+  reordered: number;
+  unacked: number;
+  /** The first few duplicated and missing sequence numbers, for evidence. */
+  duplicateDetail: DuplicateDetail[];
+  missingSeqs: number[];
+  /** Messages received before the client came back (its position in the stream at reconnect). */
+  receivedBeforeBack: number | null;
+}
+
+/** One duplicated message: where in the client's stream both copies arrived. */
+interface DuplicateDetail {
+  n: number;
+  firstIndex: number;
+  secondIndex: number;
+}
+
+/** Most sequence numbers kept per client in the evidence lists. */
+const DETAIL_MAX = 10;
+
+interface Progress {
+  affected: number;
+  back: number;
+  recovered: number;
+}
+
+type FromClients =
+  | { tag: typeof TAG; type: "connected"; ready: number; failed: number; failures: Record<string, number> }
+  | { tag: typeof TAG; type: "dropped"; firstAt: number; lastAt: number; affected: number }
+  | { tag: typeof TAG; type: "marked"; affected: number }
+  | ({ tag: typeof TAG; type: "progress" } & Progress)
+  | {
+      tag: typeof TAG;
+      type: "report";
+      records: ClientRecord[];
+      /** This process's event-loop delay from the storm's start to the report, in ms. */
+      loopDelayMs: { p50: number; p99: number; max: number };
+      disconnectReasons: Record<string, number>;
+      connectErrors: Record<string, number>;
+    };
+
+function isFromClients(m: unknown): m is FromClients {
+  return typeof m === "object" && m !== null && (m as { tag?: unknown }).tag === TAG;
+}
+
+const tally = (map: Record<string, number>, key: string) => void (map[key] = (map[key] ?? 0) + 1);
+
+// ---------------------------------------------------------------------------------------------
+// Role "clients": a share of the fleet in one process
+
+interface Client {
+  index: number;
+  channel: string;
+  socket: Socket;
+  welcomed: boolean;
+  subscribed: boolean;
+  got: number[];
+  maxGot: number;
+  marked: boolean;
+  affected: boolean;
+  idBefore: string | undefined;
+  workerBefore: number | null;
+  droppedAt: number | null;
+  backAt: number | null;
+  receivedBeforeBack: number | null;
+  recovered: boolean | null;
+  sameId: boolean | null;
+  disconnects: number;
+  connectErrors: number;
+  resubscribed: boolean;
+}
+
+function workerOf(socket: Socket): number | null {
+  // Engine.IO session ids start with the owning worker's cluster id (src/worker/socket-server.ts).
+  const id = (socket.io.engine as { id?: string } | undefined)?.id;
+  const n = id ? Number(id.split(".")[0]) : NaN;
+  return Number.isInteger(n) ? n : null;
+}
+
+function runClientsRole(): void {
+  const send = (m: FromClients) => {
+    if (process.connected) process.send?.(m);
+  };
+  const clients: Client[] = [];
+  const disconnectReasons: Record<string, number> = {};
+  const connectErrorReasons: Record<string, number> = {};
+  let progressTimer: NodeJS.Timeout | undefined;
+  // A generator whose own event loop lags would time reconnects late: measured, and reported.
+  const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  loopDelay.enable();
+
+  const progress = (): Progress => {
+    let affected = 0;
+    let back = 0;
+    let recovered = 0;
+    for (const c of clients) {
+      if (!c.affected) continue;
+      affected++;
+      if (c.backAt !== null) back++;
+      if (c.recovered) recovered++;
+    }
+    return { affected, back, recovered };
+  };
+  const scheduleProgress = () => {
+    if (progressTimer) return;
+    progressTimer = setTimeout(() => {
+      progressTimer = undefined;
+      send({ tag: TAG, type: "progress", ...progress() });
+    }, 20);
+  };
+
+  const subscribe = (c: Client, then: (ok: boolean) => void) => {
+    c.socket.timeout(10_000).emit("channel:subscribe", c.channel, (err: Error | null, res: { success?: boolean } | undefined) => {
+      then(!err && res?.success === true);
+    });
+  };
+
+  function create(index: number, spec: ConnectSpec): Client {
+    const channel = spec.channels[index % spec.channels.length]!;
+    const socket = ioClient(spec.url, {
+      transports: ["websocket"],
+      forceNew: true,
+      autoConnect: false,
+      reconnection: true,
+      reconnectionDelay: spec.reconnectDelay,
+      reconnectionDelayMax: spec.reconnectDelayMax,
+      randomizationFactor: spec.reconnectJitter,
+      timeout: spec.connectTimeout,
+      auth: { token: spec.token },
+    });
+    const c: Client = {
+      index,
+      channel,
+      socket,
+      welcomed: false,
+      subscribed: false,
+      got: [],
+      maxGot: 0,
+      marked: false,
+      affected: false,
+      idBefore: undefined,
+      workerBefore: null,
+      droppedAt: null,
+      backAt: null,
+      receivedBeforeBack: null,
+      recovered: null,
+      sameId: null,
+      disconnects: 0,
+      connectErrors: 0,
+      resubscribed: false,
+    };
+    socket.on(WELCOME_EVENT, () => void (c.welcomed = true));
+    socket.on(messageEvent(channel), (message: { content?: { n?: unknown } }) => {
+      const n = message?.content?.n;
+      if (typeof n !== "number") return;
+      c.got.push(n);
+      if (n > c.maxGot) c.maxGot = n;
+    });
+    socket.on("disconnect", (reason: string) => {
+      if (!c.marked) return;
+      c.disconnects++;
+      tally(disconnectReasons, reason);
+      c.droppedAt ??= now();
+    });
+    socket.on("connect_error", (err: Error) => {
+      c.connectErrors++;
+      tally(connectErrorReasons, err.message);
+    });
+    socket.on("connect", () => {
+      // The initial connect is handled by connectOne; after it, a session that was not recovered
+      // lost its rooms: subscribe again, as an app would.
+      if (c.subscribed && !socket.recovered) subscribe(c, (ok) => void (c.resubscribed = ok));
+      if (!c.marked || c.backAt !== null) return;
+      c.backAt = now();
+      c.receivedBeforeBack = c.got.length;
+      c.recovered = socket.recovered;
+      c.sameId = socket.id === c.idBefore;
+      scheduleProgress();
+    });
+    return c;
+  }
+
+  /** Resolves once the client is connected, welcomed (it holds a recovery offset) and subscribed. */
+  function connectOne(c: Client, timeoutMs: number): Promise<string | undefined> {
+    return new Promise((done) => {
+      const timer = setTimeout(() => finish(c.socket.connected ? "subscribe/welcome timeout" : "connect timeout"), timeoutMs);
+      let finished = false;
+      const finish = (failure: string | undefined) => {
+        if (finished) return;
+        finished = true;
+        clearTimeout(timer);
+        c.socket.off("connect", onConnect);
+        c.socket.off(WELCOME_EVENT, check);
+        done(failure);
+      };
+      const check = () => {
+        if (c.welcomed && c.subscribed) finish(undefined);
+      };
+      const onConnect = () => {
+        subscribe(c, (ok) => {
+          if (!ok) return finish("subscribe refused");
+          c.subscribed = true;
+          check();
+        });
+      };
+      c.socket.on("connect", onConnect);
+      c.socket.on(WELCOME_EVENT, check);
+      c.socket.connect();
+    });
+  }
+
+  async function connectAll(spec: ConnectSpec): Promise<void> {
+    for (const index of spec.indices) clients.push(create(index, spec));
+    const failures: Record<string, number> = {};
+    let next = 0;
+    let ready = 0;
+    const lane = async () => {
+      while (next < clients.length) {
+        const c = clients[next++]!;
+        const failure = await connectOne(c, spec.connectTimeout + 10_000);
+        if (failure) tally(failures, failure);
+        else ready++;
+      }
+    };
+    await Promise.all(Array.from({ length: Math.max(1, spec.concurrency) }, lane));
+    send({ tag: TAG, type: "connected", ready, failed: clients.length - ready, failures });
+  }
+
+  function markAll(victimWorker: number | null): number {
+    loopDelay.reset();
+    let affected = 0;
+    for (const c of clients) {
+      if (!c.socket.connected) continue; // never connected: not part of the storm
+      c.marked = true;
+      c.idBefore = c.socket.id;
+      c.workerBefore = workerOf(c.socket);
+      c.affected = victimWorker === null || c.workerBefore === victimWorker;
+      if (c.affected) affected++;
+    }
+    return affected;
+  }
+
+  function drop(): void {
+    const affected = markAll(null);
+    const firstAt = now();
+    for (const c of clients) {
+      if (!c.marked) continue;
+      c.droppedAt = now();
+      // A transport close (what a network blip looks like to the server): Socket.IO recovers it.
+      c.socket.io.engine.close();
+    }
+    send({ tag: TAG, type: "dropped", firstAt, lastAt: now(), affected });
+  }
+
+  async function expect(acked: Record<string, number[]>, drainMs: number): Promise<void> {
+    // Wait (bounded) until every connected client has the last acknowledged message of its channel.
+    const last: Record<string, number> = {};
+    for (const [channel, seqs] of Object.entries(acked)) last[channel] = seqs.length ? Math.max(...seqs) : 0;
+    const deadline = now() + drainMs;
+    while (now() < deadline && clients.some((c) => c.socket.connected && c.maxGot < (last[c.channel] ?? 0))) await sleep(50);
+    const ackedSets = new Map(Object.entries(acked).map(([ch, seqs]) => [ch, new Set(seqs)]));
+    const records: ClientRecord[] = clients.map((c) => {
+      const expected = ackedSets.get(c.channel) ?? new Set<number>();
+      const seen = new Map<number, number>(); // n → index of its first arrival
+      const duplicateDetail: DuplicateDetail[] = [];
+      const missingSeqs: number[] = [];
+      let duplicates = 0;
+      let reordered = 0;
+      let unacked = 0;
+      let highest = 0;
+      c.got.forEach((n, index) => {
+        const first = seen.get(n);
+        if (first !== undefined) {
+          duplicates++;
+          if (duplicateDetail.length < DETAIL_MAX) duplicateDetail.push({ n, firstIndex: first, secondIndex: index });
+          return;
+        }
+        seen.set(n, index);
+        if (n < highest) reordered++;
+        else highest = n;
+        if (!expected.has(n)) unacked++;
+      });
+      let missing = 0;
+      for (const n of expected) {
+        if (seen.has(n)) continue;
+        missing++;
+        if (missingSeqs.length < DETAIL_MAX) missingSeqs.push(n);
+      }
+      return {
+        index: c.index,
+        channel: c.channel,
+        affected: c.affected,
+        workerBefore: c.workerBefore,
+        workerAfter: c.socket.connected ? workerOf(c.socket) : null,
+        droppedAt: c.droppedAt,
+        backAt: c.backAt,
+        recovered: c.recovered,
+        sameId: c.sameId,
+        disconnects: c.disconnects,
+        connectErrors: c.connectErrors,
+        resubscribed: c.resubscribed,
+        received: c.got.length,
+        missing,
+        duplicates,
+        reordered,
+        unacked,
+        duplicateDetail,
+        missingSeqs,
+        receivedBeforeBack: c.receivedBeforeBack,
+      };
+    });
+    const ms = (ns: number) => Math.round(ns / 1e4) / 100;
+    const loopDelayMs = { p50: ms(loopDelay.percentile(50)), p99: ms(loopDelay.percentile(99)), max: ms(loopDelay.max) };
+    send({ tag: TAG, type: "report", records, loopDelayMs, disconnectReasons, connectErrors: connectErrorReasons });
+  }
+
+  process.on("SIGINT", () => {
+    // Ctrl-C reaches the whole terminal group: the orchestrator decides when this process ends.
+  });
+  process.on("disconnect", () => process.exit(0)); // the orchestrator is gone
+  process.on("message", (m: unknown) => {
+    if (typeof m !== "object" || m === null || (m as { tag?: unknown }).tag !== TAG) return;
+    const msg = m as ToClients;
+    switch (msg.type) {
+      case "connect":
+        void connectAll(msg.spec);
+        break;
+      case "drop":
+        drop();
+        break;
+      case "mark":
+        send({ tag: TAG, type: "marked", affected: markAll(msg.victimWorker) });
+        break;
+      case "expect":
+        void expect(msg.acked, msg.drainMs);
+        break;
+      case "close":
+        for (const c of clients) c.socket.disconnect();
+        setTimeout(() => process.exit(0), 100).unref();
+        break;
+      default:
+        msg satisfies never;
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Orchestrator: processes it starts, and their clean-up
+
+interface Started {
+  name: string;
+  child: ChildProcess;
+  /** Started in its own process group (the server: primary and workers are killed together). */
+  group: boolean;
+  exited: Promise<void>;
+}
+
+const started = new Set<Started>();
+
+function track(name: string, child: ChildProcess, group: boolean): Started {
+  const exited = new Promise<void>((r) => {
+    if (child.exitCode !== null || child.signalCode !== null) r();
+    else child.once("exit", () => r());
+  });
+  const entry: Started = { name, child, group, exited };
+  started.add(entry);
+  void exited.then(() => {
+    if (!group) started.delete(entry);
+  });
+  return entry;
+}
+
+function signal(entry: Started, sig: NodeJS.Signals, wholeGroup: boolean): void {
+  const pid = entry.child.pid;
+  if (pid === undefined) return;
+  try {
+    process.kill(wholeGroup && entry.group ? -pid : pid, sig);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ESRCH") throw err; // ESRCH: already gone
+  }
+}
+
+/** Asks a process to stop, then kills it (and its group) after the grace period. */
+async function stop(entry: Started, graceMs: number): Promise<void> {
+  signal(entry, "SIGTERM", false);
+  const timedOut = await Promise.race([entry.exited.then(() => false), sleep(graceMs).then(() => true)]);
+  if (timedOut) process.stderr.write(`  ${entry.name} did not stop in ${graceMs} ms: killed\n`);
+  // Whatever is left of the group (workers of a killed primary) goes too.
+  signal(entry, "SIGKILL", true);
+  await Promise.race([entry.exited, sleep(2000)]);
+  started.delete(entry);
+}
+
+async function stopAll(graceMs: number): Promise<void> {
+  await Promise.all([...started].map((e) => stop(e, graceMs)));
+}
+
+process.on("exit", () => {
+  // Last resort (an exception, or the deadline): nothing started here outlives the script.
+  for (const e of started) signal(e, "SIGKILL", true);
+});
+
+function freePort(): Promise<number> {
+  return new Promise((done, fail) => {
+    const srv = netCreateServer();
+    srv.once("error", fail);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => done(port));
+    });
+  });
+}
+
+/** Keeps the last lines a process wrote (bounded), for the report. */
+class LogTail {
+  readonly lines: string[] = [];
+  count = 0;
+  constructor(private readonly max = 200) {}
+  attach(stream: NodeJS.ReadableStream | null): void {
+    let partial = "";
+    stream?.setEncoding("utf8");
+    stream?.on("data", (chunk: string) => {
+      const parts = (partial + chunk).split("\n");
+      partial = parts.pop() ?? "";
+      for (const line of parts) this.push(line);
+    });
+  }
+  private push(line: string): void {
+    if (!line.trim()) return;
+    this.count++;
+    this.lines.push(line.length > 600 ? `${line.slice(0, 600)}…` : line);
+    if (this.lines.length > this.max) this.lines.shift();
+  }
+}
+
+async function waitFor(what: string, timeoutMs: number, probe: () => Promise<boolean>, exited?: Promise<void>): Promise<void> {
+  let gone = false;
+  void exited?.then(() => void (gone = true));
+  const deadline = now() + timeoutMs;
+  while (now() < deadline) {
+    if (gone) throw new Error(`${what}: the process exited`);
+    if (await probe()) return;
+    await sleep(100);
+  }
+  throw new Error(`${what}: not ready after ${timeoutMs} ms`);
+}
+
+function redisPing(port: number): Promise<boolean> {
+  return new Promise((done) => {
+    const s = netConnect(port, "127.0.0.1");
+    s.setTimeout(1000);
+    s.once("connect", () => s.write("PING\r\n"));
+    s.once("data", (d) => {
+      done(d.toString().startsWith("+PONG"));
+      s.destroy();
+    });
+    s.once("error", () => done(false));
+    s.once("timeout", () => (s.destroy(), done(false)));
+  });
+}
+
+function httpStatus(url: string): Promise<number> {
+  return new Promise((done) => {
+    const req = httpGet(url, (res) => {
+      res.resume();
+      done(res.statusCode ?? 0);
+    });
+    req.setTimeout(1000, () => req.destroy());
+    req.once("error", () => done(0));
+  });
+}
+
+async function startRedis(dir: string): Promise<{ entry: Started; port: number; log: LogTail }> {
+  const port = await freePort();
+  const child = spawn(
+    "redis-server",
+    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir],
+    { stdio: ["ignore", "pipe", "pipe"], detached: true },
+  );
+  const entry = track("redis-server", child, true);
+  const log = new LogTail(50);
+  log.attach(child.stdout);
+  log.attach(child.stderr);
+  await waitFor("redis-server", 10_000, () => redisPing(port), entry.exited);
+  return { entry, port, log };
+}
+
+interface ServerHandle {
+  entry: Started;
+  port: number;
+  pid: number;
+  log: LogTail;
+}
+
+async function startServer(opts: { dir: string; redisPort: number | undefined; apiKey: string; workers: number; persistence: boolean }): Promise<ServerHandle> {
+  const [port, healthPort] = [await freePort(), await freePort()];
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    HOST: "127.0.0.1",
+    PORT: String(port),
+    HEALTH_PORT: String(healthPort),
+    WORKERS: String(opts.workers),
+    API_KEY: opts.apiKey,
+    LOG_LEVEL: "warn",
+    DATA_DIR: join(opts.dir, "data"),
+    PERSISTENCE: opts.persistence ? "embedded" : "off",
+    SHUTDOWN_TIMEOUT_MS: "5000",
+  };
+  if (opts.redisPort !== undefined) env.REDIS_URL = `redis://127.0.0.1:${opts.redisPort}`;
+  // cwd in the temp dir: a developer's .env in the repo must not leak into the measurement.
+  const child = spawn(process.execPath, [PRIMARY_MAIN], { cwd: opts.dir, env, stdio: ["ignore", "pipe", "pipe"], detached: true });
+  const entry = track("server", child, true);
+  const log = new LogTail();
+  log.attach(child.stdout);
+  log.attach(child.stderr);
+  await waitFor("server /readyz", 30_000, async () => (await httpStatus(`http://127.0.0.1:${healthPort}/readyz`)) === 200, entry.exited);
+  return { entry, port, pid: child.pid!, log };
+}
+
+/**
+ * The primary's children: cluster workers (they carry NODE_UNIQUE_ID; their command line is
+ * overwritten by process.title) and anything else, which is the embedded store.
+ */
+function serverChildren(primaryPid: number): Array<{ pid: number; role: "workers" | "store"; clusterId: number | undefined; cmd: string }> {
+  return childrenOf(primaryPid).map((pid) => {
+    const clusterId = clusterIdOf(pid);
+    return { pid, role: clusterId !== undefined ? ("workers" as const) : ("store" as const), clusterId, cmd: cmdlineOf(pid).trim() };
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Orchestrator: the client fleet (forked processes) and the publisher
+
+class Fleet {
+  private readonly procs: ChildProcess[] = [];
+  private readonly progress = new Map<ChildProcess, Progress>();
+  private onProgress: (() => void) | undefined;
+
+  constructor(count: number) {
+    for (let i = 0; i < count; i++) {
+      const child = fork(__filename, ["--role", "clients"], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+      track(`clients#${i}`, child, false);
+      child.on("message", (m: unknown) => {
+        if (isFromClients(m) && m.type === "progress") {
+          this.progress.set(child, { affected: m.affected, back: m.back, recovered: m.recovered });
+          this.onProgress?.();
+        }
+      });
+      this.procs.push(child);
+    }
+  }
+
+  get pids(): number[] {
+    return this.procs.flatMap((p) => (p.pid === undefined ? [] : [p.pid]));
+  }
+
+  private send(child: ChildProcess, m: ToClients): void {
+    if (child.connected) child.send(m);
+  }
+
+  /** Sends one message to every client process and collects each one's reply of the given type. */
+  private request<T extends FromClients["type"]>(make: (i: number) => ToClients, type: T, timeoutMs: number): Promise<Array<Extract<FromClients, { type: T }>>> {
+    return Promise.all(
+      this.procs.map(
+        (child, i) =>
+          new Promise<Extract<FromClients, { type: T }>>((done, fail) => {
+            const timer = setTimeout(() => {
+              child.off("message", onMessage);
+              fail(new Error(`client process ${i}: no "${type}" reply in ${timeoutMs} ms`));
+            }, timeoutMs);
+            const onMessage = (m: unknown) => {
+              if (!isFromClients(m) || m.type !== type) return;
+              clearTimeout(timer);
+              child.off("message", onMessage);
+              done(m as Extract<FromClients, { type: T }>);
+            };
+            child.on("message", onMessage);
+            this.send(child, make(i));
+          }),
+      ),
+    );
+  }
+
+  connect(spec: Omit<ConnectSpec, "indices">, total: number, timeoutMs: number) {
+    const n = this.procs.length;
+    return this.request(
+      (i) => ({
+        tag: TAG,
+        type: "connect",
+        spec: {
+          ...spec,
+          indices: Array.from({ length: total }, (_, k) => k).filter((k) => k % n === i),
+          concurrency: Math.max(1, Math.round(spec.concurrency / n)),
+        },
+      }),
+      "connected",
+      timeoutMs,
+    );
+  }
+
+  drop() {
+    this.progress.clear();
+    return this.request(() => ({ tag: TAG, type: "drop" }), "dropped", 10_000);
+  }
+
+  mark(victimWorker: number) {
+    this.progress.clear();
+    return this.request(() => ({ tag: TAG, type: "mark", victimWorker }), "marked", 10_000);
+  }
+
+  /** Resolves when `affected` clients are back, or when the deadline passes (false). */
+  waitBack(affected: number, deadline: number): Promise<boolean> {
+    return new Promise((done) => {
+      const check = () => {
+        let back = 0;
+        for (const p of this.progress.values()) back += p.back;
+        if (back >= affected) finish(true);
+      };
+      const timer = setTimeout(() => finish(false), Math.max(0, deadline - now()));
+      const finish = (ok: boolean) => {
+        clearTimeout(timer);
+        this.onProgress = undefined;
+        done(ok);
+      };
+      this.onProgress = check;
+      check();
+    });
+  }
+
+  expect(acked: Record<string, number[]>, drainMs: number) {
+    return this.request(() => ({ tag: TAG, type: "expect", acked, drainMs }), "report", drainMs + 20_000);
+  }
+
+  async close(): Promise<void> {
+    for (const child of this.procs) this.send(child, { tag: TAG, type: "close" });
+    await Promise.race([Promise.all(this.procs.map((c) => (c.exitCode === null ? new Promise((r) => c.once("exit", r)) : undefined))), sleep(3000)]);
+    for (const child of this.procs) if (child.exitCode === null) child.kill("SIGKILL");
+  }
+}
+
+/** One socket that publishes `{c, n}` at a steady rate, round-robin over the channels. */
+class Publisher {
+  readonly acked: Record<string, number[]> = {};
+  /** When each message was sent, per channel, indexed by its sequence number. */
+  readonly sentAt: Record<string, number[]> = {};
+  readonly failures: Record<string, number> = {};
+  sent = 0;
+  private outstanding = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private startedAt = 0;
+  private readonly seq: number[];
+
+  private constructor(
+    readonly socket: Socket,
+    private readonly channels: string[],
+    private readonly rate: number,
+  ) {
+    this.seq = channels.map(() => 0);
+    for (const ch of channels) {
+      this.acked[ch] = [];
+      this.sentAt[ch] = [];
+    }
+  }
+
+  static async connect(url: string, token: string, channels: string[], rate: number): Promise<Publisher> {
+    const socket = ioClient(url, { transports: ["websocket"], forceNew: true, auth: { token }, reconnectionDelay: 100, reconnectionDelayMax: 500 });
+    await new Promise<void>((done, fail) => {
+      const timer = setTimeout(() => {
+        socket.close();
+        fail(new Error("publisher: no connection in 20 s"));
+      }, 20_000);
+      socket.once("connect", () => (clearTimeout(timer), done()));
+    });
+    return new Publisher(socket, channels, rate);
+  }
+
+  get worker(): number | null {
+    return workerOf(this.socket);
+  }
+
+  start(): void {
+    this.startedAt = now();
+    // Catch up to rate × elapsed on every tick, so timer jitter does not lower the rate.
+    this.timer = setInterval(() => {
+      const due = Math.floor((this.rate * (now() - this.startedAt)) / 1000) - this.sent;
+      for (let i = 0; i < Math.min(due, 1000); i++) this.publishOne();
+    }, 5);
+  }
+
+  private publishOne(): void {
+    const c = this.sent % this.channels.length;
+    const channel = this.channels[c]!;
+    const n = ++this.seq[c]!;
+    this.sentAt[channel]![n] = now();
+    this.sent++;
+    this.outstanding++;
+    this.socket.timeout(10_000).emit("message:queue", channel, { c, n }, (err: Error | null, res: { success?: boolean; error?: string } | undefined) => {
+      this.outstanding--;
+      if (err) tally(this.failures, "ack timeout");
+      else if (res?.success) this.acked[channel]!.push(n);
+      else tally(this.failures, res?.error ?? "refused");
+    });
+  }
+
+  /** Stops publishing and waits (bounded) for the outstanding acks. */
+  async stop(timeoutMs: number): Promise<void> {
+    clearInterval(this.timer);
+    const deadline = now() + timeoutMs;
+    while (this.outstanding > 0 && now() < deadline) await sleep(20);
+  }
+
+  get achievedRate(): number {
+    return this.sent / ((now() - this.startedAt) / 1000);
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+    this.socket.disconnect();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Orchestrator: one measured storm
+
+interface CpuFigure {
+  cpuSeconds: number;
+  /** Percent of one core over the window. */
+  pctOfCore: number;
+  /** Same, over the steady-state baseline window just before the storm. */
+  baselinePctOfCore: number;
+}
+
+interface RunResult {
+  mode: Mode;
+  variant: Variant;
+  run: number;
+  error?: string;
+  clients: number;
+  ready: number;
+  connectFailures: Record<string, number>;
+  connectMs: number;
+  victimWorker: number | null;
+  affected: number;
+  recovered: number;
+  notRecovered: number;
+  notBack: number;
+  sameIdRecovered: number;
+  stormComplete: boolean;
+  allBackMs: number | null;
+  dropSpreadMs: number | null;
+  reconnectMs: { p50: number | null; p99: number | null; max: number | null };
+  loss: {
+    /** Among recovered clients: the promise is none lost, none duplicated. */
+    recovered: LossFigure;
+    /** Among clients that came back without their session (they lose the gap by design). */
+    notRecovered: LossFigure;
+    /** Among clients the storm did not touch (kill variant: the surviving worker's). */
+    untouched: LossFigure;
+  };
+  collateralDisconnects: number;
+  /** Worst event-loop delay of the client processes from the storm's start to the end (ms). */
+  generatorLoopDelayMs: { p99: number; max: number };
+  /** Clients with a loss or a duplicate (first few), times relative to the storm's start. */
+  evidence: Evidence[];
+  disconnectReasons: Record<string, number>;
+  connectErrors: Record<string, number>;
+  published: { sent: number; acked: number; failures: Record<string, number>; ratePerS: number };
+  cpu: { windowMs: number; baselineMs: number; clkTck: number } & Partial<Record<CpuRole, CpuFigure>>;
+  server: { logLines: number; logTail: string[] };
+  redisLog: string[];
+}
+
+interface Evidence {
+  index: number;
+  channel: string;
+  affected: boolean;
+  recovered: boolean | null;
+  workerBefore: number | null;
+  workerAfter: number | null;
+  droppedAtMs: number | null;
+  backAtMs: number | null;
+  received: number;
+  receivedBeforeBack: number | null;
+  missing: number;
+  duplicates: number;
+  /** Duplicated messages: when they were sent (ms after the storm's start) and where both copies arrived. */
+  duplicated: Array<DuplicateDetail & { sentAtMs: number | null }>;
+  /** Missing messages: when they were sent, ms after the storm's start. */
+  missingSentAtMs: Array<{ n: number; sentAtMs: number | null }>;
+}
+
+/** Most clients listed in a run's evidence. */
+const EVIDENCE_MAX = 20;
+
+interface LossFigure {
+  clients: number;
+  clientsWithLoss: number;
+  lost: number;
+  maxLostPerClient: number;
+  clientsWithDuplicates: number;
+  duplicates: number;
+  reordered: number;
+}
+
+function lossOf(records: ClientRecord[]): LossFigure {
+  return {
+    clients: records.length,
+    clientsWithLoss: records.filter((r) => r.missing > 0).length,
+    lost: records.reduce((s, r) => s + r.missing, 0),
+    maxLostPerClient: records.reduce((m, r) => Math.max(m, r.missing), 0),
+    clientsWithDuplicates: records.filter((r) => r.duplicates > 0).length,
+    duplicates: records.reduce((s, r) => s + r.duplicates, 0),
+    reordered: records.reduce((s, r) => s + r.reordered, 0),
+  };
+}
+
+function snapshot(server: ServerHandle, redisPid: number | undefined, fleet: Fleet): CpuSnapshot {
+  const ticks: CpuSnapshot["ticks"] = new Map();
+  const add = (pid: number, role: CpuRole) => {
+    const t = cpuTicks(pid);
+    if (t !== undefined) ticks.set(pid, { role, ticks: t });
+  };
+  add(server.pid, "primary");
+  for (const c of serverChildren(server.pid)) add(c.pid, c.role);
+  if (redisPid !== undefined) add(redisPid, "redis");
+  for (const pid of fleet.pids) add(pid, "clientProcs");
+  add(process.pid, "orchestrator");
+  return { at: now(), ticks };
+}
+
+/** CPU-seconds per role between two snapshots (a process born in between counts from zero). */
+function cpuBetween(a: CpuSnapshot, b: CpuSnapshot): Partial<Record<CpuRole, number>> {
+  const out: Partial<Record<CpuRole, number>> = {};
+  for (const [pid, end] of b.ticks) {
+    const start = a.ticks.get(pid)?.ticks ?? 0;
+    out[end.role] = (out[end.role] ?? 0) + (end.ticks - start) / CLK_TCK;
+  }
+  return out;
+}
+
+interface Params {
+  clients: number;
+  channels: number;
+  rate: number;
+  persistence: boolean;
+  workers: number;
+  clientProcs: number;
+  concurrency: number;
+  reconnectDelay: number;
+  reconnectDelayMax: number;
+  reconnectJitter: number;
+  connectTimeout: number;
+  stormTimeoutMs: number;
+  baselineMs: number;
+  tailMs: number;
+}
+
+/** A storm that could not be measured, with what the server last logged. */
+class StormError extends Error {
+  constructor(
+    message: string,
+    readonly serverLog: string[],
+  ) {
+    super(message);
+    this.name = "StormError";
+  }
+}
+
+async function runStorm(mode: Mode, variant: Variant, run: number, p: Params): Promise<RunResult> {
+  const dir = mkdtempSync(join(tmpdir(), "recovery-storm-"));
+  const apiKey = `storm-${Math.random().toString(36).slice(2)}-key-0123456789`;
+  const channels = Array.from({ length: p.channels }, (_, i) => `storm:${i}`);
+  let redis: Awaited<ReturnType<typeof startRedis>> | undefined;
+  let server: ServerHandle | undefined;
+  let fleet: Fleet | undefined;
+  let publisher: Publisher | undefined;
+  try {
+    if (mode === "clustered") redis = await startRedis(dir);
+    server = await startServer({ dir, redisPort: redis?.port, apiKey, workers: p.workers, persistence: p.persistence });
+    const url = `http://127.0.0.1:${server.port}`;
+    // The SDK's token: HS256 over the UTF-8 bytes of API_KEY, with only `exp`.
+    const token = jwt.sign({ exp: Math.floor(Date.now() / 1000) + 3600 }, Buffer.from(apiKey, "utf8"), { algorithm: "HS256" });
+
+    fleet = new Fleet(p.clientProcs);
+    const connectStart = now();
+    const connected = await fleet.connect(
+      {
+        url,
+        token,
+        channels,
+        concurrency: p.concurrency,
+        reconnectDelay: p.reconnectDelay,
+        reconnectDelayMax: p.reconnectDelayMax,
+        reconnectJitter: p.reconnectJitter,
+        connectTimeout: p.connectTimeout,
+      },
+      p.clients,
+      120_000,
+    );
+    const connectMs = now() - connectStart;
+    const ready = connected.reduce((s, c) => s + c.ready, 0);
+    const connectFailures: Record<string, number> = {};
+    for (const c of connected) for (const [k, v] of Object.entries(c.failures)) connectFailures[k] = (connectFailures[k] ?? 0) + v;
+
+    publisher = await Publisher.connect(url, token, channels, p.rate);
+    publisher.start();
+    await sleep(1000); // warm-up: every channel flowing before the baseline
+    const base0 = snapshot(server, redis?.entry.child.pid, fleet);
+    await sleep(p.baselineMs);
+    const base1 = snapshot(server, redis?.entry.child.pid, fleet);
+
+    let affected: number;
+    let stormStart: number;
+    let dropSpreadMs: number | null = null;
+    let victimWorker: number | null = null;
+    if (variant === "drop") {
+      const dropped = await fleet.drop();
+      affected = dropped.reduce((s, d) => s + d.affected, 0);
+      stormStart = Math.min(...dropped.map((d) => d.firstAt));
+      dropSpreadMs = Math.max(...dropped.map((d) => d.lastAt)) - stormStart;
+    } else {
+      const workers = serverChildren(server.pid).filter((c) => c.role === "workers");
+      const victim = workers.find((w) => w.clusterId !== undefined && w.clusterId !== publisher!.worker);
+      if (!victim || victim.clusterId === undefined) throw new Error(`no worker to kill besides the publisher's (workers: ${JSON.stringify(workers)})`);
+      victimWorker = victim.clusterId;
+      const marked = await fleet.mark(victimWorker);
+      affected = marked.reduce((s, m) => s + m.affected, 0);
+      stormStart = now();
+      process.kill(victim.pid, "SIGKILL");
+    }
+    const stormComplete = await fleet.waitBack(affected, stormStart + p.stormTimeoutMs);
+    const storm1 = snapshot(server, redis?.entry.child.pid, fleet);
+
+    await sleep(p.tailMs);
+    await publisher.stop(10_000);
+    const reports = await fleet.expect(publisher.acked, 5000);
+    const records = reports.flatMap((r) => r.records);
+    const disconnectReasons: Record<string, number> = {};
+    const connectErrors: Record<string, number> = {};
+    for (const r of reports) {
+      for (const [k, v] of Object.entries(r.disconnectReasons)) disconnectReasons[k] = (disconnectReasons[k] ?? 0) + v;
+      for (const [k, v] of Object.entries(r.connectErrors)) connectErrors[k] = (connectErrors[k] ?? 0) + v;
+    }
+
+    const hit = records.filter((r) => r.affected);
+    const back = hit.filter((r) => r.backAt !== null);
+    const perClient = back
+      .map((r) => r.backAt! - (variant === "drop" ? r.droppedAt ?? stormStart : stormStart))
+      .sort((a, b) => a - b);
+    const lastBack = back.reduce((m, r) => Math.max(m, r.backAt!), 0);
+
+    const windowMs = storm1.at - base1.at;
+    const baselineMs = base1.at - base0.at;
+    const stormCpu = cpuBetween(base1, storm1);
+    const baseCpu = cpuBetween(base0, base1);
+    const cpu: RunResult["cpu"] = { windowMs: round(windowMs)!, baselineMs: round(baselineMs)!, clkTck: CLK_TCK };
+    for (const role of ["primary", "workers", "store", "redis", "clientProcs", "orchestrator"] as const) {
+      if (stormCpu[role] === undefined && baseCpu[role] === undefined) continue;
+      cpu[role] = {
+        cpuSeconds: round(stormCpu[role] ?? 0, 2)!,
+        pctOfCore: round(((stormCpu[role] ?? 0) / (windowMs / 1000)) * 100)!,
+        baselinePctOfCore: round(((baseCpu[role] ?? 0) / (baselineMs / 1000)) * 100)!,
+      };
+    }
+
+    const acked = Object.values(publisher.acked).reduce((s, a) => s + a.length, 0);
+    const sentAtMs = (channel: string, n: number) => {
+      const t = publisher!.sentAt[channel]?.[n];
+      return t === undefined ? null : round(t - stormStart);
+    };
+    const evidence: Evidence[] = records
+      .filter((r) => r.duplicates > 0 || (r.missing > 0 && r.recovered !== false))
+      .slice(0, EVIDENCE_MAX)
+      .map((r) => ({
+        index: r.index,
+        channel: r.channel,
+        affected: r.affected,
+        recovered: r.recovered,
+        workerBefore: r.workerBefore,
+        workerAfter: r.workerAfter,
+        droppedAtMs: r.droppedAt === null ? null : round(r.droppedAt - stormStart),
+        backAtMs: r.backAt === null ? null : round(r.backAt - stormStart),
+        received: r.received,
+        receivedBeforeBack: r.receivedBeforeBack,
+        missing: r.missing,
+        duplicates: r.duplicates,
+        duplicated: r.duplicateDetail.map((d) => ({ ...d, sentAtMs: sentAtMs(r.channel, d.n) })),
+        missingSentAtMs: r.missingSeqs.map((n) => ({ n, sentAtMs: sentAtMs(r.channel, n) })),
+      }));
+    return {
+      mode,
+      variant,
+      run,
+      clients: p.clients,
+      ready,
+      connectFailures,
+      connectMs: round(connectMs)!,
+      victimWorker,
+      affected,
+      recovered: hit.filter((r) => r.recovered === true).length,
+      notRecovered: hit.filter((r) => r.recovered === false).length,
+      notBack: hit.length - back.length,
+      sameIdRecovered: hit.filter((r) => r.recovered && r.sameId).length,
+      stormComplete,
+      allBackMs: back.length ? round(lastBack - stormStart) : null,
+      dropSpreadMs: round(dropSpreadMs),
+      reconnectMs: { p50: round(percentile(perClient, 50)), p99: round(percentile(perClient, 99)), max: round(percentile(perClient, 100)) },
+      loss: {
+        recovered: lossOf(hit.filter((r) => r.recovered === true)),
+        notRecovered: lossOf(hit.filter((r) => r.recovered !== true)),
+        untouched: lossOf(records.filter((r) => !r.affected)),
+      },
+      collateralDisconnects: records.filter((r) => !r.affected && r.disconnects > 0).length,
+      generatorLoopDelayMs: {
+        p99: Math.max(...reports.map((r) => r.loopDelayMs.p99)),
+        max: Math.max(...reports.map((r) => r.loopDelayMs.max)),
+      },
+      evidence,
+      disconnectReasons,
+      connectErrors,
+      published: { sent: publisher.sent, acked, failures: publisher.failures, ratePerS: round(publisher.achievedRate)! },
+      cpu,
+      server: { logLines: server.log.count, logTail: server.log.lines.slice(-40) },
+      redisLog: redis ? redis.log.lines.filter((l) => /warn|error|#/i.test(l)).slice(-10) : [],
+    };
+  } catch (err) {
+    throw new StormError(err instanceof Error ? err.message : String(err), server?.log.lines.slice(-40) ?? []);
+  } finally {
+    publisher?.close();
+    await fleet?.close();
+    if (server) await stop(server.entry, 8000);
+    if (redis) await stop(redis.entry, 3000);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Orchestrator: reporting
+
+const median = (xs: Array<number | null>): number | null => {
+  const v = xs.filter((x): x is number => x !== null).sort((a, b) => a - b);
+  if (v.length === 0) return null;
+  const mid = Math.floor(v.length / 2);
+  return v.length % 2 ? v[mid]! : (v[mid - 1]! + v[mid]!) / 2;
+};
+
+/** The figures reported per mode and variant: a label and how to read it from a run. */
+const ROWS: Array<[string, (r: RunResult) => number | null]> = [
+  ["clients connected", (r) => r.ready],
+  ["affected (dropped / on killed worker)", (r) => r.affected],
+  ["recovered", (r) => r.recovered],
+  ["not recovered (new session)", (r) => r.notRecovered],
+  ["not back at the end", (r) => r.notBack],
+  ["recovered with same socket id", (r) => r.sameIdRecovered],
+  ["all back after (ms)", (r) => r.allBackMs],
+  ["per-client reconnect p50 (ms)", (r) => r.reconnectMs.p50],
+  ["per-client reconnect p99 (ms)", (r) => r.reconnectMs.p99],
+  ["per-client reconnect max (ms)", (r) => r.reconnectMs.max],
+  ["recovered: clients with loss", (r) => r.loss.recovered.clientsWithLoss],
+  ["recovered: messages lost", (r) => r.loss.recovered.lost],
+  ["recovered: messages duplicated", (r) => r.loss.recovered.duplicates],
+  ["recovered: out of order", (r) => r.loss.recovered.reordered],
+  ["not recovered: messages lost (gap)", (r) => r.loss.notRecovered.lost],
+  ["untouched clients: lost + dup", (r) => r.loss.untouched.lost + r.loss.untouched.duplicates],
+  ["untouched clients disconnected", (r) => r.collateralDisconnects],
+  ["published msg/s (acked total)", (r) => r.published.ratePerS],
+  ["publish failures", (r) => Object.values(r.published.failures).reduce((s, v) => s + v, 0)],
+  ["storm window (ms)", (r) => r.cpu.windowMs],
+  ["primary CPU % of a core: storm", (r) => r.cpu.primary?.pctOfCore ?? null],
+  ["primary CPU % of a core: baseline", (r) => r.cpu.primary?.baselinePctOfCore ?? null],
+  ["primary CPU-seconds in storm", (r) => r.cpu.primary?.cpuSeconds ?? null],
+  ["workers CPU % (sum): storm", (r) => r.cpu.workers?.pctOfCore ?? null],
+  ["workers CPU % (sum): baseline", (r) => r.cpu.workers?.baselinePctOfCore ?? null],
+  ["workers CPU-seconds in storm", (r) => r.cpu.workers?.cpuSeconds ?? null],
+  ["store CPU %: storm", (r) => r.cpu.store?.pctOfCore ?? null],
+  ["redis CPU %: storm", (r) => r.cpu.redis?.pctOfCore ?? null],
+  ["redis CPU %: baseline", (r) => r.cpu.redis?.baselinePctOfCore ?? null],
+  ["redis CPU-seconds in storm", (r) => r.cpu.redis?.cpuSeconds ?? null],
+  ["generator CPU % (client procs): storm", (r) => r.cpu.clientProcs?.pctOfCore ?? null],
+  ["generator CPU % (client procs): baseline", (r) => r.cpu.clientProcs?.baselinePctOfCore ?? null],
+  ["orchestrator+publisher CPU %: storm", (r) => r.cpu.orchestrator?.pctOfCore ?? null],
+  ["generator event-loop delay p99 (ms)", (r) => r.generatorLoopDelayMs.p99],
+  ["generator event-loop delay max (ms)", (r) => r.generatorLoopDelayMs.max],
+];
+
+function medianTable(results: RunResult[], mode: Mode, variants: Variant[]): { text: string; medians: Record<string, Record<string, number | null>> } {
+  const cols = variants.map((v) => results.filter((r) => r.mode === mode && r.variant === v && !r.error));
+  const medians: Record<string, Record<string, number | null>> = {};
+  const width = Math.max(...ROWS.map(([l]) => l.length));
+  const head = `${"".padEnd(width)}  ${variants.map((v, i) => `${v} (n=${cols[i]!.length})`.padStart(16)).join("  ")}`;
+  const lines = [head];
+  for (const [label, read] of ROWS) {
+    const vals = cols.map((runs) => median(runs.map(read)));
+    if (vals.every((v) => v === null)) continue;
+    variants.forEach((v, i) => ((medians[v] ??= {})[label] = vals[i]!));
+    lines.push(`${label.padEnd(width)}  ${vals.map((v) => (v === null ? "-" : String(round(v, 2))).padStart(16)).join("  ")}`);
+  }
+  return { text: lines.join("\n"), medians };
+}
+
+function runLine(r: RunResult): string {
+  if (r.error) return `  ${r.mode}/${r.variant} run ${r.run}: FAILED: ${r.error}`;
+  return (
+    `  ${r.mode}/${r.variant} run ${r.run}: ${r.recovered}/${r.affected} recovered, ${r.notRecovered} new session, ` +
+    `${r.notBack} not back; all back in ${r.allBackMs ?? "-"} ms (p50 ${r.reconnectMs.p50}, p99 ${r.reconnectMs.p99}); ` +
+    `lost ${r.loss.recovered.lost} dup ${r.loss.recovered.duplicates} (recovered); ` +
+    `CPU primary ${r.cpu.primary?.pctOfCore ?? "-"}% workers ${r.cpu.workers?.pctOfCore ?? "-"}%` +
+    (r.cpu.redis ? ` redis ${r.cpu.redis.pctOfCore}%` : "") +
+    ` gen ${r.cpu.clientProcs?.pctOfCore ?? "-"}% over ${r.cpu.windowMs} ms`
+  );
+}
+
+async function orchestrate(): Promise<void> {
+  const modeArg = oneOf("mode", ["embedded", "clustered", "both"] as const);
+  const variantArg = oneOf("variant", ["drop", "kill", "both"] as const);
+  const modes: Mode[] = modeArg === "both" ? ["embedded", "clustered"] : [modeArg];
+  const variants: Variant[] = variantArg === "both" ? ["drop", "kill"] : [variantArg];
+  const p: Params = {
+    clients: intArg("clients", 1),
+    channels: intArg("channels", 1),
+    rate: intArg("publish-rate", 1),
+    persistence: oneOf("persistence", ["on", "off"] as const) === "on",
+    workers: intArg("workers", 2),
+    clientProcs: intArg("client-procs", 1),
+    concurrency: intArg("connect-concurrency", 1),
+    reconnectDelay: intArg("reconnect-delay", 1),
+    reconnectDelayMax: intArg("reconnect-delay-max", 1),
+    reconnectJitter: Number(args["reconnect-jitter"]),
+    connectTimeout: intArg("connect-timeout", 100),
+    stormTimeoutMs: intArg("storm-timeout", 1000),
+    baselineMs: intArg("baseline-ms", 500),
+    tailMs: intArg("tail-ms", 0),
+  };
+  if (!(p.reconnectJitter >= 0 && p.reconnectJitter < 1)) throw new Error("--reconnect-jitter must be in [0, 1)");
+  const runs = intArg("runs", 1);
+  const out = resolve(String(args.out));
+
+  const machine = {
+    nproc: cpus().length,
+    model: /model name\s*:\s*(.*)/.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? "unknown",
+    node: process.version,
+    clkTck: CLK_TCK,
+  };
+  process.stdout.write(
+    `Recovery storm: ${p.clients} clients over ${p.channels} channels, ${p.rate} msg/s, persistence ${p.persistence ? "on" : "off"}, ` +
+      `${p.workers} workers, ${p.clientProcs} client process(es), ${runs} run(s); ${machine.nproc} × ${machine.model}\n`,
+  );
+
+  const results: RunResult[] = [];
+  for (let run = 1; run <= runs; run++) {
+    for (const mode of modes) {
+      for (const variant of variants) {
+        let result: RunResult;
+        try {
+          result = await runStorm(mode, variant, run, p);
+        } catch (err) {
+          const serverLog = err instanceof StormError ? err.serverLog : [];
+          // A partial record: only mode, variant, run, error and the server's last lines.
+          result = { mode, variant, run, error: err instanceof Error ? err.message : String(err), server: { logLines: serverLog.length, logTail: serverLog } } as RunResult;
+        }
+        results.push(result);
+        process.stdout.write(`${runLine(result)}\n`);
+        for (const line of result.server?.logTail ?? []) process.stdout.write(`      server: ${line}\n`);
+      }
+    }
+  }
+
+  const summary: Record<string, unknown> = {};
+  for (const mode of modes) {
+    const { text, medians } = medianTable(results, mode, variants);
+    summary[mode] = medians;
+    process.stdout.write(`\n== ${mode} (medians of ${runs} run(s)) ==\n${text}\n`);
+  }
+  writeFileSync(out, JSON.stringify({ at: new Date().toISOString(), machine, params: { ...p, runs }, medians: summary, runs: results }, null, 2));
+  process.stdout.write(`\nwrote ${out}\n`);
+  if (results.some((r) => r.error || !r.stormComplete)) process.exitCode = 1;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Entry
+
+if (args.role === "clients") {
+  runClientsRole();
+} else {
+  let stopping = false;
+  const abort = (why: string, code: number) => {
+    if (stopping) return;
+    stopping = true;
+    process.stderr.write(`\n${why}: stopping every process started here\n`);
+    const hard = setTimeout(() => process.exit(code), 15_000);
+    hard.unref();
+    void stopAll(5000).finally(() => process.exit(code));
+  };
+  process.on("SIGINT", () => abort("SIGINT", 130));
+  process.on("SIGTERM", () => abort("SIGTERM", 143));
+  orchestrate().then(
+    () => stopAll(5000),
+    (err: unknown) => {
+      process.stderr.write(`recovery storm failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.exitCode = 1;
+      return stopAll(5000);
+    },
+  );
+}
