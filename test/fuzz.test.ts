@@ -38,7 +38,7 @@ const EVENTS = [
 type EventName = (typeof EVENTS)[number];
 
 /** Every code a well-behaved server may answer; INTERNAL (a handler threw) is a failure here. */
-const CATALOGUE = ["INVALID_ARGUMENT", "INVALID_CHANNEL", "PAYLOAD_TOO_LARGE", "NOT_A_MEMBER"];
+const CATALOGUE = ["INVALID_ARGUMENT", "INVALID_CHANNEL", "PAYLOAD_TOO_LARGE", "NOT_A_MEMBER", "LIMIT_EXCEEDED"];
 
 interface Ack {
   success: boolean;
@@ -293,17 +293,24 @@ function classifyName(name: unknown): "invalid" | "valid" | "unsure" {
 }
 
 /** Presence info must be a flat object of at most 32 scalar fields. */
-function infoVerdict(info: unknown): "ok" | "bad" | "unsure" {
-  if (info === BIN || info === MIXED) return "bad";
-  if (info === null || typeof info !== "object" || Array.isArray(info)) return "bad";
+/**
+ * What the server answers for presence info, in its order of checks: shape (INVALID_ARGUMENT),
+ * then field count (LIMIT_EXCEEDED, > 32), then size (PAYLOAD_TOO_LARGE, > 4096 bytes as
+ * stringified JSON). "unsure" where zod's handling of odd keys is not worth modelling.
+ */
+function infoVerdict(info: unknown): "ok" | "unsure" | "INVALID_ARGUMENT" | "LIMIT_EXCEEDED" | "PAYLOAD_TOO_LARGE" {
+  if (info === BIN || info === MIXED) return "INVALID_ARGUMENT";
+  if (info === null || typeof info !== "object" || Array.isArray(info)) return "INVALID_ARGUMENT";
   const entries = Object.entries(info);
   if (entries.some(([k]) => k === "__proto__")) return "unsure"; // zod drops this key rather than failing
-  if (entries.length > 32) return "bad";
   for (const [k, v] of entries) {
-    if (k.length > 128) return "bad";
-    if (typeof v === "string" && v.length > 1024) return "bad";
-    if (v !== null && typeof v === "object") return "bad";
+    if (k.length === 0 || k.length > 128 || k === "socketId") return "INVALID_ARGUMENT";
+    if (v !== null && typeof v === "object") return "INVALID_ARGUMENT";
+    if (typeof v === "number" && !Number.isFinite(v)) return "unsure"; // NaN/Infinity arrive as null on the wire
   }
+  if (entries.length > 32) return "LIMIT_EXCEEDED";
+  const stringified = Object.fromEntries(entries.map(([k, v]) => [k, String(v)]));
+  if (Buffer.byteLength(JSON.stringify(stringified), "utf8") > 4096) return "PAYLOAD_TOO_LARGE";
   return "ok";
 }
 
@@ -339,11 +346,14 @@ function expectationFor(event: EventName, wire: unknown[]): Expectation {
     case "presenceSet:enter": {
       const info = wire[1] ?? {};
       const v = infoVerdict(info);
-      return v === "ok" ? SUCCESS : v === "bad" ? FAIL("INVALID_ARGUMENT") : EITHER("INVALID_ARGUMENT");
+      // A valid enter may still meet the bound on presence channels per member (100).
+      if (v === "ok") return EITHER("LIMIT_EXCEEDED");
+      return v === "unsure" ? EITHER("INVALID_ARGUMENT", "LIMIT_EXCEEDED", "PAYLOAD_TOO_LARGE") : FAIL(v);
     }
     case "presence:update": {
       const v = infoVerdict(wire[1]);
-      return v === "bad" ? FAIL("INVALID_ARGUMENT") : EITHER("INVALID_ARGUMENT", "NOT_A_MEMBER");
+      if (v === "ok") return EITHER("NOT_A_MEMBER");
+      return v === "unsure" ? EITHER("INVALID_ARGUMENT", "LIMIT_EXCEEDED", "PAYLOAD_TOO_LARGE", "NOT_A_MEMBER") : FAIL(v);
     }
   }
 }
