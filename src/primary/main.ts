@@ -15,7 +15,7 @@ import { EmbeddedStore } from "../store/launcher.js";
 
 function loadOrExit(): Config {
   try {
-    return loadConfig(readEnvironment(process.env), () => randomBytes(32).toString("base64url"));
+    return loadConfig(readEnvironment(), () => randomBytes(32).toString("base64url"));
   } catch (err) {
     if (err instanceof ConfigError) {
       console.error(`Configuration error: ${err.message}`);

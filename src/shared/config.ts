@@ -5,7 +5,10 @@ import { parse as parseDotenv } from "dotenv";
 import { z } from "zod";
 
 /** Reads a `.env` file (if present) under the real environment, which wins. */
-export function readEnvironment(env: NodeJS.ProcessEnv, envFile = resolve(".env")): Record<string, string | undefined> {
+export function readEnvironment(
+  env: NodeJS.ProcessEnv = process.env,
+  envFile = resolve(".env"),
+): Record<string, string | undefined> {
   const fromFile = existsSync(envFile) ? parseDotenv(readFileSync(envFile)) : {};
   return { ...fromFile, ...env };
 }
@@ -382,13 +385,13 @@ function deepFreeze<T>(value: T): T {
 export const WORKER_CONFIG_ENV = "CEREBELLUM_WORKER_CONFIG";
 
 /** A worker's configuration: validated by the primary, passed as JSON, never re-read from the raw env. */
-export function workerConfigFrom(env: NodeJS.ProcessEnv): Config | undefined {
+export function workerConfigFrom(env: NodeJS.ProcessEnv = process.env): Config | undefined {
   const raw = env[WORKER_CONFIG_ENV];
   return raw ? deepFreeze(JSON.parse(raw) as Config) : undefined;
 }
 
 /** A worker's slot (0..WORKERS-1), stable across its restarts; the supervisor sets it. */
-export function workerIndexFrom(env: NodeJS.ProcessEnv): number {
+export function workerIndexFrom(env: NodeJS.ProcessEnv = process.env): number {
   const index = Number(env.CEREBELLUM_WORKER_INDEX ?? 0);
   return Number.isInteger(index) && index >= 0 ? index : 0;
 }

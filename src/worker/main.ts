@@ -26,7 +26,7 @@ import { Evictions } from "./adapter/evictions.js";
 async function main(): Promise<void> {
   process.title = "cerebellum-worker";
   const workerId = cluster.worker?.id;
-  const config = workerConfigFrom(process.env);
+  const config = workerConfigFrom();
   if (workerId === undefined || !config) {
     console.error("cerebellum-worker must be started by the primary (npm start)");
     process.exit(1);
@@ -75,7 +75,7 @@ async function main(): Promise<void> {
   const { io, track } = createSocketServer(httpServer, config, workerId, redis, evictions, log);
   const verifier = new JwtVerifier(config);
   installAuth(io, verifier, log.child({ component: "auth" }));
-  const { sink, history } = createPersistence(config, log.child({ component: "persistence" }), workerIndexFrom(process.env));
+  const { sink, history } = createPersistence(config, log.child({ component: "persistence" }), workerIndexFrom());
   const ctx: HandlerContext = {
     io,
     config,
