@@ -269,6 +269,23 @@ describe.each(MODES)("connection state recovery (%s)", (mode: ModeName) => {
     expect(client.received.contents).toEqual([0, 1]);
   });
 
+  it.runIf(mode === "embedded")("fails cleanly once the replay log's byte bound dropped part of the gap", async () => {
+    const server = await start({ env: { RECOVERY_LOG_MAX_BYTES: "4096" } });
+    const socket = await recoveringClient(server.url, server.token(), { reconnection: false });
+    const received = record(socket, CHANNEL);
+    await request(socket, "channel:subscribe", CHANNEL);
+    const publisher = await connect(server.url, server.token(), { transports: ["websocket"] });
+    const gone = new Promise((resolve) => socket.once("disconnect", resolve));
+    socket.io.engine.close();
+    await gone;
+    // Ten messages of ~1 KB: more bytes than the log keeps, though far fewer entries than its count bound.
+    for (let n = 0; n < 10; n++) await request(publisher, "message:queue", CHANNEL, "x".repeat(1000));
+    const back = nextConnect(socket);
+    socket.connect();
+    expect(await back).toBe(false);
+    expect(received.contents).toEqual([]);
+  });
+
   it.runIf(mode === "embedded")("fails cleanly past the session bound, keeping the newest sessions", async () => {
     const server = await start({ env: { RECOVERY_MAX_SESSIONS: "1", LOG_LEVEL: "debug" } });
     const a = await recoveringClient(server.url, server.token(), { reconnection: false });

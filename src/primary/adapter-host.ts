@@ -66,7 +66,9 @@ export class AdapterHost {
         }
         const packet = msg.data.packet as { type?: number; id?: number; data?: unknown[] };
         const loggable = packet.type === 2 && packet.id === undefined && Array.isArray(packet.data) && !msg.data.opts.flags?.volatile;
-        const offset = loggable ? this.log.append(packet.data!, msg.data.opts.rooms, msg.data.opts.except, now) : "";
+        const offset = loggable
+          ? this.log.append(packet.data!, msg.data.opts.rooms, msg.data.opts.except, message.bytes ?? 0, now)
+          : "";
         // Relay before answering the origin: every worker sees the broadcasts in offset order.
         if (message.relay) this.relay(worker, { source: ADAPTER_SOURCE, t: "msg", msg, offset });
         this.send(worker, { source: ADAPTER_SOURCE, t: "offset", id: message.id, offset });

@@ -24,6 +24,7 @@ export function loadRecoveryState(config: Config, log: Logger): { replay: Replay
   const limits = {
     maxAgeMs: config.recovery.maxDisconnectionMs,
     maxEntries: config.recovery.logMaxEntries,
+    maxBytes: config.recovery.logMaxBytes,
   };
   const sessions = new SessionTable(
     { maxDisconnectionMs: config.recovery.maxDisconnectionMs, maxDisconnected: config.recovery.maxSessions },

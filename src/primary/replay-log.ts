@@ -6,6 +6,8 @@ export interface LogEntry {
   data: unknown[];
   rooms: string[];
   except: string[];
+  /** Approximate size (the packet's JSON length, as measured by the publishing worker). */
+  bytes: number;
 }
 
 export interface ReplayLogLimits {
@@ -13,6 +15,8 @@ export interface ReplayLogLimits {
   maxAgeMs: number;
   /** At most this many entries are kept; the oldest go first. */
   maxEntries: number;
+  /** At most this many bytes of packets are kept; the oldest go first. */
+  maxBytes: number;
 }
 
 export interface ReplayLogSnapshot {
@@ -30,6 +34,7 @@ export class ReplayLog {
   private entries: LogEntry[];
   private head = 0; // index of the oldest kept entry in `entries`
   private seq: number;
+  private bytes = 0;
   readonly epoch: string;
 
   constructor(
@@ -39,6 +44,7 @@ export class ReplayLog {
     this.epoch = from.epoch;
     this.seq = from.seq;
     this.entries = from.entries;
+    for (const e of this.entries) this.bytes += e.bytes ?? 0;
   }
 
   /** The offset of the newest broadcast sequenced so far. */
@@ -51,21 +57,25 @@ export class ReplayLog {
   }
 
   /** Logs a broadcast under the next sequence number and returns its offset. */
-  append(data: unknown[], rooms: string[], except: string[], now: number): string {
+  append(data: unknown[], rooms: string[], except: string[], bytes: number, now: number): string {
     const seq = ++this.seq;
     const offset = `${this.epoch}-${seq}`;
-    this.entries.push({ seq, at: now, data: [...data, offset], rooms, except });
+    this.entries.push({ seq, at: now, data: [...data, offset], rooms, except, bytes });
+    this.bytes += bytes;
     this.trim(now);
     return offset;
   }
 
   /** Drops entries past the count and age bounds. */
   trim(now: number): void {
-    let drop = Math.max(0, this.size - this.limits.maxEntries);
-    while (this.head + drop < this.entries.length && now - this.entries[this.head + drop]!.at > this.limits.maxAgeMs) {
-      drop++;
+    let excess = Math.max(0, this.size - this.limits.maxEntries);
+    while (this.head < this.entries.length) {
+      const oldest = this.entries[this.head]!;
+      if (excess <= 0 && this.bytes <= this.limits.maxBytes && now - oldest.at <= this.limits.maxAgeMs) break;
+      this.bytes -= oldest.bytes;
+      this.head++;
+      excess--;
     }
-    this.head += drop;
     // Compact once the dead prefix dominates, so trimming stays O(1) amortised.
     if (this.head > 1024 && this.head * 2 > this.entries.length) {
       this.entries = this.entries.slice(this.head);

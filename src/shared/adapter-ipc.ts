@@ -23,7 +23,8 @@ type Tagged<T> = T & { source: typeof ADAPTER_SOURCE };
 /** Worker → primary. */
 export type AdapterUpMessage = Tagged<
   /** A cluster message; `id` asks for the offset back; `relay: false` is logged only (a local socket's own room). */
-  | { t: "pub"; id?: number; msg: ClusterMessage; relay: boolean }
+  /** `bytes`: the packet's JSON length, for the replay log's byte bound. */
+  | { t: "pub"; id?: number; msg: ClusterMessage; relay: boolean; bytes?: number }
   | { t: "res"; to: string; msg: ClusterResponse }
   /** A socket connected (eager session save, so a crash loses nothing). */
   | { t: "open"; session: SessionRecord }

@@ -56,6 +56,7 @@ const envSchema = z.object({
   CHANNEL_NAME_MAX_LENGTH: z.preprocess(emptyToUndefined, int(1, 1024).default(200)),
   RECOVERY_MAX_DISCONNECTION_MS: z.preprocess(emptyToUndefined, int(0, 3_600_000).default(120_000)),
   RECOVERY_LOG_MAX_ENTRIES: z.preprocess(emptyToUndefined, int(1, 10_000_000).default(100_000)),
+  RECOVERY_LOG_MAX_BYTES: z.preprocess(emptyToUndefined, int(1024, 64 * 1024 ** 3).default(128 * 1024 ** 2)),
   RECOVERY_MAX_SESSIONS: z.preprocess(emptyToUndefined, int(1, 10_000_000).default(100_000)),
   PRESENCE_GRACE_MS: z.preprocess(emptyToUndefined, int(0, 3_600_000).default(15_000)),
   PRESENCE_CRASH_GRACE_MS: z.preprocess(emptyToUndefined, int(0, 600_000).default(3_000)),
@@ -96,6 +97,9 @@ const envSchema = z.object({
   AWS_ACCESS_KEY_ID: optionalString,
   AWS_PROFILE: optionalString,
 });
+
+/** Every environment variable the server reads (the README and .env.example document each). */
+export const CONFIG_VARIABLES: readonly string[] = Object.keys(envSchema.shape);
 
 export type Mode = "embedded" | "clustered";
 export type JwtAlgorithm = "HS256" | "RS256" | "ES256";
@@ -147,6 +151,8 @@ export interface Config {
     readonly maxDisconnectionMs: number;
     /** Embedded replay log: most broadcasts kept (each also expires after maxDisconnectionMs). */
     readonly logMaxEntries: number;
+    /** Embedded replay log: most bytes of broadcasts kept. */
+    readonly logMaxBytes: number;
     /** Most disconnected sessions kept for recovery; in clustered mode also sizes the stream. */
     readonly maxSessions: number;
   };
@@ -306,6 +312,7 @@ export function loadConfig(raw: Record<string, string | undefined>, generateKey:
     recovery: {
       maxDisconnectionMs: v.RECOVERY_MAX_DISCONNECTION_MS,
       logMaxEntries: v.RECOVERY_LOG_MAX_ENTRIES,
+      logMaxBytes: v.RECOVERY_LOG_MAX_BYTES,
       maxSessions: v.RECOVERY_MAX_SESSIONS,
     },
     supervisor: { restartDelayMs: v.WORKER_RESTART_DELAY_MS, restartMaxDelayMs: v.WORKER_RESTART_MAX_DELAY_MS },

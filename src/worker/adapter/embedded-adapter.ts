@@ -116,9 +116,11 @@ export class EmbeddedAdapter extends ClusterAdapterWithHeartbeat {
     const relay = !(rooms.length === 1 && message.data.opts.except.length === 0 && this.nsp.sockets.has(rooms[0]));
     if (this.offsets.size >= MAX_WAITING) return Promise.reject(new Error("too many broadcasts waiting for the primary"));
     const id = this.nextId++;
+    // Measured here, where the packet is plain data; the primary bounds its log by it.
+    const bytes = JSON.stringify((message.data.packet as { data?: unknown }).data ?? null).length;
     return new Promise((resolve, reject) => {
       this.offsets.set(id, { resolve, reject });
-      this.send({ source: ADAPTER_SOURCE, t: "pub", id, msg: message, relay });
+      this.send({ source: ADAPTER_SOURCE, t: "pub", id, msg: message, relay, bytes });
     });
   }
 
