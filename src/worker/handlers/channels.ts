@@ -12,7 +12,8 @@ export const MAX_CHANNELS_PER_CONNECTION = 1000;
 /** channel:subscribe, channel:unsubscribe and message:queue (PROTOCOL.md, "Client → server events"). */
 export function registerChannelHandlers(socket: AppSocket, ctx: HandlerContext): void {
   const { io, schemas, log, sink } = ctx;
-  let subscriptions = 0;
+  // A recovered socket comes back with its rooms: count its channels from them.
+  let subscriptions = [...socket.rooms].filter((room) => room.startsWith(channelRoom(""))).length;
 
   socket.on(
     "channel:subscribe",
