@@ -6,7 +6,12 @@ interface Pending {
   isNewer: (offset: string) => boolean;
   /** Packets for a socket that exists but is not yet registered: written when it connects. */
   deferred: unknown[][];
+  /** When the entry is dropped even if delivery never caught up (ms since epoch). */
+  expiresAt: number;
 }
+
+/** How long a restored socket is watched after it connected, at most. */
+const WATCH_AFTER_CONNECT_MS = 60_000;
 
 type Collected = { data: unknown[]; opts: BroadcastOptions; offset: string };
 
@@ -24,7 +29,16 @@ export class PendingRestores {
   private readonly pending = new Set<Pending>();
   private readonly collectors = new Set<Collected[]>();
 
-  constructor(private readonly stage: (sid: string) => RestoreStage) {}
+  /**
+   * `lateDeliveries`: whether local delivery may still bring packets the restore already read
+   * after the socket connected (Redis: the worker's stream poll can lag behind the stream's end,
+   * which the restore read). Such packets are then kept from the socket (it has them), until a
+   * packet past the read arrives through `isCaughtUp`.
+   */
+  constructor(
+    private readonly stage: (sid: string) => RestoreStage,
+    private readonly lateDeliveries?: { isCaughtUp: (offset: string, isNewer: (o: string) => boolean) => boolean },
+  ) {}
 
   /**
    * Starts recording every packet delivered locally, for a restore whose read of the log is
@@ -46,15 +60,20 @@ export class PendingRestores {
   }
 
   add(session: Session, isNewer: (offset: string) => boolean = () => true): void {
-    this.pending.add({ session, isNewer, deferred: [] });
+    this.pending.add({ session, isNewer, deferred: [], expiresAt: Number.POSITIVE_INFINITY });
   }
 
-  /** The socket connected (its `connection` fired): write what was held for it, stop watching. */
+  /**
+   * The socket connected (its `connection` fired): write what was held for it. Without late
+   * deliveries nothing more can arrive for it; otherwise it stays watched until caught up.
+   */
   settle(sid: string, write: (data: unknown[]) => void): void {
     for (const p of this.pending) {
       if (p.session.sid !== sid) continue;
-      this.pending.delete(p);
       for (const data of p.deferred) write(data);
+      p.deferred = [];
+      if (this.lateDeliveries) p.expiresAt = Date.now() + WATCH_AFTER_CONNECT_MS;
+      else this.pending.delete(p);
     }
   }
 
@@ -62,9 +81,20 @@ export class PendingRestores {
     if (this.pending.size === 0 && this.collectors.size === 0) return;
     if (packet.type !== 2 || packet.id !== undefined || opts.flags?.volatile || !offset) return;
     for (const seen of this.collectors) seen.push({ data: [...packet.data], opts, offset });
+    const now = Date.now();
     for (const p of this.pending) {
       const stage = this.stage(p.session.sid);
-      if (stage === "registered" || !p.isNewer(offset) || !matches(p.session.rooms, opts)) continue;
+      if (stage === "registered") {
+        if (!this.lateDeliveries || p.expiresAt < now || this.lateDeliveries.isCaughtUp(offset, p.isNewer)) {
+          this.pending.delete(p);
+        } else if (!p.isNewer(offset) && matches(p.session.rooms, opts)) {
+          // Already replayed to it by the restore: keep this late copy from the socket. A new set,
+          // because the caller's may be shared with other broadcasts.
+          opts.except = new Set([...(opts.except ?? []), p.session.sid]);
+        }
+        continue;
+      }
+      if (!p.isNewer(offset) || !matches(p.session.rooms, opts)) continue;
       if (stage === "awaiting") p.session.missedPackets.push([...packet.data]);
       else p.deferred.push([...packet.data]);
     }

@@ -68,6 +68,7 @@ interface StreamsAdapter {
   del(id: string, room: string): void;
   delAll(id: string): void;
   close(): void;
+  onMessage(message: unknown, offset?: string): void;
 }
 
 /** Internal event: close a half-open socket whose session a newer connection took. */
@@ -85,7 +86,13 @@ export class RedisRecovery {
   private readonly tracked = new Map<string, string>(); // sid → pid
   private readonly dirty = new Set<string>();
   private readonly persisted = new Set<string>();
-  private readonly pending = new PendingRestores((sid) => restoreStage(this.adapter.sids, this.adapter.nsp.sockets, sid));
+  /** True while the stream poll delivers a packet (as opposed to one of this worker's own broadcasts). */
+  private polling = false;
+  private readonly pending = new PendingRestores((sid) => restoreStage(this.adapter.sids, this.adapter.nsp.sockets, sid), {
+    // The poll delivers the stream in order: once it delivers past the restore's read, nothing
+    // the restore read can come again. (Own broadcasts are delivered before the read ends.)
+    isCaughtUp: (offset, isNewer) => this.polling && isNewer(offset),
+  });
   private flushScheduled = false;
   private streamTtlSet = false;
   private readonly refreshTimer: NodeJS.Timeout;
@@ -113,7 +120,15 @@ export class RedisRecovery {
   install(instance: object): void {
     const adapter = instance as StreamsAdapter;
     this.adapter = adapter;
-    const { addAll, del, delAll, close } = adapter;
+    const { addAll, del, delAll, close, onMessage } = adapter;
+    adapter.onMessage = (message, offset) => {
+      this.polling = true;
+      try {
+        onMessage.call(adapter, message, offset);
+      } finally {
+        this.polling = false;
+      }
+    };
     adapter.persistSession = (session) => this.closed(session);
     adapter.restoreSession = (pid, offset) => this.restore(pid, offset);
     adapter.addAll = (id, rooms) => {
