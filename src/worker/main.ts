@@ -9,10 +9,11 @@ import { createLogger } from "../shared/logger.js";
 import { createRedis, whenReady } from "../shared/redis.js";
 import { buildSchemas } from "../shared/schemas.js";
 import { installAuth } from "./auth.js";
-import { registerChannelHandlers } from "./handlers/channels.js";
+import { channelHandlers } from "./handlers/channels.js";
 import type { HandlerContext } from "./handlers/context.js";
-import { registerHistoryHandler } from "./handlers/history.js";
-import { registerPresenceHandlers, startPresenceReaper } from "./handlers/presence.js";
+import { historyHandlers } from "./handlers/history.js";
+import { presenceHandlers, startPresenceReaper, trackPresence } from "./handlers/presence.js";
+import { dispatcher } from "./handlers/reply.js";
 import { adoptConnection } from "./handoff.js";
 import { JwtVerifier } from "./jwt-verifier.js";
 import { createPersistence } from "./persistence/factory.js";
@@ -87,11 +88,12 @@ async function main(): Promise<void> {
     history,
   };
 
+  // One handler table per worker; each socket gets a single listener that dispatches into it.
+  const dispatch = dispatcher(ctx.log, { ...channelHandlers(ctx), ...presenceHandlers(ctx), ...historyHandlers(ctx) });
   io.on("connection", (socket) => {
     track(socket);
-    registerChannelHandlers(socket, ctx);
-    registerPresenceHandlers(socket, ctx);
-    registerHistoryHandler(socket, ctx);
+    socket.onAny((event: unknown, ...args: unknown[]) => dispatch(socket, event, args));
+    trackPresence(socket, ctx);
     socket.emit(WELCOME_EVENT, { socketId: socket.id, serverTime: new Date().toISOString() });
   });
 

@@ -4,53 +4,48 @@ import { channelRoom, messageEvent } from "../../shared/rooms.js";
 import { measureContent } from "../../shared/schemas.js";
 import type { ChannelMessage } from "../../shared/contract.js";
 import type { AppSocket, HandlerContext } from "./context.js";
-import { fail, guard } from "./reply.js";
+import { fail, type Handler } from "./reply.js";
 
 /** Subscriptions one connection may hold; the next subscribe is refused with LIMIT_EXCEEDED. */
 export const MAX_CHANNELS_PER_CONNECTION = 1000;
 
-/** channel:subscribe, channel:unsubscribe and message:queue (PROTOCOL.md, "Client → server events"). */
-export function registerChannelHandlers(socket: AppSocket, ctx: HandlerContext): void {
-  const { io, schemas, log, sink } = ctx;
-  // A recovered socket comes back with its rooms: count its channels from them.
-  let subscriptions = [...socket.rooms].filter((room) => room.startsWith(channelRoom(""))).length;
+/** The channels a socket is subscribed to, counted from its rooms (so a recovered socket's count is right). */
+function subscriptionCount(socket: AppSocket): number {
+  let count = 0;
+  for (const room of socket.rooms) if (room.startsWith(CHANNEL_PREFIX)) count++;
+  return count;
+}
+const CHANNEL_PREFIX = channelRoom("");
 
-  socket.on(
-    "channel:subscribe",
-    guard(log, "channel:subscribe", ([name], reply) => {
+/** channel:subscribe, channel:unsubscribe and message:queue (PROTOCOL.md, "Client → server events"). */
+export function channelHandlers(ctx: HandlerContext): Record<string, Handler> {
+  const { io, schemas, log, sink } = ctx;
+  return {
+
+    "channel:subscribe": (socket, [name], reply) => {
       const parsed = schemas.channelName.safeParse(name);
       if (!parsed.success) return reply(fail(ErrorCode.INVALID_CHANNEL, parsed.error.issues[0]?.message));
       const room = channelRoom(parsed.data);
       if (!socket.rooms.has(room)) {
-        if (subscriptions >= MAX_CHANNELS_PER_CONNECTION) {
+        if (subscriptionCount(socket) >= MAX_CHANNELS_PER_CONNECTION) {
           return reply(fail(ErrorCode.LIMIT_EXCEEDED, `at most ${MAX_CHANNELS_PER_CONNECTION} channels per connection`));
         }
-        subscriptions++;
         // join() is synchronous for every adapter we use, so the ack below cannot overtake it.
         void socket.join(room);
         sink.noteChannel(parsed.data);
       }
       reply({ success: true });
-    }),
-  );
+    },
 
-  socket.on(
-    "channel:unsubscribe",
-    guard(log, "channel:unsubscribe", ([name], reply) => {
+    "channel:unsubscribe": (socket, [name], reply) => {
       const parsed = schemas.channelName.safeParse(name);
       if (!parsed.success) return reply(fail(ErrorCode.INVALID_CHANNEL, parsed.error.issues[0]?.message));
       const room = channelRoom(parsed.data);
-      if (socket.rooms.has(room)) {
-        subscriptions--;
-        void socket.leave(room);
-      }
+      if (socket.rooms.has(room)) void socket.leave(room);
       reply({ success: true });
-    }),
-  );
+    },
 
-  socket.on(
-    "message:queue",
-    guard(log, "message:queue", (data, reply) => {
+    "message:queue": (socket, data, reply) => {
       const [name, content] = data;
       const parsed = schemas.channelName.safeParse(name);
       if (!parsed.success) return reply(fail(ErrorCode.INVALID_CHANNEL, parsed.error.issues[0]?.message));
@@ -79,6 +74,6 @@ export function registerChannelHandlers(socket: AppSocket, ctx: HandlerContext):
           reply(fail(ErrorCode.STORE_UNAVAILABLE, "message was delivered but could not be stored"));
         },
       );
-    }),
-  );
+    },
+  };
 }

@@ -1,14 +1,13 @@
 import { ErrorCode } from "../../shared/errors.js";
 import { HistoryRequestError } from "../persistence/history-reader.js";
-import type { AppSocket, HandlerContext } from "./context.js";
-import { fail, guard } from "./reply.js";
+import type { HandlerContext } from "./context.js";
+import { fail, type Handler } from "./reply.js";
 
 /** channel:history(channelName, limit, sortDirection, lastEvaluatedKey, ack). */
-export function registerHistoryHandler(socket: AppSocket, ctx: HandlerContext): void {
+export function historyHandlers(ctx: HandlerContext): Record<string, Handler> {
   const { schemas, log, history } = ctx;
-  socket.on(
-    "channel:history",
-    guard(log, "channel:history", async ([name, limit, sortDirection, lastEvaluatedKey], reply) => {
+  return {
+    "channel:history": async (_socket, [name, limit, sortDirection, lastEvaluatedKey], reply) => {
       const channel = schemas.channelName.safeParse(name);
       if (!channel.success) return reply(fail(ErrorCode.INVALID_CHANNEL, channel.error.issues[0]?.message));
       const args = schemas.historyArgs.safeParse({ limit, sortDirection, lastEvaluatedKey });
@@ -25,6 +24,6 @@ export function registerHistoryHandler(socket: AppSocket, ctx: HandlerContext): 
         log.warn({ err, channel: channel.data }, "history read failed");
         reply(fail(ErrorCode.STORE_UNAVAILABLE, "history is unavailable"));
       }
-    }),
-  );
+    },
+  };
 }

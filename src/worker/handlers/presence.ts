@@ -3,7 +3,7 @@ import { presenceEvent, presenceRoom } from "../../shared/rooms.js";
 import type { Removal } from "../../shared/presence-limits.js";
 import { stringifyInfo } from "../presence/store.js";
 import type { AppServer, AppSocket, HandlerContext } from "./context.js";
-import { fail, guard } from "./reply.js";
+import { fail, type Handler } from "./reply.js";
 
 /** Disconnect reasons after which the client comes back and recovers: no `leave` for those, yet. */
 const RECOVERABLE = new Set(["transport error", "transport close", "forced close", "ping timeout", "server shutting down", "forced server close"]);
@@ -12,7 +12,7 @@ const RECOVERABLE = new Set(["transport error", "transport close", "forced close
  * presenceSet:enter, presenceSet:leave, presence:update and presence:members:get.
  * Only members of a set receive its events; the joiner sees its own join.
  */
-export function registerPresenceHandlers(socket: AppSocket, ctx: HandlerContext): void {
+export function presenceHandlers(ctx: HandlerContext): Record<string, Handler> {
   const { io, schemas, log, presence, config } = ctx;
   const limits = config.presence;
 
@@ -35,9 +35,8 @@ export function registerPresenceHandlers(socket: AppSocket, ctx: HandlerContext)
     return info;
   };
 
-  socket.on(
-    "presenceSet:enter",
-    guard(log, "presenceSet:enter", async ([name, info], reply) => {
+  return {
+    "presenceSet:enter": async (socket, [name, info], reply) => {
       const channel = schemas.channelName.safeParse(name);
       if (!channel.success) return reply(fail(ErrorCode.INVALID_CHANNEL, channel.error.issues[0]?.message));
       const fields = parseInfo(info ?? {}, reply);
@@ -55,12 +54,9 @@ export function registerPresenceHandlers(socket: AppSocket, ctx: HandlerContext)
       void socket.join(presenceRoom(channel.data));
       io.to(presenceRoom(channel.data)).emit(presenceEvent(channel.data, "join"), state);
       reply({ success: true });
-    }),
-  );
+    },
 
-  socket.on(
-    "presence:update",
-    guard(log, "presence:update", async ([name, partial], reply) => {
+    "presence:update": async (socket, [name, partial], reply) => {
       const channel = schemas.channelName.safeParse(name);
       if (!channel.success) return reply(fail(ErrorCode.INVALID_CHANNEL, channel.error.issues[0]?.message));
       const fields = parseInfo(partial, reply);
@@ -73,12 +69,9 @@ export function registerPresenceHandlers(socket: AppSocket, ctx: HandlerContext)
       }
       io.to(presenceRoom(channel.data)).emit(presenceEvent(channel.data, "update"), state);
       reply({ success: true });
-    }),
-  );
+    },
 
-  socket.on(
-    "presenceSet:leave",
-    guard(log, "presenceSet:leave", async ([name], reply) => {
+    "presenceSet:leave": async (socket, [name], reply) => {
       const channel = schemas.channelName.safeParse(name);
       if (!channel.success) return reply(fail(ErrorCode.INVALID_CHANNEL, channel.error.issues[0]?.message));
       const removed = await presence.remove(channel.data, socket.id);
@@ -86,12 +79,9 @@ export function registerPresenceHandlers(socket: AppSocket, ctx: HandlerContext)
       void socket.leave(presenceRoom(channel.data));
       io.to(presenceRoom(channel.data)).emit(presenceEvent(channel.data, "leave"), { socketId: socket.id });
       reply({ success: true });
-    }),
-  );
+    },
 
-  socket.on(
-    "presence:members:get",
-    guard(log, "presence:members:get", async ([name], reply) => {
+    "presence:members:get": async (socket, [name], reply) => {
       const channel = schemas.channelName.safeParse(name);
       if (!channel.success) return reply(fail(ErrorCode.INVALID_CHANNEL, channel.error.issues[0]?.message));
       try {
@@ -100,9 +90,14 @@ export function registerPresenceHandlers(socket: AppSocket, ctx: HandlerContext)
         log.warn({ err }, "presence members read failed");
         reply(fail(ErrorCode.STORE_UNAVAILABLE, "presence is unavailable"));
       }
-    }),
-  );
+    },
+  };
+}
 
+/** Per connection: a dropped member is suspended (not announced), a recovered one resumed. */
+export function trackPresence(socket: AppSocket, ctx: HandlerContext): void {
+  const { io, log, presence } = ctx;
+  const limits = ctx.config.presence;
   socket.on("disconnect", (reason) => {
     if (ctx.evictions.has(socket.id)) return; // the session lives on in a newer connection
     const id = socket.id;

