@@ -63,9 +63,18 @@ export interface EncodedWindow {
   latency: Record<LatencyKind, string>;
 }
 
+/** A stage's measured window on the wall clock (Date.now() ms). */
+export interface MeasuredSpan {
+  index: number;
+  measureAt: number;
+  endAt: number;
+}
+
 /**
  * One generator process's measurements. Everything is counted in `total`; the stage window in
  * progress (outside warm-up and drain) and the current one-second interval get the same events.
+ * Which window an event belongs to is decided by the clock when it is recorded, not by timers, so
+ * a busy event loop (a connect storm launching hundreds of connects) cannot shift the windows.
  */
 export class ShardMetrics {
   readonly total = new Window();
@@ -73,38 +82,65 @@ export class ShardMetrics {
   readonly setup = new Window();
   readonly interval = new Window();
   readonly stages: Window[] = [];
-  /** The stage being measured, or undefined in setup, warm-up and drain. */
-  private current: Window | undefined;
-  private inSetup = true;
   readonly errors = new Map<string, number>();
+  private spans: readonly MeasuredSpan[] | undefined;
+  /** The window events go to until `until` (ms); undefined: none (warm-up, drain). */
+  private current: Window | undefined = this.setup;
+  private until = Infinity;
 
-  startStage(index: number): void {
-    this.inSetup = false;
-    while (this.stages.length <= index) this.stages.push(new Window());
-    this.current = this.stages[index];
+  /** Fixes the stages' measured windows; until then everything counts as setup. */
+  plan(spans: readonly MeasuredSpan[]): void {
+    this.spans = spans;
+    for (const span of spans) while (this.stages.length <= span.index) this.stages.push(new Window());
+    this.until = 0; // recompute at the next event
   }
 
-  stopMeasuring(): void {
-    this.inSetup = false;
-    this.current = undefined;
+  /** Ends every measured window at `at` (an interrupted run measures up to the interruption). */
+  cut(at: number): void {
+    if (!this.spans) return;
+    this.spans = this.spans.map((span) => ({ ...span, endAt: Math.min(span.endAt, at), measureAt: Math.min(span.measureAt, at) }));
+    this.until = 0;
   }
 
-  get measuring(): boolean {
-    return this.current !== undefined;
+  /** The window for an event now: a stage's measured window, the setup, or none. */
+  private windowNow(): Window | undefined {
+    const now = Date.now();
+    if (now < this.until) return this.current;
+    const spans = this.spans!;
+    let until = Infinity;
+    let current: Window | undefined;
+    if (spans.length > 0 && now < spans[0]!.measureAt) {
+      current = undefined; // between the start and the first measured window: warm-up
+      until = spans[0]!.measureAt;
+    }
+    for (const span of spans) {
+      if (now >= span.measureAt && now < span.endAt) {
+        current = this.stages[span.index];
+        until = span.endAt;
+        break;
+      }
+      if (now < span.measureAt) {
+        until = Math.min(until, span.measureAt);
+        break;
+      }
+    }
+    this.current = current;
+    this.until = until;
+    return current;
   }
 
   count(counter: CounterName, n = 1): void {
     this.total.counters[counter] += n;
     this.interval.counters[counter] += n;
-    if (this.current) this.current.counters[counter] += n;
-    else if (this.inSetup) this.setup.counters[counter] += n;
+    const w = this.windowNow();
+    if (w) w.counters[counter] += n;
   }
 
   latency(kind: LatencyKind, ms: number): void {
     recordMs(this.total.latency[kind], ms);
     recordMs(this.interval.latency[kind], ms);
-    if (this.current) recordMs(this.current.latency[kind], ms);
-    else if (this.inSetup) recordMs(this.setup.latency[kind], ms);
+    const w = this.windowNow();
+    if (w) recordMs(w.latency[kind], ms);
   }
 
   /** Hot path of every delivery: counted and timed without the generic bookkeeping. */
@@ -115,9 +151,10 @@ export class ShardMetrics {
     this.interval.counters.deliveries++;
     this.total.latency.delivery.recordValue(v);
     this.interval.latency.delivery.recordValue(v);
-    if (this.current) {
-      this.current.counters.deliveries++;
-      this.current.latency.delivery.recordValue(v);
+    const w = this.windowNow();
+    if (w) {
+      w.counters.deliveries++;
+      w.latency.delivery.recordValue(v);
     }
   }
 

@@ -116,10 +116,10 @@ const rawSchema = z
     channels: positiveInt(1_000_000).optional(),
     publishers: positiveInt(100_000).optional(),
     rate: rateSchema.optional(),
-    inflight: positiveInt(10_000).default(8),
+    inflight: positiveInt(10_000).optional(),
     windowBy: z.enum(WINDOW_MODES).default("ack"),
     duration: seconds(0.1, 24 * 3600).default(30),
-    warmup: seconds(0, 3600).default(2),
+    warmup: seconds(0, 3600).optional(),
     drain: seconds(0, 600).default(5),
     payload: z.coerce.number().int().min(40).max(10_000_000).default(100),
     procs: positiveInt(256).default(1),
@@ -160,24 +160,30 @@ const kebab = (camel: string) => camel.replace(/[A-Z]/g, (c) => `-${c.toLowerCas
 const camel = (flag: string) => flag.replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
 
 const FLAG_NAMES = Object.keys(rawSchema.shape).map(kebab);
+/** Flags that take no value. */
+const SWITCHES = ["html", "ack", "server-stats", "progress"];
 
 /** Scenario-dependent defaults, applied where neither the file nor the flags set a value. */
 function scenarioDefaults(scenario: Scenario, connections: number | undefined) {
+  const common = { warmup: 2, inflight: 8 };
   switch (scenario) {
     case "fan-out":
-      return { connections: 1000, channels: 1, publishers: 1, rates: [10] as number[] | "max" };
+      return { ...common, connections: 1000, channels: 1, publishers: 1, rates: [10] as number[] | "max" };
     case "chat": {
       const n = connections ?? 1000;
-      return { connections: n, channels: Math.max(1, Math.floor(n / 10)), publishers: Math.max(1, Math.floor(n / 10)), rates: [100] as number[] | "max" };
+      const c = Math.max(1, Math.floor(n / 10));
+      return { ...common, connections: n, channels: c, publishers: c, rates: [100] as number[] | "max" };
     }
     case "connect-storm":
-      return { connections: 1000, channels: 1, publishers: 1, rates: [200] as number[] | "max" };
+      // The connects are the measure: none of them is warm-up.
+      return { ...common, warmup: 0, connections: 1000, channels: 1, publishers: 1, rates: [200] as number[] | "max" };
     case "presence-churn":
-      return { connections: 200, channels: 10, publishers: 1, rates: [100] as number[] | "max" };
+      return { ...common, connections: 200, channels: 10, publishers: 1, rates: [100] as number[] | "max" };
     case "recovery-storm":
-      return { connections: 200, channels: 1, publishers: 1, rates: [50] as number[] | "max" };
+      return { ...common, connections: 200, channels: 1, publishers: 1, rates: [50] as number[] | "max" };
     case "persistence-throughput":
-      return { connections: 10, channels: 4, publishers: 4, rates: "max" as number[] | "max" };
+      // Acks wait for a batch (PERSISTENCE_BATCH_WAIT_MS): a deep window keeps the store busy.
+      return { ...common, inflight: 64, connections: 10, channels: 4, publishers: 4, rates: "max" as number[] | "max" };
   }
 }
 
@@ -198,18 +204,15 @@ export function readConfigFile(path: string): Record<string, unknown> {
   if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
     throw new OptionsError("config", `${path} must hold a JSON object`);
   }
-  // Accept kebab-case keys too, so a file can be written with the flags' spelling.
-  return Object.fromEntries(Object.entries(parsed).map(([k, v]) => [camel(k), v]));
+  return parsed as Record<string, unknown>;
 }
 
 /** Splits argv into flag values (camelCase keys) and the config path, rejecting unknown flags. */
 export function parseFlags(argv: readonly string[]): { flags: Record<string, string | boolean>; config?: string; help: boolean } {
   const options: Record<string, { type: "string" | "boolean" }> = { config: { type: "string" }, help: { type: "boolean" } };
-  for (const name of FLAG_NAMES) options[name] = { type: "string" };
-  // Boolean switches: `--no-html`, `--no-ack`... and bare `--html`.
-  for (const name of ["html", "ack", "server-stats", "progress"]) {
-    options[`no-${name}`] = { type: "boolean" };
-  }
+  for (const name of FLAG_NAMES) options[name] = { type: SWITCHES.includes(name) ? "boolean" : "string" };
+  // Switches: `--html` / `--no-html` and so on.
+  for (const name of SWITCHES) options[`no-${name}`] = { type: "boolean" };
   let values: Record<string, string | boolean | undefined>;
   try {
     ({ values } = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }) as {
@@ -237,7 +240,8 @@ export function resolveOptions(
   readFile: (path: string) => Record<string, unknown> = readConfigFile,
 ): LoadtestOptions {
   const { flags, config } = parseFlags(argv);
-  const fromFile = config ? readFile(config) : {};
+  // Accept kebab-case keys too, so a file can be written with the flags' spelling.
+  const fromFile = config ? Object.fromEntries(Object.entries(readFile(config)).map(([k, v]) => [camel(k), v])) : {};
   return buildOptions({ ...fromFile, ...flags } as RawOptions, env);
 }
 
@@ -263,10 +267,10 @@ export function buildOptions(raw: RawOptions, env: Record<string, string | undef
     channels: o.channels ?? defaults.channels,
     publishers: o.publishers ?? defaults.publishers,
     rates,
-    inflight: o.inflight,
+    inflight: o.inflight ?? defaults.inflight,
     windowBy: o.windowBy,
     durationS: o.duration,
-    warmupS: o.warmup,
+    warmupS: o.warmup ?? defaults.warmup,
     drainS: o.drain,
     payloadBytes: o.payload,
     procs: o.procs,
@@ -353,10 +357,12 @@ Ctrl-C stops early and still prints and writes what was measured.
   --rate R                  per second in total: publishes (connects for connect-storm,
                             presence ops for presence-churn); 100,200,400 runs a ramp of
                             stages; max keeps --inflight messages outstanding per publisher
-  --inflight W              outstanding messages per publisher with --rate max        [8]
+  --inflight W              outstanding messages per publisher with --rate max
+                            [8; 64 for persistence-throughput]
   --window-by ack|delivery  what completes a message with --rate max              [ack]
   --duration S              measured seconds per stage                               [30]
-  --warmup S                unmeasured seconds at the start of each stage             [2]
+  --warmup S                unmeasured seconds at the start of each stage
+                            [2; 0 for connect-storm]
   --drain S                 longest wait for the last deliveries after publishing     [5]
   --payload B               bytes of JSON per published content                     [100]
   --procs K                 generator processes                                       [1]

@@ -1,0 +1,211 @@
+/**
+ * `npm run bench`: the fixed performance suite of issue 6, on localhost, in one run.
+ *
+ * Targets, alternated round by round: the baseline (one plain socket.io process, see
+ * baseline-server.ts), the product at its defaults (embedded mode, persistence on) with WORKERS=1
+ * and WORKERS=2, and the product clustered over a private redis-server. Each round of each
+ * target starts it fresh and runs three load tests with the raw engine (the cheap one: the
+ * generator shares this machine's cores with the server):
+ *   1. memory: the fresh server's RSS (all its processes summed), then 10,000 idle subscribed
+ *      connections and a second reading: (connected − idle) ÷ connections. Many connections,
+ *      because each server process also grows by a fixed amount (V8's young generation sizes
+ *      itself to the load, up to 2 × 16 MiB per process), which must not dominate a
+ *      per-connection figure (docs/benchmarks.md has the figures at 3,000 and 10,000);
+ *   2. fan-out: 1000 subscribers on one channel, one publisher keeping 8 messages outstanding,
+ *      each complete when every subscriber has it (window by delivery): deliveries/s;
+ *   3. latency: 500 subscribers, one broadcast in flight at a time: p50/p99 publish → deliver.
+ * It prints every run, the medians and the ratios against the baseline with the bar, and writes
+ * the lot to loadtest-results/bench-<time>.json. docs/benchmarks.md explains the method.
+ *
+ * Usage: npm run bench [-- --runs 3 --memory-connections 10000 --connections 1000 --latency-subscribers 500 --duration 8
+ *                          --targets baseline,embedded-w1,embedded-w2,clustered-w2 --cpu-prof DIR]
+ */
+import { execFileSync } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { cpus, totalmem } from "node:os";
+import { join, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { sleep } from "../loadtest/clock.js";
+import { readProcess } from "../loadtest/server-stats.js";
+import { runLoadtest } from "../loadtest/coordinator.js";
+import { buildOptions } from "../loadtest/options.js";
+import { buildResult, type LoadtestResult } from "../loadtest/result.js";
+import { formatBench, summarizeBench, type TargetRun } from "./report.js";
+import { TARGETS, TARGET_LABELS, startRedis, startTarget, type RunningTarget, type TargetName } from "./targets.js";
+
+/** The whole suite must end by itself; past this it stops and reports what it has. */
+const DEADLINE_MS = 20 * 60_000;
+
+const { values } = parseArgs({
+  options: {
+    runs: { type: "string", default: "3" },
+    connections: { type: "string", default: "1000" },
+    "memory-connections": { type: "string", default: "10000" },
+    "latency-subscribers": { type: "string", default: "500" },
+    duration: { type: "string", default: "8" },
+    targets: { type: "string", default: TARGETS.join(",") },
+    "cpu-prof": { type: "string" },
+    out: { type: "string", default: "loadtest-results" },
+  },
+});
+
+function positiveInt(name: string, raw: string | undefined): number {
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer (got ${raw})`);
+  return n;
+}
+
+const RUNS = positiveInt("runs", values.runs);
+const CONNECTIONS = positiveInt("connections", values.connections);
+const MEMORY_CONNECTIONS = positiveInt("memory-connections", values["memory-connections"]);
+const LATENCY_SUBSCRIBERS = positiveInt("latency-subscribers", values["latency-subscribers"]);
+const DURATION = positiveInt("duration", values.duration);
+const targets = values.targets!.split(",").map((t) => t.trim()) as TargetName[];
+for (const t of targets) if (!TARGETS.includes(t)) throw new Error(`--targets: unknown target ${t} (known: ${TARGETS.join(", ")})`);
+const cpuProfDir = values["cpu-prof"] ? resolve(values["cpu-prof"]) : undefined;
+
+const abort = new AbortController();
+process.on("SIGINT", () => {
+  if (abort.signal.aborted) process.exit(130);
+  process.stderr.write("\nstopping after the current measurement (Ctrl-C again to quit at once)\n");
+  abort.abort();
+});
+setTimeout(() => {
+  process.stderr.write("\nbench deadline reached: stopping\n");
+  abort.abort();
+}, DEADLINE_MS).unref();
+
+function machine(): string {
+  const model = cpus()[0]?.model ?? "unknown CPU";
+  let nproc = String(cpus().length);
+  try {
+    nproc = execFileSync("nproc", { encoding: "utf8" }).trim();
+  } catch {
+    // nproc missing: os.cpus() stands in
+  }
+  return `${nproc} cores (${model}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}`;
+}
+
+/** One load test against a running target, in this process, raw engine. */
+async function measure(target: RunningTarget, raw: Record<string, unknown>): Promise<LoadtestResult> {
+  const options = buildOptions({
+    url: target.url,
+    engine: "raw",
+    scenario: "fan-out",
+    publishers: 1,
+    channels: 1,
+    payload: 100,
+    connectRate: 500,
+    connectConcurrency: 50,
+    drain: 3,
+    progress: false,
+    html: false,
+    serverPid: target.pid,
+    ...(target.apiKey ? { apiKey: target.apiKey } : {}),
+    ...raw,
+  } as Parameters<typeof buildOptions>[0]);
+  return buildResult(await runLoadtest(options, { signal: abort.signal }));
+}
+
+async function roundOf(target: RunningTarget, run: number, redisPid: number | undefined): Promise<TargetRun> {
+  // Memory: on the fresh server, the idle reading, then MEMORY_CONNECTIONS idle subscribed
+  // connections (a second of light traffic, so the publish path is warm for what follows).
+  const mem = await measure(target, { connections: MEMORY_CONNECTIONS, rate: 10, duration: 1, warmup: 0, drain: 1, connectRate: 1000 });
+  await sleep(1000, abort.signal);
+  const redisBefore = redisPid === undefined ? undefined : readProcess(redisPid);
+  const fan = await measure(target, { connections: CONNECTIONS, rate: "max", windowBy: "delivery", inflight: 8, duration: DURATION, warmup: 2 });
+  const redisAfter = redisPid === undefined ? undefined : readProcess(redisPid);
+  await sleep(1000, abort.signal);
+  const lat = await measure(target, {
+    connections: LATENCY_SUBSCRIBERS,
+    rate: "max",
+    windowBy: "delivery",
+    inflight: 1,
+    duration: Math.max(3, Math.round(DURATION * 0.6)),
+    warmup: 1,
+  });
+  const all = [mem, fan, lat];
+  const stage = fan.stages[0];
+  // The primary's CPU per broadcast in the fan-out's measured window: sequencing (embedded mode),
+  // relaying to the other workers, answering with the offset.
+  const primaryShare = fan.server?.cpuShare.find((c) => c.pid === target.pid)?.share;
+  const published = stage?.counters.published ?? 0;
+  const primaryUsPerBroadcast =
+    target.name !== "baseline" && primaryShare !== undefined && stage?.server && published > 0 ? (stage.server.cpuS * primaryShare * 1e6) / published : null;
+  // Redis's CPU per broadcast (clustered): over the whole fan-out run, setup included, so an upper bound.
+  const totals = fan.totals.published;
+  const redisUsPerBroadcast = redisBefore && redisAfter && totals > 0 ? ((redisAfter.cpuS - redisBefore.cpuS) * 1e6) / totals : null;
+  return {
+    target: target.name,
+    run,
+    fanoutPerSec: stage?.perSecond.deliveries ?? 0,
+    serverUsPerDelivery: stage?.server?.cpuUsPerDelivery ?? null,
+    serverCores: stage?.server?.cores ?? null,
+    primaryUsPerBroadcast,
+    redisUsPerBroadcast,
+    latencyP50Ms: lat.latencyMs.delivery.p50,
+    latencyP99Ms: lat.latencyMs.delivery.p99,
+    rssPerConnectionBytes: mem.server?.rssPerConnectionBytes ?? null,
+    idleRssBytes: mem.server?.idleRssBytes ?? null,
+    hung: all.reduce((s, r) => s + r.connections.hung, 0),
+    lost: fan.delivery.lost + lat.delivery.lost,
+    duplicated: fan.delivery.duplicated + lat.delivery.duplicated,
+    errors: all.reduce((s, r) => s + r.totals.errors + r.failures.length, 0),
+  };
+}
+
+async function main(): Promise<number> {
+  const started = Date.now();
+  process.stdout.write(`Cerebellum bench on ${machine()}\n`);
+  process.stdout.write(
+    `${RUNS} rounds × ${targets.length} targets; memory with ${MEMORY_CONNECTIONS} connections, fan-out to ${CONNECTIONS} subscribers, latency with ${LATENCY_SUBSCRIBERS}; raw engine generator in this process\n`,
+  );
+  if (cpuProfDir) {
+    mkdirSync(cpuProfDir, { recursive: true });
+    process.stdout.write(`CPU profiles of the server processes go to ${cpuProfDir}\n`);
+  }
+  const redis = targets.includes("clustered-w2") ? await startRedis() : undefined;
+  const runs: TargetRun[] = [];
+  try {
+    for (let run = 1; run <= RUNS && !abort.signal.aborted; run++) {
+      // Alternate: each round starts with the next target, so no target always runs on a warmer machine.
+      const order = targets.map((_, i) => targets[(i + run - 1) % targets.length]!);
+      for (const name of order) {
+        if (abort.signal.aborted) break;
+        const t0 = Date.now();
+        const target = await startTarget(name, { redisUrl: redis?.url, cpuProfDir });
+        try {
+          const result = await roundOf(target, run, name === "clustered-w2" ? redis?.pid : undefined);
+          if (!abort.signal.aborted) runs.push(result);
+          process.stdout.write(
+            `  round ${run} ${name.padEnd(13)} ${Math.round(result.fanoutPerSec).toLocaleString("en-US").padStart(8)} deliv/s  p50 ${result.latencyP50Ms.toFixed(2)} ms  ${result.rssPerConnectionBytes === null ? "—" : (result.rssPerConnectionBytes / 1024).toFixed(1)} KiB/conn  hung ${result.hung}  (${((Date.now() - t0) / 1000).toFixed(0)} s)\n`,
+          );
+        } finally {
+          await target.stop();
+        }
+      }
+    }
+  } finally {
+    await redis?.stop();
+  }
+  const summary = summarizeBench(runs);
+  process.stdout.write(`\n${formatBench(runs, summary)}\n`);
+  process.stdout.write(`\nTotal time ${((Date.now() - started) / 1000).toFixed(0)} s.\n`);
+  const dir = resolve(values.out!);
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `bench-${new Date(started).toISOString().replace(/[:.]/g, "-")}.json`);
+  writeFileSync(
+    file,
+    JSON.stringify({ machine: machine(), runs: RUNS, memoryConnections: MEMORY_CONNECTIONS, connections: CONNECTIONS, latencySubscribers: LATENCY_SUBSCRIBERS, durationS: DURATION, targets: targets.map((t) => TARGET_LABELS[t]), results: runs, summary }, null, 2),
+  );
+  process.stdout.write(`wrote ${file}\n`);
+  return 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error("bench failed:", err);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,205 @@
+import { TARGET_LABELS, type TargetName } from "./targets.js";
+
+/** One measurement round of one target. */
+export interface TargetRun {
+  target: TargetName;
+  run: number;
+  /** Fan-out: deliveries per second to 1 channel of `connections` subscribers, window by delivery. */
+  fanoutPerSec: number;
+  /** Server CPU per delivery in the fan-out phase, µs (all server processes). */
+  serverUsPerDelivery: number | null;
+  /** Server CPU cores used in the fan-out phase. */
+  serverCores: number | null;
+  /** Product: the primary's CPU per broadcast in the fan-out phase, µs. */
+  primaryUsPerBroadcast: number | null;
+  /** Clustered: redis-server's CPU per broadcast over the fan-out run, µs. */
+  redisUsPerBroadcast: number | null;
+  /** One broadcast in flight to the latency subscribers: publish → deliver, ms. */
+  latencyP50Ms: number;
+  latencyP99Ms: number;
+  /** (RSS with the connections − RSS before them) ÷ connections, all server processes. */
+  rssPerConnectionBytes: number | null;
+  /** RSS of all the target's processes before the fan-out's connections (after the warm-up). */
+  idleRssBytes: number | null;
+  hung: number;
+  lost: number;
+  duplicated: number;
+  errors: number;
+}
+
+/** The bar of issue 6: product ÷ baseline, measured on the same machine in the same run. */
+export const BARS = {
+  fanout: { min: 0.8 },
+  latencyP50: { max: 1.5 },
+  rssPerConnection: { max: 1.3 },
+  hung: { max: 0 },
+} as const;
+
+export function median(values: readonly number[]): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+export interface TargetMedians {
+  runs: number;
+  fanoutPerSec: number;
+  serverUsPerDelivery: number | null;
+  serverCores: number | null;
+  primaryUsPerBroadcast: number | null;
+  redisUsPerBroadcast: number | null;
+  latencyP50Ms: number;
+  latencyP99Ms: number;
+  rssPerConnectionBytes: number | null;
+  idleRssBytes: number | null;
+  /** Summed over the runs, not a median: any hung connect fails the bar. */
+  hung: number;
+  lost: number;
+  duplicated: number;
+  errors: number;
+}
+
+export interface Verdict {
+  measure: string;
+  ratio: number | null;
+  bar: string;
+  pass: boolean;
+}
+
+export interface BenchSummary {
+  medians: Partial<Record<TargetName, TargetMedians>>;
+  verdicts: Partial<Record<TargetName, Verdict[]>>;
+  pass: boolean;
+}
+
+const medianOrNull = (values: Array<number | null>) => {
+  const present = values.filter((v): v is number => v !== null && Number.isFinite(v));
+  return present.length > 0 ? median(present) : null;
+};
+
+export function summarizeBench(runs: readonly TargetRun[]): BenchSummary {
+  const medians: BenchSummary["medians"] = {};
+  for (const target of new Set(runs.map((r) => r.target))) {
+    const mine = runs.filter((r) => r.target === target);
+    medians[target] = {
+      runs: mine.length,
+      fanoutPerSec: median(mine.map((r) => r.fanoutPerSec)),
+      serverUsPerDelivery: medianOrNull(mine.map((r) => r.serverUsPerDelivery)),
+      serverCores: medianOrNull(mine.map((r) => r.serverCores)),
+      primaryUsPerBroadcast: medianOrNull(mine.map((r) => r.primaryUsPerBroadcast)),
+      redisUsPerBroadcast: medianOrNull(mine.map((r) => r.redisUsPerBroadcast)),
+      latencyP50Ms: median(mine.map((r) => r.latencyP50Ms)),
+      latencyP99Ms: median(mine.map((r) => r.latencyP99Ms)),
+      rssPerConnectionBytes: medianOrNull(mine.map((r) => r.rssPerConnectionBytes)),
+      idleRssBytes: medianOrNull(mine.map((r) => r.idleRssBytes)),
+      hung: mine.reduce((s, r) => s + r.hung, 0),
+      lost: mine.reduce((s, r) => s + r.lost, 0),
+      duplicated: mine.reduce((s, r) => s + r.duplicated, 0),
+      errors: mine.reduce((s, r) => s + r.errors, 0),
+    };
+  }
+  const base = medians.baseline;
+  const verdicts: BenchSummary["verdicts"] = {};
+  let pass = true;
+  for (const [target, m] of Object.entries(medians) as Array<[TargetName, TargetMedians]>) {
+    if (target === "baseline" || !base) continue;
+    const ratio = (a: number | null, b: number | null) => (a !== null && b !== null && b > 0 ? a / b : null);
+    const fan = ratio(m.fanoutPerSec, base.fanoutPerSec);
+    const lat = ratio(m.latencyP50Ms, base.latencyP50Ms);
+    const rss = ratio(m.rssPerConnectionBytes, base.rssPerConnectionBytes);
+    const list: Verdict[] = [
+      { measure: "fan-out deliveries/s", ratio: fan, bar: `≥ ${BARS.fanout.min}×`, pass: fan !== null && fan >= BARS.fanout.min },
+      { measure: "p50 publish→deliver, 1 in flight", ratio: lat, bar: `≤ ${BARS.latencyP50.max}×`, pass: lat !== null && lat <= BARS.latencyP50.max },
+      { measure: "RSS per idle connection", ratio: rss, bar: `≤ ${BARS.rssPerConnection.max}×`, pass: rss !== null && rss <= BARS.rssPerConnection.max },
+      { measure: "hung connects", ratio: m.hung, bar: "0", pass: m.hung <= BARS.hung.max },
+    ];
+    verdicts[target] = list;
+    if (list.some((v) => !v.pass)) pass = false;
+  }
+  return { medians, verdicts, pass };
+}
+
+const fmt = (n: number | null, digits = 0) => (n === null || !Number.isFinite(n) ? "—" : n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits }));
+
+function pad(cells: string[], widths: number[]): string {
+  return cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
+}
+
+/** The bench's printed report: every run, the medians, and the ratios against the bar. */
+export function formatBench(runs: readonly TargetRun[], summary: BenchSummary): string {
+  const lines: string[] = [];
+  const head = ["target / run", "deliv/s", "srv µs/deliv", "srv cores", "p50 ms", "p99 ms", "KiB/conn", "idle MiB", "hung", "lost", "dup", "errors"];
+  const widths = [40, 9, 12, 9, 7, 7, 8, 8, 5, 5, 4, 6];
+  const mib = (b: number | null) => fmt(b === null ? null : b / 2 ** 20, 0);
+  lines.push("All runs:");
+  lines.push(pad(head, widths));
+  for (const r of runs) {
+    lines.push(
+      pad(
+        [
+          `${r.target} #${r.run}`,
+          fmt(r.fanoutPerSec),
+          fmt(r.serverUsPerDelivery, 2),
+          fmt(r.serverCores, 2),
+          fmt(r.latencyP50Ms, 2),
+          fmt(r.latencyP99Ms, 2),
+          fmt(r.rssPerConnectionBytes === null ? null : r.rssPerConnectionBytes / 1024, 1),
+          mib(r.idleRssBytes),
+          String(r.hung),
+          String(r.lost),
+          String(r.duplicated),
+          String(r.errors),
+        ],
+        widths,
+      ),
+    );
+  }
+  lines.push("", "Medians (hung/lost/dup/errors: totals over the runs):");
+  lines.push(pad(["target", ...head.slice(1)], widths));
+  for (const [target, m] of Object.entries(summary.medians) as Array<[TargetName, TargetMedians]>) {
+    lines.push(
+      pad(
+        [
+          TARGET_LABELS[target],
+          fmt(m.fanoutPerSec),
+          fmt(m.serverUsPerDelivery, 2),
+          fmt(m.serverCores, 2),
+          fmt(m.latencyP50Ms, 2),
+          fmt(m.latencyP99Ms, 2),
+          fmt(m.rssPerConnectionBytes === null ? null : m.rssPerConnectionBytes / 1024, 1),
+          mib(m.idleRssBytes),
+          String(m.hung),
+          String(m.lost),
+          String(m.duplicated),
+          String(m.errors),
+        ],
+        widths,
+      ),
+    );
+  }
+  lines.push("", "What one broadcast costs the shared parts (medians, fan-out phase):");
+  for (const [target, m] of Object.entries(summary.medians) as Array<[TargetName, TargetMedians]>) {
+    if (target === "baseline") continue;
+    const redis = m.redisUsPerBroadcast === null ? "" : `, redis-server ${fmt(m.redisUsPerBroadcast, 0)} µs (upper bound)`;
+    lines.push(`  ${TARGET_LABELS[target].padEnd(40)} primary ${fmt(m.primaryUsPerBroadcast, 0)} µs${redis}`);
+  }
+  const base = summary.medians.baseline;
+  if (base?.serverUsPerDelivery) {
+    lines.push("", "Server CPU per delivery against the baseline (not a bar: robust when other load shares the machine):");
+    for (const [target, m] of Object.entries(summary.medians) as Array<[TargetName, TargetMedians]>) {
+      if (target === "baseline" || m.serverUsPerDelivery === null) continue;
+      lines.push(`  ${TARGET_LABELS[target].padEnd(40)} ${fmt(m.serverUsPerDelivery / base.serverUsPerDelivery, 2)}×`);
+    }
+  }
+  lines.push("", "Ratios against the baseline (medians) and the bar:");
+  for (const [target, list] of Object.entries(summary.verdicts) as Array<[TargetName, Verdict[]]>) {
+    lines.push(`  ${TARGET_LABELS[target]}`);
+    for (const v of list) {
+      const value = v.measure === "hung connects" ? String(v.ratio) : `${fmt(v.ratio, 2)}×`;
+      lines.push(`    ${v.measure.padEnd(36)} ${value.padStart(7)}   bar ${v.bar.padEnd(7)} ${v.pass ? "PASS" : "MISS"}`);
+    }
+  }
+  lines.push("", summary.pass ? "The product meets the bar in every mode." : "The product misses the bar somewhere (MISS above).");
+  return lines.join("\n");
+}

@@ -1,0 +1,169 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { connect, createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { sleep } from "../loadtest/clock.js";
+import { processTree } from "../loadtest/server-stats.js";
+
+/** What the bench compares: the baseline and the product in its modes (docs/benchmarks.md). */
+export type TargetName = "baseline" | "embedded-w1" | "embedded-w2" | "clustered-w2";
+
+export const TARGETS: readonly TargetName[] = ["baseline", "embedded-w1", "embedded-w2", "clustered-w2"];
+
+export const TARGET_LABELS: Record<TargetName, string> = {
+  baseline: "baseline (plain socket.io, 1 process)",
+  "embedded-w1": "product, embedded, WORKERS=1",
+  "embedded-w2": "product, embedded, WORKERS=2",
+  "clustered-w2": "product, clustered (Redis), WORKERS=2",
+};
+
+export const BENCH_API_KEY = "bench-api-key-0123456789abcdef";
+
+const PRODUCT_MAIN = resolve(__dirname, "../../src/primary/main.js");
+const BASELINE_MAIN = resolve(__dirname, "baseline-server.js");
+
+export interface RunningTarget {
+  name: TargetName;
+  url: string;
+  /** The top process (the product's primary, or the baseline). */
+  pid: number;
+  /** API key for tokens; undefined for the baseline (no authentication). */
+  apiKey: string | undefined;
+  stop(): Promise<void>;
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      const port = typeof address === "object" && address ? address.port : 0;
+      server.close(() => resolvePort(port));
+    });
+  });
+}
+
+async function waitUntil(check: () => Promise<boolean> | boolean, timeoutMs: number, what: string, child: ChildProcess, output: string[]): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${what}: the process exited\n${output.slice(-20).join("\n")}`);
+    if (Date.now() > deadline) throw new Error(`${what}: not ready within ${timeoutMs} ms\n${output.slice(-20).join("\n")}`);
+    await sleep(50);
+  }
+}
+
+/** Stops a process tree: SIGTERM (the product drains, profiles get written), SIGKILL for what is left. */
+async function stopTree(child: ChildProcess, timeoutMs: number): Promise<void> {
+  const pids = child.pid ? processTree(child.pid) : [];
+  if (child.exitCode === null && child.signalCode === null) {
+    const exited = new Promise<void>((r) => child.once("exit", () => r()));
+    child.kill("SIGTERM");
+    await Promise.race([exited, sleep(timeoutMs)]);
+  }
+  for (const pid of pids) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+}
+
+export interface StartOptions {
+  redisUrl?: string;
+  /** Directory for V8 CPU profiles of the server processes (`node --cpu-prof`). */
+  cpuProfDir?: string;
+}
+
+/** Starts a target on free ports and resolves once it serves. */
+export async function startTarget(name: TargetName, options: StartOptions = {}): Promise<RunningTarget> {
+  const output: string[] = [];
+  const collect = (chunk: Buffer) => {
+    output.push(...chunk.toString("utf8").split("\n").filter(Boolean));
+    if (output.length > 200) output.splice(0, output.length - 200);
+  };
+  const execArgv = options.cpuProfDir ? ["--cpu-prof", "--cpu-prof-dir", options.cpuProfDir] : [];
+  if (name === "baseline") {
+    const child = spawn(process.execPath, [...execArgv, BASELINE_MAIN, "--port", "0"], { stdio: ["ignore", "pipe", "pipe"] });
+    child.stdout.on("data", collect);
+    child.stderr.on("data", collect);
+    let port = 0;
+    await waitUntil(
+      () => {
+        const line = output.find((l) => l.startsWith('{"port"'));
+        if (line) port = (JSON.parse(line) as { port: number }).port;
+        return port > 0;
+      },
+      15_000,
+      "baseline server",
+      child,
+      output,
+    );
+    return { name, url: `http://127.0.0.1:${port}`, pid: child.pid!, apiKey: undefined, stop: () => stopTree(child, 10_000) };
+  }
+  const [port, healthPort] = [await freePort(), await freePort()];
+  const dataDir = mkdtempSync(join(tmpdir(), "cerebellum-bench-"));
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? "/usr/bin:/bin",
+    NODE_ENV: "production",
+    HOST: "127.0.0.1",
+    PORT: String(port),
+    HEALTH_PORT: String(healthPort),
+    WORKERS: name === "embedded-w1" ? "1" : "2",
+    API_KEY: BENCH_API_KEY,
+    LOG_LEVEL: "warn",
+    DATA_DIR: dataDir,
+    ...(name === "clustered-w2" ? { REDIS_URL: options.redisUrl ?? "", REDIS_KEY_PREFIX: `bench${port}:` } : {}),
+  };
+  if (name === "clustered-w2" && !options.redisUrl) throw new Error("clustered target needs a Redis URL");
+  const child = spawn(process.execPath, [...execArgv, PRODUCT_MAIN], { cwd: dataDir, env, stdio: ["ignore", "pipe", "pipe"] });
+  child.stdout.on("data", collect);
+  child.stderr.on("data", collect);
+  await waitUntil(
+    async () => (await fetch(`http://127.0.0.1:${healthPort}/readyz`).catch(() => undefined))?.status === 200,
+    60_000,
+    `product (${name})`,
+    child,
+    output,
+  );
+  return {
+    name,
+    url: `http://127.0.0.1:${port}`,
+    pid: child.pid!,
+    apiKey: BENCH_API_KEY,
+    stop: async () => {
+      await stopTree(child, 20_000);
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A private redis-server on a free port (nothing on disk), for the clustered target. */
+export async function startRedis(): Promise<{ url: string; pid: number; stop(): Promise<void> }> {
+  const port = await freePort();
+  const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--loglevel", "warning"], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const output: string[] = [];
+  child.stderr.on("data", (c: Buffer) => output.push(c.toString()));
+  child.on("error", (err) => output.push(`redis-server: ${err.message}`));
+  await waitUntil(
+    () =>
+      new Promise<boolean>((r) => {
+        const socket = connect(port, "127.0.0.1");
+        socket.once("connect", () => {
+          socket.end();
+          r(true);
+        });
+        socket.once("error", () => r(false)); // refused until redis listens
+      }),
+    15_000,
+    "redis-server",
+    child,
+    output,
+  );
+  return { url: `redis://127.0.0.1:${port}`, pid: child.pid!, stop: () => stopTree(child, 5000) };
+}

@@ -1,0 +1,381 @@
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
+import { capacitySummary } from "../scripts/loadtest/capacity.js";
+import type { RunData } from "../scripts/loadtest/coordinator.js";
+import { paddingFor, probeJson } from "../scripts/loadtest/engines/client.js";
+import { decodeSocketPacket, encodeEvent, readProbe, trailingOffset } from "../scripts/loadtest/engines/framing.js";
+import { encodeHistogram, logBuckets, mergeEncoded, newHistogram, recordMs, summarize } from "../scripts/loadtest/hdr.js";
+import { ShardMetrics } from "../scripts/loadtest/metrics.js";
+import { OptionsError, buildOptions, resolveOptions } from "../scripts/loadtest/options.js";
+import { renderHtml } from "../scripts/loadtest/report-html.js";
+import { buildResult, type LoadtestResult } from "../scripts/loadtest/result.js";
+import { stagePlan } from "../scripts/loadtest/runtime.js";
+import { PublisherTrack, tallyDeliveries, type ReceivedTally } from "../scripts/loadtest/sequence.js";
+import { parseStat, parseStatusRss } from "../scripts/loadtest/server-stats.js";
+import { median, summarizeBench, type TargetRun } from "../scripts/bench/report.js";
+import { startServer, stopAllServers } from "./helpers/server.js";
+
+const CLI = resolve(__dirname, "../dist/scripts/loadtest/cli.js");
+
+describe("loadtest options", () => {
+  const noFile = () => {
+    throw new Error("no config file expected");
+  };
+
+  it("applies the scenario's defaults", () => {
+    const fan = resolveOptions([], {}, noFile);
+    expect(fan).toMatchObject({ url: "http://127.0.0.1:8001", scenario: "fan-out", engine: "raw", transport: "websocket", connections: 1000, channels: 1, publishers: 1, rates: [10], durationS: 30, warmupS: 2, procs: 1 });
+    expect(resolveOptions(["--scenario", "chat", "--connections", "500"], {}, noFile)).toMatchObject({ channels: 50, publishers: 50 });
+    expect(resolveOptions(["--scenario", "connect-storm"], {}, noFile)).toMatchObject({ warmupS: 0, rates: [200] });
+    expect(resolveOptions(["--scenario", "persistence-throughput"], {}, noFile)).toMatchObject({ rates: "max", inflight: 64 });
+    expect(Object.isFrozen(fan)).toBe(true);
+  });
+
+  it("reads rates as one number, a ramp of stages, or max", () => {
+    expect(resolveOptions(["--rate", "250"], {}, noFile).rates).toEqual([250]);
+    expect(resolveOptions(["--rate", "100, 200,400.5"], {}, noFile).rates).toEqual([100, 200, 400.5]);
+    expect(resolveOptions(["--rate", "max"], {}, noFile).rates).toBe("max");
+    expect(() => resolveOptions(["--rate", "fast"], {}, noFile)).toThrow(OptionsError);
+    expect(() => resolveOptions(["--rate", "-5"], {}, noFile)).toThrow(/--rate/);
+  });
+
+  it("layers the config file under the flags, in camelCase or kebab-case keys", () => {
+    const file = { scenario: "chat", connections: 40, "connect-rate": 50, rate: [5, 10], html: false, url: "http://example.test:9000/" };
+    const o = resolveOptions(["--config", "x.json", "--connections", "60", "--html"], {}, () => file);
+    expect(o).toMatchObject({ scenario: "chat", connections: 60, connectRate: 50, rates: [5, 10], url: "http://example.test:9000" });
+    expect(resolveOptions(["--no-html", "--no-ack"], {}, noFile)).toMatchObject({ html: false, ack: false });
+  });
+
+  it("names the bad option in its error", () => {
+    expect(() => resolveOptions(["--conections", "5"], {}, noFile)).toThrow(OptionsError);
+    expect(() => resolveOptions(["--config", "c.json"], {}, () => ({ bogus: 1 }))).toThrow("--bogus: unknown option");
+    expect(() => resolveOptions(["--engine", "raw", "--transport", "polling"], {}, noFile)).toThrow(/--transport: the raw engine/);
+    expect(() => resolveOptions(["--window-by", "delivery", "--procs", "2"], {}, noFile)).toThrow(/--window-by/);
+    expect(() => resolveOptions(["--url", "ftp://x"], {}, noFile)).toThrow(/--url/);
+    expect(() => resolveOptions(["--duration", "0"], {}, noFile)).toThrow(/--duration/);
+  });
+
+  it("takes the key from API_KEY unless a key or a token is given", () => {
+    expect(resolveOptions([], { API_KEY: "k".repeat(20) }, noFile).apiKey).toBe("k".repeat(20));
+    expect(resolveOptions(["--api-key", "mine"], { API_KEY: "env" }, noFile).apiKey).toBe("mine");
+    const withToken = resolveOptions(["--token", "a.b.c"], { API_KEY: "env" }, noFile);
+    expect(withToken).toMatchObject({ token: "a.b.c", apiKey: undefined });
+  });
+});
+
+describe("raw engine framing", () => {
+  const delivered = (content: string, offset?: string) =>
+    Buffer.from(`42["message:receive:room:1",{"createdAt":"2026-01-01T00:00:00.000Z","content":${content},"socketId":"abc","messageId":"m-1"}${offset === undefined ? "" : `,"${offset}"`}]`);
+
+  it("reads the probe of a delivered message without parsing JSON", () => {
+    const probe = { p: 12, s: 345, t: 1_764_000_000_123.456 };
+    const frame = delivered(probeJson(probe, paddingFor(100)), "e1-77");
+    expect(readProbe(frame)).toEqual(probe);
+    expect(trailingOffset(frame)).toBe("e1-77");
+    // The same frame through JSON agrees.
+    const packet = decodeSocketPacket(frame.toString("utf8", 1));
+    expect((packet.data as unknown[])[1]).toMatchObject({ content: { p: 12, s: 345, t: probe.t } });
+  });
+
+  it("falls back (undefined) when the content is not a probe in the generator's key order", () => {
+    expect(readProbe(delivered(`{"s":1,"p":2,"t":3}`))).toBeUndefined();
+    expect(readProbe(delivered(`"text"`))).toBeUndefined();
+    expect(trailingOffset(delivered(`"text"`))).toBeUndefined();
+  });
+
+  it("encodes events with and without ack ids and decodes acks", () => {
+    expect(encodeEvent("channel:subscribe", ["a"])).toBe('42["channel:subscribe","a"]');
+    expect(encodeEvent("channel:subscribe", ["a"], 17)).toBe('4217["channel:subscribe","a"]');
+    expect(decodeSocketPacket('317[{"success":true}]')).toEqual({ type: 0x33, id: 17, data: [{ success: true }] });
+    expect(decodeSocketPacket('0{"sid":"x","pid":"y"}')).toEqual({ type: 0x30, id: undefined, data: { sid: "x", pid: "y" } });
+  });
+
+  it("pads probes to about the requested size", () => {
+    const json = probeJson({ p: 3, s: 10_000, t: Date.now() + 0.5 }, paddingFor(100));
+    expect(Math.abs(json.length - 100)).toBeLessThanOrEqual(8);
+  });
+});
+
+describe("HDR latency summaries", () => {
+  it("reports percentiles within the histogram's precision", () => {
+    const h = newHistogram();
+    for (let ms = 1; ms <= 1000; ms++) recordMs(h, ms);
+    const s = summarize(h);
+    expect(s.count).toBe(1000);
+    expect(s.p50).toBeCloseTo(500, -0.3);
+    expect(s.p90).toBeCloseTo(900, -0.5);
+    expect(s.p99).toBeCloseTo(990, -0.5);
+    expect(s.max).toBeCloseTo(1000, -0.5);
+    expect(s.min).toBe(1);
+    expect(s.mean).toBeCloseTo(500.5, 0);
+  });
+
+  it("keeps sub-millisecond resolution and clamps clock skew to zero", () => {
+    const h = newHistogram();
+    recordMs(h, 0.25);
+    recordMs(h, -3);
+    expect(summarize(h)).toMatchObject({ count: 2, min: 0, max: 0.25 });
+  });
+
+  it("merges histograms from other processes exactly", () => {
+    const a = newHistogram();
+    const b = newHistogram();
+    for (let i = 0; i < 900; i++) recordMs(a, 2);
+    for (let i = 0; i < 100; i++) recordMs(b, 50);
+    const merged = newHistogram();
+    mergeEncoded(merged, encodeHistogram(a));
+    mergeEncoded(merged, encodeHistogram(b));
+    mergeEncoded(merged, encodeHistogram(newHistogram())); // an empty one adds nothing
+    const s = summarize(merged);
+    expect(s.count).toBe(1000);
+    expect(s.p50).toBeCloseTo(2, 1);
+    expect(s.p99).toBeCloseTo(50, 0);
+    expect(logBuckets(merged).reduce((n, bucket) => n + bucket.count, 0)).toBe(1000);
+  });
+
+  it("summarises an empty histogram as zeros", () => {
+    expect(summarize(newHistogram())).toEqual({ count: 0, min: 0, mean: 0, p50: 0, p90: 0, p99: 0, p999: 0, max: 0 });
+    expect(logBuckets(newHistogram())).toEqual([]);
+  });
+});
+
+describe("lost and duplicate detection", () => {
+  const feed = (seqs: number[]) => {
+    const t = new PublisherTrack();
+    for (const s of seqs) t.see(s);
+    return t;
+  };
+
+  it("counts in-order, duplicated and overtaken messages", () => {
+    expect(feed([1, 2, 3, 4])).toMatchObject({ distinct: 4, duplicates: 0, reordered: 0, next: 5 });
+    expect(feed([1, 2, 2, 3, 1])).toMatchObject({ distinct: 3, duplicates: 2, reordered: 0 });
+    expect(feed([1, 3, 2, 4])).toMatchObject({ distinct: 4, duplicates: 0, reordered: 1, next: 5 });
+    expect(feed([1, 3, 3, 5])).toMatchObject({ distinct: 3, duplicates: 1, next: 2 });
+  });
+
+  it("tallies losses across processes, not counting what the server refused", () => {
+    // Publisher 0 sent 10 (1 refused, so 9 broadcast) to a channel with 3 subscribers in two processes.
+    const sent = new Map([
+      [0, { sent: 10, refused: 1 }],
+      [1, { sent: 5, refused: 0 }],
+    ]);
+    const processA = new Map<number, ReceivedTally>([[0, { receivers: 2, distinct: 18, duplicates: 1, reordered: 0 }]]);
+    const processB = new Map<number, ReceivedTally>([
+      [0, { receivers: 1, distinct: 7, duplicates: 0, reordered: 2 }],
+      [1, { receivers: 4, distinct: 20, duplicates: 0, reordered: 0 }],
+    ]);
+    expect(tallyDeliveries(sent, [processA, processB])).toEqual({
+      expected: 27 + 20,
+      delivered: 25 + 20,
+      lost: 2,
+      duplicated: 1,
+      reordered: 2,
+      unexpected: 0,
+    });
+  });
+
+  it("reports receivers of a publisher that never reported as losing everything", () => {
+    const tally = tallyDeliveries(new Map([[3, { sent: 4, refused: 0 }]]), [new Map([[3, { receivers: 2, distinct: 0, duplicates: 0, reordered: 0 }]])]);
+    expect(tally).toMatchObject({ expected: 8, lost: 8 });
+  });
+});
+
+describe("measured windows", () => {
+  afterEach(() => vi.useRealTimers());
+
+  it("puts each event in the window of the moment it happens", () => {
+    vi.useFakeTimers({ now: 10_000 });
+    const m = new ShardMetrics();
+    m.count("connects"); // setup
+    m.plan([
+      { index: 0, measureAt: 11_000, endAt: 12_000 },
+      { index: 1, measureAt: 13_000, endAt: 14_000 },
+    ]);
+    m.count("connects"); // before the first measured window: warm-up, not counted in a stage
+    vi.setSystemTime(11_500);
+    m.delivery(3);
+    m.count("published");
+    vi.setSystemTime(12_500); // the second stage's warm-up
+    m.delivery(3);
+    vi.setSystemTime(13_000);
+    m.latency("connect", 7);
+    vi.setSystemTime(14_000); // drain
+    m.delivery(3);
+    expect(m.setup.counters.connects).toBe(1);
+    expect(m.stages[0]!.counters).toMatchObject({ deliveries: 1, published: 1 });
+    expect(m.stages[1]!.latency.connect.totalCount).toBe(1);
+    expect(m.stages[1]!.counters.deliveries).toBe(0);
+    expect(m.total.counters).toMatchObject({ deliveries: 3, connects: 2, published: 1 });
+  });
+});
+
+describe("server readings from /proc", () => {
+  it("parses stat lines whose command holds spaces and parentheses", () => {
+    const line = "4242 (cerebellum (w) 1) S 4200 4242 4242 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 11 0 100 1000 2000";
+    expect(parseStat(line)).toEqual({ name: "cerebellum (w) 1", ppid: 4200, ticks: 300 });
+    expect(parseStatusRss("Name:\tnode\nVmRSS:\t  123456 kB\nThreads: 7\n")).toBe(123456 * 1024);
+  });
+});
+
+/** A synthetic run: two processes, one stage, known counts and latencies. */
+function syntheticRun(): RunData {
+  const options = buildOptions({ scenario: "fan-out", connections: 1000, rate: 20, duration: 10, warmup: 1, sloP99: 50, url: "http://127.0.0.1:1" });
+  const stages = stagePlan(options, 1_000_000);
+  const finals = [0, 1].map((shard) => {
+    const m = new ShardMetrics();
+    m.count("connects", 500);
+    m.latency("connect", 5);
+    m.plan([{ index: 0, measureAt: Date.now() - 1000, endAt: Date.now() + 60_000 }]);
+    for (let i = 0; i < 100_000; i++) m.delivery(shard === 0 ? 2 : 20);
+    m.count("published", 200);
+    return {
+      sent: shard === 0 ? ([[0, { sent: 220, refused: 0 }]] as Array<[number, { sent: number; refused: number }]>) : [],
+      received: [[0, { receivers: 500, distinct: 110_000 - shard, duplicates: shard, reordered: 0 }]] as Array<[number, ReceivedTally]>,
+      total: m.total.encode(),
+      setup: m.setup.encode(),
+      stages: m.stages.map((w) => w.encode()),
+      errors: [...m.errors],
+    };
+  });
+  const sample = (rss: number, cpuS: number, at: number) => ({ at, cpuS, rssBytes: rss, processes: [{ pid: 7, ppid: 1, name: "srv", cpuS, rssBytes: rss }] });
+  return {
+    options,
+    runId: "abcd",
+    startedAt: 999_000,
+    endedAt: 1_020_000,
+    interrupted: false,
+    failures: [],
+    stages,
+    finals,
+    timeline: [{ at: 1_002_000, t: 2, phase: "measure", stage: 0, open: 1001, counters: { ...finals[0]!.total.counters }, p50: 2, p99: 20, max: 21, serverCores: 0.5, serverRssBytes: 80e6 }],
+    server: {
+      rootPid: 7,
+      idle: sample(50e6, 1, 999_000),
+      connected: sample(50e6 + 1001 * 30_000, 2, 1_000_000),
+      ran: sample(90e6, 12, 1_012_000),
+      stages: [{ start: sample(60e6, 2, stages[0]!.measureAt), end: sample(60e6, 6, stages[0]!.endAt) }],
+      peakRssBytes: 95e6,
+    },
+    openAtReady: 1001,
+    openAtRan: 1001,
+  };
+}
+
+describe("result file", () => {
+  const result: LoadtestResult = buildResult(syntheticRun());
+
+  it("has the documented shape", () => {
+    expect(Object.keys(result)).toEqual(
+      expect.arrayContaining(["tool", "schema", "runId", "startedAt", "endedAt", "interrupted", "failures", "options", "host", "connections", "stages", "totals", "delivery", "latencyMs", "errors", "server", "charts", "timeline", "capacity"]),
+    );
+    expect(result.tool).toBe("cerebellum-loadtest");
+    expect(result.options.apiKey).toBeUndefined();
+    expect(JSON.parse(JSON.stringify(result))).toEqual(result);
+  });
+
+  it("computes per-stage rates and merges both processes' latencies", () => {
+    const [stage] = result.stages;
+    expect(stage!.durationS).toBe(10);
+    expect(stage!.warmupS).toBe(1);
+    expect(stage!.counters.deliveries).toBe(200_000);
+    expect(stage!.perSecond.deliveries).toBe(20_000);
+    expect(stage!.latencyMs.delivery.p50).toBeCloseTo(2, 1);
+    expect(stage!.latencyMs.delivery.p99).toBeCloseTo(20, 0);
+    expect(stage!.server).toEqual({ cpuS: 4, cores: 0.4, cpuUsPerDelivery: 20, cpuUsPerUnit: 20, rssBytes: 60e6 });
+    expect(result.connections).toMatchObject({ connects: 1000, hung: 0 });
+    expect(result.connections.latencyMs.p50).toBeCloseTo(5, 1);
+  });
+
+  it("measures an interrupted stage only up to the interruption", () => {
+    const run = syntheticRun();
+    const cut = buildResult({ ...run, interrupted: true, interruptedAt: run.stages[0]!.measureAt + 5000 });
+    expect(cut.stages[0]).toMatchObject({ durationS: 5, perSecond: { deliveries: 40_000 } });
+    expect(cut.capacity.lines.join("\n")).toMatch(/Interrupted/);
+  });
+
+  it("counts losses and duplicates from the sequence tallies", () => {
+    expect(result.delivery).toEqual({ expected: 220_000, delivered: 219_999, lost: 1, duplicated: 1, reordered: 0, unexpected: 0 });
+  });
+
+  it("measures memory per connection from the idle and connected readings", () => {
+    expect(result.server!.rssPerConnectionBytes).toBe(30_000);
+    expect(result.server!.cpuUsPerDelivery).toBe(20);
+  });
+
+  it("writes a capacity summary against the objective", () => {
+    expect(result.capacity).toMatchObject({ sloP99Ms: 50, sustainedStage: 0, sustainedPerSec: 20_000, unit: "deliveries/s", serverCores: 0.4, perCore: 50_000 });
+    expect(result.capacity.lines.join("\n")).toMatch(/Sustained: 20,000 deliveries\/s/);
+    const strict = capacitySummary({ ...result, options: { ...result.options, sloP99Ms: 10 } });
+    expect(strict.sustainedStage).toBeNull();
+    expect(strict.lines.join("\n")).toMatch(/No stage held/);
+  });
+
+  it("renders a self-contained HTML report", () => {
+    const html = renderHtml(result);
+    expect(html).toMatch(/^<!doctype html>/);
+    expect(html.match(/<svg /g)?.length).toBeGreaterThanOrEqual(4);
+    expect(html).not.toMatch(/<script|<link|src="http/);
+  });
+});
+
+describe("bench summary", () => {
+  const run = (target: TargetRun["target"], n: number, fanout: number, p50: number, rss: number, hung = 0): TargetRun => ({
+    target, run: n, fanoutPerSec: fanout, serverUsPerDelivery: 9, serverCores: 1, primaryUsPerBroadcast: null, redisUsPerBroadcast: null, latencyP50Ms: p50, latencyP99Ms: p50 * 3, rssPerConnectionBytes: rss, idleRssBytes: 50e6, hung, lost: 0, duplicated: 0, errors: 0,
+  });
+
+  it("takes medians and judges the ratios against the bar", () => {
+    expect(median([3, 1, 2])).toBe(2);
+    expect(median([4, 1, 2, 3])).toBe(2.5);
+    const summary = summarizeBench([
+      run("baseline", 1, 100_000, 4, 30_000),
+      run("baseline", 2, 90_000, 5, 28_000),
+      run("baseline", 3, 110_000, 6, 29_000),
+      run("embedded-w1", 1, 85_000, 6, 36_000),
+      run("embedded-w1", 2, 70_000, 7, 35_000),
+      run("embedded-w1", 3, 95_000, 8, 34_000),
+      run("embedded-w2", 1, 60_000, 9, 40_000, 1),
+    ]);
+    expect(summary.medians.baseline).toMatchObject({ fanoutPerSec: 100_000, latencyP50Ms: 5, rssPerConnectionBytes: 29_000 });
+    const w1 = summary.verdicts["embedded-w1"]!;
+    expect(w1.map((v) => v.pass)).toEqual([true, true, true, true]);
+    expect(w1[0]!.ratio).toBeCloseTo(0.85);
+    const w2 = summary.verdicts["embedded-w2"]!;
+    expect(w2.map((v) => v.pass)).toEqual([false, false, false, false]);
+    expect(summary.pass).toBe(false);
+  });
+});
+
+describe("a short real run", () => {
+  const dir = mkdtempSync(join(tmpdir(), "loadtest-test-"));
+  afterAll(async () => {
+    await stopAllServers();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("fans out through the product with nothing lost, duplicated or hung (2 generator processes)", async () => {
+    const server = await startServer({ workers: 2 });
+    const args = [CLI, "--url", server.url, "--connections", "12", "--publishers", "2", "--rate", "40", "--duration", "2", "--warmup", "0.5", "--drain", "2"];
+    args.push("--procs", "2", "--out", dir, "--name", "short", "--no-progress", "--connect-rate", "100");
+    const child = spawn(process.execPath, args, { env: { PATH: process.env.PATH, API_KEY: server.apiKey }, stdio: ["ignore", "pipe", "pipe"] });
+    let output = "";
+    child.stdout.on("data", (c: Buffer) => (output += c.toString()));
+    child.stderr.on("data", (c: Buffer) => (output += c.toString()));
+    const code = await new Promise<number | null>((r) => child.once("exit", (c) => r(c)));
+    expect(code, output).toBe(0);
+    expect(readdirSync(dir).sort()).toEqual(["short.html", "short.json"]);
+    const result = JSON.parse(readFileSync(join(dir, "short.json"), "utf8")) as LoadtestResult;
+    expect(result.failures).toEqual([]);
+    expect(result.connections).toMatchObject({ connects: 14, hung: 0, errors: 0 });
+    expect(result.totals.deliveries).toBeGreaterThan(0);
+    expect(result.stages[0]!.counters.deliveries).toBeGreaterThan(0);
+    expect(result.delivery.expected).toBeGreaterThan(0);
+    expect(result.delivery).toMatchObject({ lost: 0, duplicated: 0 });
+    expect(result.delivery.delivered).toBe(result.delivery.expected);
+    expect(result.latencyMs.delivery.count).toBeGreaterThan(0);
+    expect(result.server?.processes.length).toBeGreaterThanOrEqual(3); // primary, 2 workers (and the store)
+    expect(output).toMatch(/Capacity summary: fan-out/);
+  });
+});
