@@ -19,8 +19,24 @@
  * windows: a steady-state baseline of `--baseline-ms` just before the storm, and the storm itself
  * (from the drop/kill until the last affected client is back).
  *
- * Usage: npm run bench:recovery [-- --clients 1000 --mode both --publish-rate 200
- *        --persistence off --runs 1 --out recovery-storm.json]
+ * Every storm is bounded (--storm-timeout, 60 s): one that does not complete ends and reports
+ * what it has. Every process started here (server, redis-server, client processes) is stopped on
+ * success, error and Ctrl-C. Evidence for any failure (who was lost or duplicated, when, the
+ * server's log lines, Redis command statistics) goes to the JSON file.
+ *
+ * Usage: npm run bench:recovery [-- options]
+ *   --clients 1000          clients dropped at once
+ *   --mode both             embedded | clustered | both
+ *   --variant both          drop | kill | both
+ *   --publish-rate 200      messages/s over all channels (each client gets rate/channels)
+ *   --channels 4
+ *   --persistence off       off | on (PERSISTENCE=embedded: the embedded store)
+ *   --runs 1                repetitions; tables show medians
+ *   --client-procs 2        processes the clients are spread over
+ *   --quiet-wait 0          seconds to wait before each storm for the machine to go quiet
+ *   --out recovery-storm.json
+ * and --workers, --connect-concurrency, --reconnect-delay, --reconnect-jitter,
+ * --reconnect-delay-max, --connect-timeout, --storm-timeout, --baseline-ms, --tail-ms, --quiet-below.
  */
 import { execFileSync, fork, spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
@@ -30,6 +46,7 @@ import { cpus, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { monitorEventLoopDelay, performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
+import { Redis } from "ioredis";
 import jwt from "jsonwebtoken";
 import { io as ioClient, type Socket } from "socket.io-client";
 import { WELCOME_EVENT } from "../src/shared/contract.js";
@@ -61,6 +78,10 @@ const { values: args } = parseArgs({
     "baseline-ms": { type: "string", default: "3000" },
     "tail-ms": { type: "string", default: "2000" },
     out: { type: "string", default: "recovery-storm.json" },
+    // Before each storm, wait up to this many seconds for the machine to be quiet (others' load
+    // under --quiet-below % of one core): on a shared machine other work distorts every figure.
+    "quiet-wait": { type: "string", default: "0" },
+    "quiet-below": { type: "string", default: "30" },
   },
 });
 
@@ -143,7 +164,20 @@ function clusterIdOf(pid: number): number | undefined {
 }
 
 type CpuRole = "primary" | "workers" | "store" | "redis" | "clientProcs" | "orchestrator";
-type CpuSnapshot = { at: number; ticks: Map<number, { role: CpuRole; ticks: number }> };
+type CpuSnapshot = { at: number; ticks: Map<number, { role: CpuRole; ticks: number }>; machine: MachineTicks };
+
+/** Whole-machine CPU from /proc/stat, in ticks summed over every core. */
+interface MachineTicks {
+  busy: number;
+  steal: number;
+}
+
+function machineTicks(): MachineTicks {
+  const line = readFileSync("/proc/stat", "utf8").split("\n")[0] ?? "";
+  // cpu user nice system idle iowait irq softirq steal guest guest_nice (guest is inside user)
+  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = line.trim().split(/\s+/).slice(1).map(Number);
+  return { busy: user + nice + system + irq + softirq, steal };
+}
 
 function percentile(sorted: readonly number[], p: number): number | null {
   if (sorted.length === 0) return null;
@@ -200,6 +234,14 @@ interface ClientRecord {
   missingSeqs: number[];
   /** Messages received before the client came back (its position in the stream at reconnect). */
   receivedBeforeBack: number | null;
+  /** Reconnection attempts after the storm's start. */
+  attempts: number;
+  /** The first few connection errors after the storm's start: when (epoch ms) and why. */
+  errors: Array<{ at: number; message: string }>;
+  /** Where a client that is not connected at the end is stuck. */
+  stateAtEnd: string;
+  /** What happened to it after the storm's start (first few events): epoch ms and what. */
+  events: Array<{ at: number; what: string }>;
 }
 
 /** One duplicated message: where in the client's stream both copies arrived. */
@@ -261,7 +303,27 @@ interface Client {
   sameId: boolean | null;
   disconnects: number;
   connectErrors: number;
+  attempts: number;
+  errors: Array<{ at: number; message: string }>;
+  events: Array<{ at: number; what: string }>;
   resubscribed: boolean;
+}
+
+/** Most events kept per client after the storm's start. */
+const EVENTS_MAX = 16;
+
+function note(c: Client, what: string): void {
+  if (c.marked && c.events.length < EVENTS_MAX) c.events.push({ at: now(), what });
+}
+
+/** Where a socket stands: the Socket.IO socket, its manager and its Engine.IO connection. */
+function stateOf(socket: Socket): string {
+  if (socket.connected) return "connected";
+  const manager = socket.io as unknown as { _readyState?: string; _reconnecting?: boolean; engine?: { readyState?: string } };
+  return (
+    `socket not connected (active ${socket.active}); manager ${manager._readyState ?? "?"}` +
+    `${manager._reconnecting ? " reconnecting" : ""}; engine ${manager.engine?.readyState ?? "none"}`
+  );
 }
 
 function workerOf(socket: Socket): number | null {
@@ -341,6 +403,9 @@ function runClientsRole(): void {
       sameId: null,
       disconnects: 0,
       connectErrors: 0,
+      attempts: 0,
+      errors: [],
+      events: [],
       resubscribed: false,
     };
     socket.on(WELCOME_EVENT, () => void (c.welcomed = true));
@@ -352,6 +417,7 @@ function runClientsRole(): void {
     });
     socket.on("disconnect", (reason: string) => {
       if (!c.marked) return;
+      note(c, `disconnect: ${reason}`);
       c.disconnects++;
       tally(disconnectReasons, reason);
       c.droppedAt ??= now();
@@ -359,8 +425,17 @@ function runClientsRole(): void {
     socket.on("connect_error", (err: Error) => {
       c.connectErrors++;
       tally(connectErrorReasons, err.message);
+      if (c.marked && c.errors.length < DETAIL_MAX) c.errors.push({ at: now(), message: err.message });
+      note(c, `connect_error: ${err.message}`);
     });
+    socket.io.on("reconnect_attempt", () => {
+      if (c.marked) c.attempts++;
+      note(c, "reconnect attempt");
+    });
+    // The Engine.IO connection is open; the Socket.IO CONNECT (carrying pid and offset) goes next.
+    socket.io.on("open", () => note(c, `engine open (worker ${workerOf(socket) ?? "?"})`));
     socket.on("connect", () => {
+      note(c, `connect (recovered ${socket.recovered})`);
       // The initial connect is handled by connectOne; after it, a session that was not recovered
       // lost its rooms: subscribe again, as an app would.
       if (c.subscribed && !socket.recovered) subscribe(c, (ok) => void (c.resubscribed = ok));
@@ -501,6 +576,10 @@ function runClientsRole(): void {
         duplicateDetail,
         missingSeqs,
         receivedBeforeBack: c.receivedBeforeBack,
+        attempts: c.attempts,
+        errors: c.errors,
+        stateAtEnd: stateOf(c.socket),
+        events: c.events,
       };
     });
     const ms = (ns: number) => Math.round(ns / 1e4) / 100;
@@ -585,13 +664,29 @@ async function stop(entry: Started, graceMs: number): Promise<void> {
   started.delete(entry);
 }
 
+/** Stops everything, newest first: clients before the server, the server before its Redis. */
 async function stopAll(graceMs: number): Promise<void> {
-  await Promise.all([...started].map((e) => stop(e, graceMs)));
+  for (const e of [...started].reverse()) await stop(e, graceMs);
+  removeTempDirs();
+}
+
+const tempDirs = new Set<string>();
+
+function makeTempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), "recovery-storm-"));
+  tempDirs.add(dir);
+  return dir;
+}
+
+function removeTempDirs(): void {
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+  tempDirs.clear();
 }
 
 process.on("exit", () => {
   // Last resort (an exception, or the deadline): nothing started here outlives the script.
   for (const e of started) signal(e, "SIGKILL", true);
+  removeTempDirs();
 });
 
 function freePort(): Promise<number> {
@@ -605,10 +700,16 @@ function freePort(): Promise<number> {
   });
 }
 
+/** The AWS SDK's multi-line Node-version notice, printed by every process that loads it: noise here. */
+const AWS_SDK_NOTICE =
+  /NodeVersionSupportWarning|versions published after the first week|will require node >=22|To continue receiving updates to AWS|and security updates please upgrade|a\.co\/c895JFp|node --trace-warnings \.\.\.` to show where the warning/;
+
 /** Keeps the last lines a process wrote (bounded), for the report. */
 class LogTail {
   readonly lines: string[] = [];
   count = 0;
+  /** Lines of the AWS SDK's notice, counted but not kept. */
+  suppressed = 0;
   constructor(private readonly max = 200) {}
   attach(stream: NodeJS.ReadableStream | null): void {
     let partial = "";
@@ -621,6 +722,10 @@ class LogTail {
   }
   private push(line: string): void {
     if (!line.trim()) return;
+    if (AWS_SDK_NOTICE.test(line)) {
+      this.suppressed++;
+      return;
+    }
     this.count++;
     this.lines.push(line.length > 600 ? `${line.slice(0, 600)}…` : line);
     if (this.lines.length > this.max) this.lines.shift();
@@ -679,11 +784,66 @@ async function startRedis(dir: string): Promise<{ entry: Started; port: number; 
   return { entry, port, log };
 }
 
+/** One command to a Redis on a fresh connection (the stats reads must not need a client library's state). */
+async function redisCommand(port: number, ...command: string[]): Promise<string> {
+  const redis = new Redis({ port, host: "127.0.0.1", lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
+  try {
+    await redis.connect();
+    return String(await redis.call(command[0]!, ...command.slice(1)));
+  } finally {
+    redis.disconnect();
+  }
+}
+
+type CommandStats = Map<string, { calls: number; usec: number }>;
+
+/** INFO commandstats: calls and microseconds per command since Redis started. */
+async function commandStats(port: number): Promise<CommandStats | undefined> {
+  try {
+    const info = await redisCommand(port, "INFO", "commandstats");
+    const stats: CommandStats = new Map();
+    for (const m of info.matchAll(/^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/gm)) {
+      stats.set(m[1]!, { calls: Number(m[2]), usec: Number(m[3]) });
+    }
+    return stats;
+  } catch (err) {
+    process.stderr.write(`  INFO commandstats failed: ${String(err)}\n`);
+    return undefined; // the figures are extra evidence; the storm's own figures stand without them
+  }
+}
+
+function diffCommandStats(a: CommandStats, b: CommandStats): Record<string, { calls: number; usec: number; usecPerCall: number }> {
+  const out: Record<string, { calls: number; usec: number; usecPerCall: number }> = {};
+  const rows = [...b].map(([cmd, v]) => {
+    const calls = v.calls - (a.get(cmd)?.calls ?? 0);
+    const usec = v.usec - (a.get(cmd)?.usec ?? 0);
+    return [cmd, { calls, usec, usecPerCall: calls ? round(usec / calls)! : 0 }] as const;
+  });
+  for (const [cmd, v] of rows.filter(([, v]) => v.calls > 0).sort((x, y) => y[1].usec - x[1].usec)) out[cmd] = v;
+  return out;
+}
+
+async function streamLength(port: number): Promise<number | undefined> {
+  try {
+    // The server's default REDIS_KEY_PREFIX ("cerebellum:") names the adapter's stream.
+    return Number(await redisCommand(port, "XLEN", "cerebellum:stream"));
+  } catch (err) {
+    process.stderr.write(`  XLEN failed: ${String(err)}\n`);
+    return undefined;
+  }
+}
+
 interface ServerHandle {
   entry: Started;
   port: number;
   pid: number;
   log: LogTail;
+  exit: { code: number | null; signal: string | null; at: number } | undefined;
+}
+
+function serverExit(server: ServerHandle, since: number): RunResult["server"]["exited"] {
+  const e = server.exit;
+  return e ? { code: e.code, signal: e.signal, atMs: round(e.at - since)! } : null;
 }
 
 async function startServer(opts: { dir: string; redisPort: number | undefined; apiKey: string; workers: number; persistence: boolean }): Promise<ServerHandle> {
@@ -704,12 +864,17 @@ async function startServer(opts: { dir: string; redisPort: number | undefined; a
   if (opts.redisPort !== undefined) env.REDIS_URL = `redis://127.0.0.1:${opts.redisPort}`;
   // cwd in the temp dir: a developer's .env in the repo must not leak into the measurement.
   const child = spawn(process.execPath, [PRIMARY_MAIN], { cwd: opts.dir, env, stdio: ["ignore", "pipe", "pipe"], detached: true });
+  // Exits during start-up are reported by waitFor; later ones are recorded on the handle below.
   const entry = track("server", child, true);
   const log = new LogTail();
   log.attach(child.stdout);
   log.attach(child.stderr);
   await waitFor("server /readyz", 30_000, async () => (await httpStatus(`http://127.0.0.1:${healthPort}/readyz`)) === 200, entry.exited);
-  return { entry, port, pid: child.pid!, log };
+  const handle: ServerHandle = { entry, port, pid: child.pid!, log, exit: undefined };
+  child.once("exit", (code, sig) => {
+    handle.exit = { code, signal: sig, at: now() };
+  });
+  return handle;
 }
 
 /**
@@ -812,6 +977,7 @@ class Fleet {
         if (back >= affected) finish(true);
       };
       const timer = setTimeout(() => finish(false), Math.max(0, deadline - now()));
+      timer.unref(); // a storm ended otherwise (the primary died) must not hold the process
       const finish = (ok: boolean) => {
         clearTimeout(timer);
         this.onProgress = undefined;
@@ -929,6 +1095,9 @@ interface RunResult {
   mode: Mode;
   variant: Variant;
   run: number;
+  /** When the run began (ISO time) and the checkout it ran: the tree may change between runs. */
+  startedAt: string;
+  commit: string;
   error?: string;
   clients: number;
   ready: number;
@@ -941,6 +1110,8 @@ interface RunResult {
   notBack: number;
   sameIdRecovered: number;
   stormComplete: boolean;
+  /** Clients that came back, but later than --storm-timeout after the storm's start. */
+  backAfterBound: number;
   allBackMs: number | null;
   dropSpreadMs: number | null;
   reconnectMs: { p50: number | null; p99: number | null; max: number | null };
@@ -955,13 +1126,37 @@ interface RunResult {
   collateralDisconnects: number;
   /** Worst event-loop delay of the client processes from the storm's start to the end (ms). */
   generatorLoopDelayMs: { p99: number; max: number };
-  /** Clients with a loss or a duplicate (first few), times relative to the storm's start. */
+  /**
+   * A few clients of each kind: with a loss or a duplicate, never back, and the slowest back;
+   * times in ms relative to the storm's start.
+   */
   evidence: Evidence[];
+  /** Clients back per 500 ms bucket after the storm's start. */
+  backTimeline: number[];
+  /** Affected clients not back at the end, by where they were stuck. */
+  notBackStates: Record<string, number>;
+  /** Connection errors seen by affected clients after the storm's start (first 10 per client). */
+  connectErrorsAfterStorm: number;
+  reconnectAttempts: { total: number; max: number };
   disconnectReasons: Record<string, number>;
   connectErrors: Record<string, number>;
   published: { sent: number; acked: number; failures: Record<string, number>; ratePerS: number };
   cpu: { windowMs: number; baselineMs: number; clkTck: number } & Partial<Record<CpuRole, CpuFigure>>;
-  server: { logLines: number; logTail: string[] };
+  /**
+   * The whole machine over the same windows, in % of one core (nproc × 100 is all of it):
+   * `others` is what processes not started by this run used, the interference behind the figures.
+   */
+  machine: { loadBeforePct: number; busyPct: number; othersPct: number; stealPct: number; baselineBusyPct: number; baselineOthersPct: number };
+  /** Redis command statistics over the storm window (clustered mode). */
+  redisCommands?: Record<string, { calls: number; usec: number; usecPerCall: number }>;
+  /** Entries in the adapter's stream at the storm's end (clustered mode). */
+  redisStreamLength?: number;
+  server: {
+    logLines: number;
+    logTail: string[];
+    /** Set when the primary exited during the measurement (it should not). */
+    exited: { code: number | null; signal: string | null; atMs: number } | null;
+  };
   redisLog: string[];
 }
 
@@ -982,10 +1177,16 @@ interface Evidence {
   duplicated: Array<DuplicateDetail & { sentAtMs: number | null }>;
   /** Missing messages: when they were sent, ms after the storm's start. */
   missingSentAtMs: Array<{ n: number; sentAtMs: number | null }>;
+  attempts: number;
+  errors: Array<{ atMs: number | null; message: string }>;
+  stateAtEnd: string;
+  events: Array<{ atMs: number | null; what: string }>;
 }
 
-/** Most clients listed in a run's evidence. */
-const EVIDENCE_MAX = 20;
+/** Most clients of each kind (lossy, never back) listed in a run's evidence. */
+const EVIDENCE_MAX = 10;
+/** The slowest clients to come back listed in a run's evidence. */
+const EVIDENCE_SLOWEST = 5;
 
 interface LossFigure {
   clients: number;
@@ -1020,7 +1221,7 @@ function snapshot(server: ServerHandle, redisPid: number | undefined, fleet: Fle
   if (redisPid !== undefined) add(redisPid, "redis");
   for (const pid of fleet.pids) add(pid, "clientProcs");
   add(process.pid, "orchestrator");
-  return { at: now(), ticks };
+  return { at: now(), ticks, machine: machineTicks() };
 }
 
 /** CPU-seconds per role between two snapshots (a process born in between counts from zero). */
@@ -1048,6 +1249,8 @@ interface Params {
   stormTimeoutMs: number;
   baselineMs: number;
   tailMs: number;
+  quietWaitS: number;
+  quietBelowPct: number;
 }
 
 /** A storm that could not be measured, with what the server last logged. */
@@ -1061,8 +1264,30 @@ class StormError extends Error {
   }
 }
 
-async function runStorm(mode: Mode, variant: Variant, run: number, p: Params): Promise<RunResult> {
-  const dir = mkdtempSync(join(tmpdir(), "recovery-storm-"));
+/** Machine CPU busy over one second, in % of one core (nothing of this run is running then). */
+async function machineLoad(): Promise<number> {
+  const a = machineTicks();
+  const t0 = now();
+  await sleep(1000);
+  const b = machineTicks();
+  return ((b.busy - a.busy) / CLK_TCK / ((now() - t0) / 1000)) * 100;
+}
+
+/** Waits (bounded) for the machine to be quiet; returns the last load measured. */
+async function waitQuiet(maxWaitS: number, belowPct: number): Promise<number> {
+  const deadline = now() + maxWaitS * 1000;
+  let load = await machineLoad();
+  while (load > belowPct && now() < deadline) {
+    process.stdout.write(`  waiting for a quiet machine: ${round(load)}% of a core busy\n`);
+    await sleep(4000);
+    load = await machineLoad();
+  }
+  return load;
+}
+
+async function runStorm(mode: Mode, variant: Variant, run: number, p: Params): Promise<Omit<RunResult, "startedAt" | "commit">> {
+  const loadBefore = p.quietWaitS > 0 ? await waitQuiet(p.quietWaitS, p.quietBelowPct) : await machineLoad();
+  const dir = makeTempDir();
   const apiKey = `storm-${Math.random().toString(36).slice(2)}-key-0123456789`;
   const channels = Array.from({ length: p.channels }, (_, i) => `storm:${i}`);
   let redis: Awaited<ReturnType<typeof startRedis>> | undefined;
@@ -1103,6 +1328,7 @@ async function runStorm(mode: Mode, variant: Variant, run: number, p: Params): P
     const base0 = snapshot(server, redis?.entry.child.pid, fleet);
     await sleep(p.baselineMs);
     const base1 = snapshot(server, redis?.entry.child.pid, fleet);
+    const redisStats0 = redis ? await commandStats(redis.port) : undefined;
 
     let affected: number;
     let stormStart: number;
@@ -1123,8 +1349,11 @@ async function runStorm(mode: Mode, variant: Variant, run: number, p: Params): P
       stormStart = now();
       process.kill(victim.pid, "SIGKILL");
     }
-    const stormComplete = await fleet.waitBack(affected, stormStart + p.stormTimeoutMs);
+    // A primary that dies ends the storm at once: nobody can come back.
+    const stormComplete = await Promise.race([fleet.waitBack(affected, stormStart + p.stormTimeoutMs), server.entry.exited.then(() => false)]);
     const storm1 = snapshot(server, redis?.entry.child.pid, fleet);
+    const redisStats1 = redis ? await commandStats(redis.port) : undefined;
+    const redisStreamLength = redis ? await streamLength(redis.port) : undefined;
 
     await sleep(p.tailMs);
     await publisher.stop(10_000);
@@ -1158,14 +1387,26 @@ async function runStorm(mode: Mode, variant: Variant, run: number, p: Params): P
       };
     }
 
+    const ours = (c: Partial<Record<CpuRole, number>>) => Object.values(c).reduce((s, v) => s + (v ?? 0), 0);
+    const pctOf = (ticks: number, ms: number) => round((ticks / CLK_TCK / (ms / 1000)) * 100)!;
+    const machine: RunResult["machine"] = {
+      loadBeforePct: round(loadBefore)!,
+      busyPct: pctOf(storm1.machine.busy - base1.machine.busy, windowMs),
+      othersPct: pctOf(storm1.machine.busy - base1.machine.busy - ours(stormCpu) * CLK_TCK, windowMs),
+      stealPct: pctOf(storm1.machine.steal - base1.machine.steal, windowMs),
+      baselineBusyPct: pctOf(base1.machine.busy - base0.machine.busy, baselineMs),
+      baselineOthersPct: pctOf(base1.machine.busy - base0.machine.busy - ours(baseCpu) * CLK_TCK, baselineMs),
+    };
     const acked = Object.values(publisher.acked).reduce((s, a) => s + a.length, 0);
     const sentAtMs = (channel: string, n: number) => {
       const t = publisher!.sentAt[channel]?.[n];
       return t === undefined ? null : round(t - stormStart);
     };
-    const evidence: Evidence[] = records
-      .filter((r) => r.duplicates > 0 || (r.missing > 0 && r.recovered !== false))
-      .slice(0, EVIDENCE_MAX)
+    // Evidence, a few clients of each kind: lost or duplicated messages, never back, slowest back.
+    const lossy = records.filter((r) => r.duplicates > 0 || (r.missing > 0 && r.recovered !== false));
+    const stuck = hit.filter((r) => r.backAt === null);
+    const slowest = [...back].sort((a, b) => b.backAt! - a.backAt!).filter((r) => !lossy.includes(r));
+    const evidence: Evidence[] = [...lossy.slice(0, EVIDENCE_MAX), ...stuck.slice(0, EVIDENCE_MAX), ...slowest.slice(0, EVIDENCE_SLOWEST)]
       .map((r) => ({
         index: r.index,
         channel: r.channel,
@@ -1181,7 +1422,20 @@ async function runStorm(mode: Mode, variant: Variant, run: number, p: Params): P
         duplicates: r.duplicates,
         duplicated: r.duplicateDetail.map((d) => ({ ...d, sentAtMs: sentAtMs(r.channel, d.n) })),
         missingSentAtMs: r.missingSeqs.map((n) => ({ n, sentAtMs: sentAtMs(r.channel, n) })),
+        attempts: r.attempts,
+        errors: r.errors.map((e) => ({ atMs: round(e.at - stormStart), message: e.message })),
+        stateAtEnd: r.stateAtEnd,
+        events: r.events.map((e) => ({ atMs: round(e.at - stormStart), what: e.what })),
       }));
+    // How the clients came back over time: counts per 500 ms after the storm's start.
+    const backTimeline: number[] = [];
+    for (const r of back) {
+      const bucket = Math.floor((r.backAt! - stormStart) / 500);
+      for (let i = backTimeline.length; i <= bucket; i++) backTimeline.push(0);
+      backTimeline[bucket]!++;
+    }
+    const notBackStates: Record<string, number> = {};
+    for (const r of hit) if (r.backAt === null) tally(notBackStates, r.stateAtEnd);
     return {
       mode,
       variant,
@@ -1197,6 +1451,7 @@ async function runStorm(mode: Mode, variant: Variant, run: number, p: Params): P
       notBack: hit.length - back.length,
       sameIdRecovered: hit.filter((r) => r.recovered && r.sameId).length,
       stormComplete,
+      backAfterBound: back.filter((r) => r.backAt! - stormStart > p.stormTimeoutMs).length,
       allBackMs: back.length ? round(lastBack - stormStart) : null,
       dropSpreadMs: round(dropSpreadMs),
       reconnectMs: { p50: round(percentile(perClient, 50)), p99: round(percentile(perClient, 99)), max: round(percentile(perClient, 100)) },
@@ -1211,11 +1466,18 @@ async function runStorm(mode: Mode, variant: Variant, run: number, p: Params): P
         max: Math.max(...reports.map((r) => r.loopDelayMs.max)),
       },
       evidence,
+      backTimeline,
+      notBackStates,
+      connectErrorsAfterStorm: hit.reduce((s, r) => s + r.errors.length, 0),
+      reconnectAttempts: { total: hit.reduce((s, r) => s + r.attempts, 0), max: hit.reduce((m, r) => Math.max(m, r.attempts), 0) },
       disconnectReasons,
       connectErrors,
       published: { sent: publisher.sent, acked, failures: publisher.failures, ratePerS: round(publisher.achievedRate)! },
       cpu,
-      server: { logLines: server.log.count, logTail: server.log.lines.slice(-40) },
+      machine,
+      ...(redisStats0 && redisStats1 ? { redisCommands: diffCommandStats(redisStats0, redisStats1) } : {}),
+      ...(redisStreamLength !== undefined ? { redisStreamLength } : {}),
+      server: { logLines: server.log.count, logTail: server.log.lines.slice(-40), exited: serverExit(server, stormStart) },
       redisLog: redis ? redis.log.lines.filter((l) => /warn|error|#/i.test(l)).slice(-10) : [],
     };
   } catch (err) {
@@ -1226,6 +1488,7 @@ async function runStorm(mode: Mode, variant: Variant, run: number, p: Params): P
     if (server) await stop(server.entry, 8000);
     if (redis) await stop(redis.entry, 3000);
     rmSync(dir, { recursive: true, force: true });
+    tempDirs.delete(dir);
   }
 }
 
@@ -1246,6 +1509,7 @@ const ROWS: Array<[string, (r: RunResult) => number | null]> = [
   ["recovered", (r) => r.recovered],
   ["not recovered (new session)", (r) => r.notRecovered],
   ["not back at the end", (r) => r.notBack],
+  ["back only after the storm bound", (r) => r.backAfterBound],
   ["recovered with same socket id", (r) => r.sameIdRecovered],
   ["all back after (ms)", (r) => r.allBackMs],
   ["per-client reconnect p50 (ms)", (r) => r.reconnectMs.p50],
@@ -1258,9 +1522,17 @@ const ROWS: Array<[string, (r: RunResult) => number | null]> = [
   ["not recovered: messages lost (gap)", (r) => r.loss.notRecovered.lost],
   ["untouched clients: lost + dup", (r) => r.loss.untouched.lost + r.loss.untouched.duplicates],
   ["untouched clients disconnected", (r) => r.collateralDisconnects],
+  ["reconnect attempts (total)", (r) => r.reconnectAttempts.total],
+  ["connect errors after the storm began", (r) => r.connectErrorsAfterStorm],
   ["published msg/s (acked total)", (r) => r.published.ratePerS],
   ["publish failures", (r) => Object.values(r.published.failures).reduce((s, v) => s + v, 0)],
+  ["server (primary) exited during the run", (r) => (r.server.exited ? 1 : 0)],
   ["storm window (ms)", (r) => r.cpu.windowMs],
+  ["machine busy before the run (%)", (r) => r.machine.loadBeforePct],
+  ["machine busy % of a core: storm", (r) => r.machine.busyPct],
+  ["  of which others (not this run)", (r) => r.machine.othersPct],
+  ["machine busy %: baseline", (r) => r.machine.baselineBusyPct],
+  ["  of which others: baseline", (r) => r.machine.baselineOthersPct],
   ["primary CPU % of a core: storm", (r) => r.cpu.primary?.pctOfCore ?? null],
   ["primary CPU % of a core: baseline", (r) => r.cpu.primary?.baselinePctOfCore ?? null],
   ["primary CPU-seconds in storm", (r) => r.cpu.primary?.cpuSeconds ?? null],
@@ -1293,6 +1565,11 @@ function medianTable(results: RunResult[], mode: Mode, variants: Variant[]): { t
   return { text: lines.join("\n"), medians };
 }
 
+/** Whether processes outside this run used more than `belowPct` of a core during its windows. */
+function contended(r: RunResult, belowPct: number): boolean {
+  return r.machine.othersPct > belowPct || r.machine.baselineOthersPct > belowPct;
+}
+
 function runLine(r: RunResult): string {
   if (r.error) return `  ${r.mode}/${r.variant} run ${r.run}: FAILED: ${r.error}`;
   return (
@@ -1301,8 +1578,21 @@ function runLine(r: RunResult): string {
     `lost ${r.loss.recovered.lost} dup ${r.loss.recovered.duplicates} (recovered); ` +
     `CPU primary ${r.cpu.primary?.pctOfCore ?? "-"}% workers ${r.cpu.workers?.pctOfCore ?? "-"}%` +
     (r.cpu.redis ? ` redis ${r.cpu.redis.pctOfCore}%` : "") +
-    ` gen ${r.cpu.clientProcs?.pctOfCore ?? "-"}% over ${r.cpu.windowMs} ms`
+    ` gen ${r.cpu.clientProcs?.pctOfCore ?? "-"}% over ${r.cpu.windowMs} ms; others ${r.machine.othersPct}%` +
+    (r.server.exited ? `; SERVER EXITED ${r.server.exited.atMs} ms after the storm began (code ${r.server.exited.code}, signal ${r.server.exited.signal})` : "")
   );
+}
+
+/** The checkout measured: HEAD, and whether the working tree differs from it. */
+function gitCommit(): string {
+  try {
+    const cwd = resolve(__dirname, "../..");
+    const head = execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd, encoding: "utf8" }).trim();
+    const dirty = execFileSync("git", ["status", "--porcelain", "--untracked-files=no"], { cwd, encoding: "utf8" }).trim() !== "";
+    return dirty ? `${head} (with uncommitted changes)` : head;
+  } catch {
+    return "unknown"; // not a git checkout
+  }
 }
 
 async function orchestrate(): Promise<void> {
@@ -1325,6 +1615,8 @@ async function orchestrate(): Promise<void> {
     stormTimeoutMs: intArg("storm-timeout", 1000),
     baselineMs: intArg("baseline-ms", 500),
     tailMs: intArg("tail-ms", 0),
+    quietWaitS: intArg("quiet-wait", 0),
+    quietBelowPct: intArg("quiet-below", 1),
   };
   if (!(p.reconnectJitter >= 0 && p.reconnectJitter < 1)) throw new Error("--reconnect-jitter must be in [0, 1)");
   const runs = intArg("runs", 1);
@@ -1335,6 +1627,7 @@ async function orchestrate(): Promise<void> {
     model: /model name\s*:\s*(.*)/.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? "unknown",
     node: process.version,
     clkTck: CLK_TCK,
+    commit: gitCommit(),
   };
   process.stdout.write(
     `Recovery storm: ${p.clients} clients over ${p.channels} channels, ${p.rate} msg/s, persistence ${p.persistence ? "on" : "off"}, ` +
@@ -1345,7 +1638,9 @@ async function orchestrate(): Promise<void> {
   for (let run = 1; run <= runs; run++) {
     for (const mode of modes) {
       for (const variant of variants) {
-        let result: RunResult;
+        let result: Omit<RunResult, "startedAt" | "commit">;
+        const startedAt = new Date().toISOString();
+        const commit = gitCommit();
         try {
           result = await runStorm(mode, variant, run, p);
         } catch (err) {
@@ -1353,9 +1648,10 @@ async function orchestrate(): Promise<void> {
           // A partial record: only mode, variant, run, error and the server's last lines.
           result = { mode, variant, run, error: err instanceof Error ? err.message : String(err), server: { logLines: serverLog.length, logTail: serverLog } } as RunResult;
         }
-        results.push(result);
-        process.stdout.write(`${runLine(result)}\n`);
-        for (const line of result.server?.logTail ?? []) process.stdout.write(`      server: ${line}\n`);
+        const full: RunResult = { ...result, startedAt, commit };
+        results.push(full);
+        process.stdout.write(`${runLine(full)}\n`);
+        for (const line of (full.server?.logTail ?? []).slice(-15)) process.stdout.write(`      server: ${line}\n`);
       }
     }
   }
@@ -1366,7 +1662,20 @@ async function orchestrate(): Promise<void> {
     summary[mode] = medians;
     process.stdout.write(`\n== ${mode} (medians of ${runs} run(s)) ==\n${text}\n`);
   }
-  writeFileSync(out, JSON.stringify({ at: new Date().toISOString(), machine, params: { ...p, runs }, medians: summary, runs: results }, null, 2));
+  // On a shared machine others' work inflates every time: the runs it spared are shown apart.
+  const quiet = results.filter((r) => !r.error && !contended(r, p.quietBelowPct));
+  const quietSummary: Record<string, unknown> = {};
+  if (quiet.length < results.length) {
+    for (const mode of modes) {
+      const { text, medians } = medianTable(quiet, mode, variants);
+      quietSummary[mode] = medians;
+      process.stdout.write(`\n== ${mode}, uncontended runs only (others < ${p.quietBelowPct}% of a core in baseline and storm) ==\n${text}\n`);
+    }
+  }
+  writeFileSync(
+    out,
+    JSON.stringify({ at: new Date().toISOString(), machine, params: { ...p, runs }, medians: summary, mediansUncontended: quietSummary, runs: results }, null, 2),
+  );
   process.stdout.write(`\nwrote ${out}\n`);
   if (results.some((r) => r.error || !r.stormComplete)) process.exitCode = 1;
 }
