@@ -242,19 +242,24 @@ function redisUrlFrom(v: z.infer<typeof envSchema>): string | undefined {
   return undefined;
 }
 
-/**
- * Validates the environment once and returns a frozen configuration.
- * Throws a ConfigError naming the first bad variable. `generateKey` supplies a key
- * when API_KEY is unset outside production.
- */
-export function loadConfig(raw: Record<string, string | undefined>, generateKey: () => string): Config {
+/** Parses the raw environment with the schema; a ConfigError names the first bad variable. */
+function parseEnvironment(raw: Record<string, string | undefined>): z.infer<typeof envSchema> {
   const parsed = envSchema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     const variable = String(issue.path[0] ?? "environment");
     throw new ConfigError(variable, `${issue.message} (got ${JSON.stringify(raw[variable] ?? null)})`);
   }
-  const v = parsed.data;
+  return parsed.data;
+}
+
+/**
+ * Validates the environment once and returns a frozen configuration.
+ * Throws a ConfigError naming the first bad variable. `generateKey` supplies a key
+ * when API_KEY is unset outside production.
+ */
+export function loadConfig(raw: Record<string, string | undefined>, generateKey: () => string): Config {
+  const v = parseEnvironment(raw);
   if (v.NODE_ENV === "production" && !v.API_KEY && !v.JWT_PUBLIC_KEY) {
     throw new ConfigError("API_KEY", "is required when NODE_ENV=production");
   }
@@ -358,13 +363,7 @@ function persistenceFrom(v: ParsedEnv, sink: Config["persistence"]["sink"]): Con
  * server's own requirements (no API_KEY needed). Throws a ConfigError naming the bad variable.
  */
 export function loadConsumerConfig(raw: Record<string, string | undefined>): ConsumerConfig {
-  const parsed = envSchema.safeParse(raw);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    const variable = String(issue.path[0] ?? "environment");
-    throw new ConfigError(variable, `${issue.message} (got ${JSON.stringify(raw[variable] ?? null)})`);
-  }
-  const v = parsed.data;
+  const v = parseEnvironment(raw);
   return deepFreeze({
     logLevel: v.LOG_LEVEL,
     persistence: persistenceFrom(v, "sqs"),
