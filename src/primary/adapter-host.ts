@@ -10,7 +10,7 @@ import { assertNever } from "../shared/ipc.js";
 import type { Logger } from "../shared/logger.js";
 import type { ReplayLog } from "./replay-log.js";
 import type { SessionTable } from "./session-table.js";
-import type { Supervisor } from "./supervisor.js";
+import { sendTo, type Supervisor } from "./supervisor.js";
 
 /**
  * The primary's side of the embedded adapter: relays cluster messages between workers,
@@ -47,7 +47,7 @@ export class AdapterHost {
   }
 
   private send(worker: Worker, message: AdapterDownMessage): void {
-    if (worker.isConnected()) worker.send(message);
+    sendTo(worker, message);
   }
 
   private relay(from: Worker, message: AdapterDownMessage): void {

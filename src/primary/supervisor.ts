@@ -5,6 +5,19 @@ import { IPC_SOURCE, isWorkerMessage, type PrimaryMessage, type WorkerMessage } 
 import { isAdapterMessage, type AdapterUpMessage } from "../shared/adapter-ipc.js";
 import type { Logger } from "../shared/logger.js";
 
+/**
+ * Sends to a worker without ever throwing or emitting: a worker that died between the check and
+ * the write loses the message, which its exit handling accounts for (sessions, presence).
+ */
+export function sendTo(worker: Worker, message: unknown): void {
+  if (!worker.isConnected()) return;
+  worker.send(message as Parameters<Worker["send"]>[0], undefined, undefined, ignoreSendError);
+}
+
+function ignoreSendError(): void {
+  // EPIPE/ERR_IPC_CHANNEL_CLOSED from a worker that just died: nothing to deliver to any more.
+}
+
 /** A worker that stayed up this long is healthy again: its next crash restarts without backoff. */
 const STABLE_AFTER_MS = 30_000;
 
@@ -82,6 +95,9 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       this.emit("message", worker, message);
     });
     worker.on("exit", (code, signal) => this.onExit(slot, worker, code, signal));
+    // A worker that was just killed still reads as connected for a moment; a send to it then
+    // fails with EPIPE. Without a listener that error would crash the primary.
+    worker.on("error", (err) => this.log.warn({ worker: worker.id, err: err.message }, "worker IPC error"));
   }
 
   private onExit(slot: Slot, worker: Worker, code: number | null, signal: string | null): void {
@@ -124,7 +140,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   }
 
   send(worker: Worker, message: PrimaryMessage): void {
-    if (worker.isConnected()) worker.send(message);
+    sendTo(worker, message);
   }
 
   /**
