@@ -144,6 +144,10 @@ async function main(): Promise<void> {
         assertNever(msg);
     }
   });
+  // A library promise nobody awaits (ioredis rejects every queued command with "Connection is
+  // closed" when a connection drops, e.g. during shutdown) must not take the worker and all its
+  // clients down: log it loudly and keep serving.
+  process.on("unhandledRejection", (reason) => log.error({ err: reason }, "unhandled promise rejection"));
   process.on("SIGTERM", () => void shutdown("SIGTERM"));
   process.on("SIGINT", () => void shutdown("SIGINT"));
   // The primary is gone (killed): nothing can route to us any more, so drain and exit. Node's
