@@ -30,7 +30,7 @@
  *        --out presence-bench.json]
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createConnection, createServer } from "node:net";
 import { cpus, tmpdir } from "node:os";
@@ -119,6 +119,7 @@ const LOG_SAMPLES_MAX = 20;
 const STDERR_LINES_MAX = 60;
 
 const MAIN_JS = resolve(__dirname, "../src/primary/main.js");
+const DIST_SRC = resolve(__dirname, "../src");
 const CLK_TCK = 100; // USER_HZ; Linux reports /proc/<pid>/stat times in these units on every mainstream arch
 
 // ---------------------------------------------------------------------------------------------
@@ -225,6 +226,20 @@ function tail(child: ChildProcess, lines: string[], max = 30): void {
   };
   child.stdout?.on("data", push);
   child.stderr?.on("data", push);
+}
+
+/**
+ * A digest of the compiled server (every .js file under dist/src) as a run starts it. The tree
+ * may be rebuilt while the bench runs (others work on it); runs with different digests measured
+ * different code.
+ */
+function serverBuild(): string {
+  const hash = createHash("sha256");
+  const files = readdirSync(DIST_SRC, { recursive: true, encoding: "utf8" })
+    .filter((f) => f.endsWith(".js"))
+    .sort();
+  for (const f of files) hash.update(f).update(readFileSync(join(DIST_SRC, f)));
+  return hash.digest("hex").slice(0, 12);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -807,6 +822,8 @@ interface RunResult {
   workers: number;
   run: number;
   serverStartMs: number;
+  /** Digest of dist/src when the server was started (see serverBuild). */
+  serverBuild: string;
   /** Other processes' CPU just before the run (% of one core) and how long the run waited for it to drop. */
   quiet: { othersPct: number; waitedS: number };
   /** Other processes used more than --max-others during the ops window, in every attempt. */
@@ -843,6 +860,7 @@ async function oneRun(mode: Mode, workers: number, run: number): Promise<RunResu
   let server: RunningServer | undefined;
   try {
     if (mode === "clustered") redis = await startRedis(dir);
+    const build = serverBuild();
     server = await startServer(mode, workers, dir, redis);
     server.log.phase = "ops";
     const ops = await opsPhase(server, redis, workers);
@@ -851,7 +869,7 @@ async function oneRun(mode: Mode, workers: number, run: number): Promise<RunResu
     server.log.phase = "shutdown";
     step = `${mode} WORKERS=${workers} run ${run}: stopping the server`;
     const shutdown = await stopChild(server.child, SERVER_SHUTDOWN_MS + 5_000);
-    return { mode, workers, run, serverStartMs: Math.round(server.startMs), quiet, ops, list, shutdown, serverLog: server.log };
+    return { mode, workers, run, serverStartMs: Math.round(server.startMs), serverBuild: build, quiet, ops, list, shutdown, serverLog: server.log };
   } finally {
     if (server) await stopChild(server.child, SERVER_SHUTDOWN_MS + 5_000);
     if (redis) await stopChild(redis.child, 5_000);
@@ -1024,6 +1042,8 @@ async function main(): Promise<void> {
     }
   }
   printTable(summaries);
+  const builds = new Set([...runs, ...discarded].map((r) => r.serverBuild));
+  if (builds.size > 1) console.log(`\nthe compiled server changed during the bench (${builds.size} builds: ${[...builds].join(", ")}); see serverBuild per run`);
   write(false);
   console.log(`\nwrote ${OUT}`);
   if (failures.length) process.exitCode = 1;
