@@ -2,10 +2,10 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { Socket } from "socket.io-client";
 import { Redis } from "ioredis";
 import { closeAllClients, connect, nextEvent, request } from "./helpers/client.js";
-import { MODES, type ModeName } from "./helpers/modes.js";
+import { MODES, modeServers, type ModeName } from "./helpers/modes.js";
 import { startRedis, type RedisInstance } from "./helpers/redis.js";
 import { closeAllRecoveringClients, nextConnect, recoveringClient } from "./helpers/recovering-client.js";
-import { startServer, stopAllServers, type RunningServer, type ServerOptions } from "./helpers/server.js";
+import { startServer, stopAllServers, type RunningServer } from "./helpers/server.js";
 import { isAlive, waitFor } from "./helpers/wait.js";
 
 type Ack = { success: boolean; error?: string; users?: Array<Record<string, string>> };
@@ -22,20 +22,16 @@ function watch(socket: Socket, channel: string) {
 const ids = (users: Ack["users"]) => (users ?? []).map((u) => u.socketId).sort();
 
 describe.each(MODES)("presence (%s)", (mode: ModeName) => {
-  let redis: RedisInstance | undefined;
+  const servers = modeServers(mode);
+  const start = servers.start;
 
-  async function start(options: ServerOptions = {}): Promise<RunningServer> {
-    if (mode === "clustered" && !redis) redis = await startRedis();
-    return startServer({ workers: 2, ...options, redisUrl: redis?.url });
-  }
   const client = (server: RunningServer) => connect(server.url, server.token(), { transports: ["websocket"] });
 
   afterEach(async () => {
     closeAllRecoveringClients();
     closeAllClients();
     await stopAllServers();
-    await redis?.stop();
-    redis = undefined;
+    await servers.stop();
   });
 
   it("enters, updates with the full merged state, and leaves, as the contract says", async () => {

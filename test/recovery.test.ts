@@ -4,8 +4,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { io, type Socket } from "socket.io-client";
 import { closeAllClients, connect, request } from "./helpers/client.js";
-import { MODES, type ModeName } from "./helpers/modes.js";
-import { startRedis, type RedisInstance } from "./helpers/redis.js";
+import { MODES, modeServers, type ModeName } from "./helpers/modes.js";
 import {
   closeAllRecoveringClients,
   nextConnect,
@@ -13,7 +12,7 @@ import {
   recoveringClient,
   type Received,
 } from "./helpers/recovering-client.js";
-import { startServer, stopAllServers, type RunningServer, type ServerOptions } from "./helpers/server.js";
+import { stopAllServers, type RunningServer } from "./helpers/server.js";
 import { startTcpProxy } from "./helpers/tcp-proxy.js";
 import { latch, waitFor } from "./helpers/wait.js";
 
@@ -21,20 +20,16 @@ const CHANNEL = "live";
 const workerOf = (s: Socket) => s.io.engine.id.split(".")[0]!;
 
 describe.each(MODES)("connection state recovery (%s)", (mode: ModeName) => {
-  let redis: RedisInstance | undefined;
+  const servers = modeServers(mode);
+  const start = servers.start;
   const dirs: string[] = [];
 
-  async function start(options: ServerOptions = {}): Promise<RunningServer> {
-    if (mode === "clustered" && !redis) redis = await startRedis();
-    return startServer({ workers: 2, ...options, redisUrl: redis?.url, env: { ...options.env } });
-  }
 
   afterEach(async () => {
     closeAllRecoveringClients();
     closeAllClients();
     await stopAllServers();
-    await redis?.stop();
-    redis = undefined;
+    await servers.stop();
     for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
   });
 

@@ -32,10 +32,6 @@ export class SessionTable {
     private readonly onDrop: (sid: string, reason: "expired" | "over-bound") => void = () => undefined,
   ) {}
 
-  get liveCount(): number {
-    return this.bySid.size - this.disconnected.size;
-  }
-
   get disconnectedCount(): number {
     return this.disconnected.size;
   }

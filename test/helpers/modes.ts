@@ -13,3 +13,21 @@ export async function startInMode(
   const server = await startServer({ ...options, redisUrl: redis?.url });
   return { server, redis };
 }
+
+/**
+ * Starts servers in one mode for a test file: clustered mode shares one redis-server across the
+ * servers of a test (two hosts) and `stop()` ends it with them.
+ */
+export function modeServers(mode: ModeName) {
+  let redis: RedisInstance | undefined;
+  return {
+    async start(options: ServerOptions = {}): Promise<RunningServer> {
+      if (mode === "clustered" && !redis) redis = await startRedis();
+      return startServer({ workers: 2, ...options, redisUrl: redis?.url });
+    },
+    async stop(): Promise<void> {
+      await redis?.stop();
+      redis = undefined;
+    },
+  };
+}
