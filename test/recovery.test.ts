@@ -85,9 +85,16 @@ describe.each(MODES)("connection state recovery (%s)", (mode: ModeName) => {
   it("recovers a connection that never received a message (the welcome event gives it an offset)", async () => {
     const server = await start();
     const socket = await recoveringClient(server.url, server.token());
+    const welcomes: Array<{ socketId: string }> = [];
+    socket.on("cerebellum:welcome", (info: { socketId: string }) => welcomes.push(info));
     const back = nextConnect(socket);
     socket.io.engine.close();
     expect(await back).toBe(true);
+    // The recovered connection gets a fresh welcome, once (welcomes are sequenced, never replayed).
+    await waitFor(() => welcomes.length > 0, { timeoutMs: 5000, what: "fresh welcome" });
+    const ack = await request(socket, "channel:subscribe", CHANNEL);
+    expect(ack).toEqual({ success: true });
+    expect(welcomes).toEqual([{ socketId: socket.id, serverTime: expect.any(String) }]);
   });
 
   it("recovers the clients of a SIGKILLed worker on the other worker with every message of the gap", async () => {

@@ -76,6 +76,8 @@ export interface StartOptions {
   redisUrl?: string;
   /** Directory for V8 CPU profiles of the server processes (`node --cpu-prof`). */
   cpuProfDir?: string;
+  /** Extra node flags for the top process (experiments: `--max-semi-space-size=1`, say). */
+  nodeArgs?: string[];
 }
 
 /** Starts a target on free ports and resolves once it serves. */
@@ -85,7 +87,7 @@ export async function startTarget(name: TargetName, options: StartOptions = {}):
     output.push(...chunk.toString("utf8").split("\n").filter(Boolean));
     if (output.length > 200) output.splice(0, output.length - 200);
   };
-  const execArgv = options.cpuProfDir ? ["--cpu-prof", "--cpu-prof-dir", options.cpuProfDir] : [];
+  const execArgv = [...(options.nodeArgs ?? []), ...(options.cpuProfDir ? ["--cpu-prof", "--cpu-prof-dir", options.cpuProfDir] : [])];
   if (name === "baseline") {
     const child = spawn(process.execPath, [...execArgv, BASELINE_MAIN, "--port", "0"], { stdio: ["ignore", "pipe", "pipe"] });
     child.stdout.on("data", collect);

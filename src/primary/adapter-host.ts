@@ -6,6 +6,7 @@ import {
   type AdapterUpMessage,
   type RestoredSession,
 } from "../shared/adapter-ipc.js";
+import { WELCOME_EVENT } from "../shared/contract.js";
 import { assertNever } from "../shared/ipc.js";
 import type { Logger } from "../shared/logger.js";
 import type { ReplayLog } from "./replay-log.js";
@@ -66,9 +67,12 @@ export class AdapterHost {
         }
         const packet = msg.data.packet as { type?: number; id?: number; data?: unknown[] };
         const loggable = packet.type === 2 && packet.id === undefined && Array.isArray(packet.data) && !msg.data.opts.flags?.volatile;
-        const offset = loggable
-          ? this.log.append(packet.data!, msg.data.opts.rooms, msg.data.opts.except, message.bytes ?? 0, now)
-          : "";
+        // A connection's welcome (its own room, never relayed) is sequenced but not kept.
+        const offset = !loggable
+          ? ""
+          : !message.relay && packet.data![0] === WELCOME_EVENT
+            ? this.log.appendMarker(now)
+            : this.log.append(packet.data!, msg.data.opts.rooms, msg.data.opts.except, message.bytes ?? 0, now);
         // Relay before answering the origin: every worker sees the broadcasts in offset order.
         if (message.relay) this.relay(worker, { source: ADAPTER_SOURCE, t: "msg", msg, offset });
         this.send(worker, { source: ADAPTER_SOURCE, t: "offset", id: message.id, offset });

@@ -11,6 +11,7 @@ import { loadRecoveryState, saveRecoveryState } from "./recovery-state.js";
 import { createHealthServer } from "./health-server.js";
 import { hostPresence } from "./presence-host.js";
 import { Supervisor } from "./supervisor.js";
+import { keepPrimaryYoungGenerationSmall, workerExecArgv } from "./heap-tuning.js";
 import { EmbeddedStore } from "../store/launcher.js";
 
 function loadOrExit(): Config {
@@ -41,11 +42,12 @@ function announceGeneratedKey(config: Config): void {
 
 async function main(): Promise<void> {
   process.title = "cerebellum-primary";
+  keepPrimaryYoungGenerationSmall();
   const config = loadOrExit();
   const log = createLogger(config.logLevel, { role: "primary" });
   if (config.apiKeyGenerated) announceGeneratedKey(config);
 
-  cluster.setupPrimary({ exec: resolve(__dirname, "../worker/main.js"), serialization: "advanced" });
+  cluster.setupPrimary({ exec: resolve(__dirname, "../worker/main.js"), serialization: "advanced", execArgv: workerExecArgv() });
   // The embedded store runs before any worker: workers find its endpoint in their configuration.
   const store = config.persistence.sink === "embedded" ? await EmbeddedStore.start(config, log.child({ component: "store" })) : undefined;
   const workerConfig = store ? store.workerConfig(config) : config;

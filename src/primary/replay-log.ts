@@ -2,13 +2,19 @@
 export interface LogEntry {
   seq: number;
   at: number;
-  /** The event packet's data array, offset last (as the live delivery carried it). */
-  data: unknown[];
+  /**
+   * The event packet's data array, offset last (as the live delivery carried it); null for a
+   * marker: a sequenced broadcast that is never replayed (a connection's welcome), kept only so
+   * that its offset stays valid to recover from.
+   */
+  data: unknown[] | null;
   rooms: string[];
   except: string[];
   /** Approximate size (the packet's JSON length, as measured by the publishing worker). */
   bytes: number;
 }
+
+const NONE: string[] = [];
 
 export interface ReplayLogLimits {
   /** Entries older than this are dropped, in ms (the recovery window). */
@@ -66,6 +72,18 @@ export class ReplayLog {
     return offset;
   }
 
+  /**
+   * Sequences a broadcast that is never replayed and returns its offset: the welcome each
+   * connection gets (a recovered connection gets a fresh one), one per connected socket, so its
+   * content is not kept. Counts toward the entry bound, not the byte bound.
+   */
+  appendMarker(now: number): string {
+    const seq = ++this.seq;
+    this.entries.push({ seq, at: now, data: null, rooms: NONE, except: NONE, bytes: 0 });
+    this.trim(now);
+    return `${this.epoch}-${seq}`;
+  }
+
   /** Drops entries past the count and age bounds. */
   trim(now: number): void {
     let excess = Math.max(0, this.size - this.limits.maxEntries);
@@ -98,6 +116,7 @@ export class ReplayLog {
     const missed: unknown[][] = [];
     for (let i = this.head + (from - oldestKept + 1); i < this.entries.length; i++) {
       const e = this.entries[i]!;
+      if (e.data === null) continue;
       const included = e.rooms.length === 0 || e.rooms.some((r) => roomSet.has(r));
       if (included && !e.except.some((r) => roomSet.has(r))) missed.push(e.data);
     }

@@ -1,11 +1,21 @@
 import type { SessionRecord } from "../shared/adapter-ipc.js";
 
 interface Entry {
+  /** Kept lean: one entry per connected socket of the host. `rooms` leaves out the socket's own room. */
   record: SessionRecord;
-  rooms: Set<string>;
   /** The worker whose socket holds this session; undefined once disconnected. */
   owner: number | undefined;
   disconnectedAt: number | undefined;
+}
+
+/** As kept: without the socket's own room (every socket is in it). */
+function stored(record: SessionRecord): SessionRecord {
+  return { sid: record.sid, pid: record.pid, rooms: record.rooms.filter((r) => r !== record.sid), data: record.data };
+}
+
+/** As handed back: the own room first, as Socket.IO lists it. */
+function complete(record: SessionRecord): SessionRecord {
+  return { sid: record.sid, pid: record.pid, rooms: [record.sid, ...record.rooms], data: record.data };
 }
 
 export interface SessionLimits {
@@ -39,7 +49,7 @@ export class SessionTable {
   open(owner: number, record: SessionRecord): void {
     const previous = this.bySid.get(record.sid);
     if (previous && previous.record.pid !== record.pid) this.byPid.delete(previous.record.pid);
-    this.bySid.set(record.sid, { record, rooms: new Set(record.rooms), owner, disconnectedAt: undefined });
+    this.bySid.set(record.sid, { record: stored(record), owner, disconnectedAt: undefined });
     this.byPid.set(record.pid, record.sid);
     this.disconnected.delete(record.sid);
   }
@@ -47,16 +57,19 @@ export class SessionTable {
   rooms(owner: number, sid: string, add: readonly string[] = [], del: readonly string[] = []): void {
     const entry = this.bySid.get(sid);
     if (!entry || entry.owner !== owner) return;
-    for (const room of add) entry.rooms.add(room);
-    for (const room of del) entry.rooms.delete(room);
+    const rooms = entry.record.rooms;
+    for (const room of add) if (room !== sid && !rooms.includes(room)) rooms.push(room);
+    for (const room of del) {
+      const at = rooms.indexOf(room);
+      if (at !== -1) rooms.splice(at, 1);
+    }
   }
 
   /** A recoverable close: keep the session (with its final rooms and data) for the window. */
   closed(owner: number, record: SessionRecord, now: number): void {
     const entry = this.bySid.get(record.sid);
     if (!entry || entry.owner !== owner) return;
-    entry.record = record;
-    entry.rooms = new Set(record.rooms);
+    entry.record = stored(record);
     this.markDisconnected(record.sid, entry, now);
   }
 
@@ -96,7 +109,7 @@ export class SessionTable {
     entry.owner = newOwner;
     entry.disconnectedAt = undefined;
     this.disconnected.delete(sid);
-    return { record: { ...entry.record, rooms: [...entry.rooms] }, previousOwner };
+    return { record: complete(entry.record), previousOwner };
   }
 
   /** Forgets a session (recovery of it failed: the client starts afresh). */
@@ -121,14 +134,14 @@ export class SessionTable {
   /** Every session, as disconnected at `now`, to survive a graceful restart. */
   snapshot(now: number): Array<{ record: SessionRecord; disconnectedAt: number }> {
     return [...this.bySid.values()].map((e) => ({
-      record: { ...e.record, rooms: [...e.rooms] },
+      record: complete(e.record),
       disconnectedAt: e.disconnectedAt ?? now,
     }));
   }
 
   restore(saved: Array<{ record: SessionRecord; disconnectedAt: number }>, now: number): void {
     for (const { record, disconnectedAt } of saved.sort((a, b) => a.disconnectedAt - b.disconnectedAt)) {
-      const entry: Entry = { record, rooms: new Set(record.rooms), owner: undefined, disconnectedAt: undefined };
+      const entry: Entry = { record: stored(record), owner: undefined, disconnectedAt: undefined };
       this.bySid.set(record.sid, entry);
       this.byPid.set(record.pid, record.sid);
       this.markDisconnected(record.sid, entry, disconnectedAt);
