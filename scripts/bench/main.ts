@@ -31,7 +31,7 @@ import { runLoadtest } from "../loadtest/coordinator.js";
 import { buildOptions } from "../loadtest/options.js";
 import { buildResult, type LoadtestResult } from "../loadtest/result.js";
 import { formatBench, summarizeBench, type TargetRun } from "./report.js";
-import { TARGETS, TARGET_LABELS, startRedis, startTarget, type RunningTarget, type TargetName } from "./targets.js";
+import { TARGETS, TARGET_LABELS, startRedis, startTarget, untilSettled, type RunningTarget, type TargetName } from "./targets.js";
 
 /** The whole suite must end by itself; past this it stops and reports what it has. */
 const DEADLINE_MS = 20 * 60_000;
@@ -108,8 +108,9 @@ async function measure(target: RunningTarget, raw: Record<string, unknown>): Pro
 }
 
 async function roundOf(target: RunningTarget, run: number, redisPid: number | undefined): Promise<TargetRun> {
-  // Memory: on the fresh server, the idle reading, then MEMORY_CONNECTIONS idle subscribed
+  // Memory: on the fresh server once its memory is steady, the idle reading, then MEMORY_CONNECTIONS idle subscribed
   // connections (a second of light traffic, so the publish path is warm for what follows).
+  await untilSettled(target.pid, 15_000, abort.signal);
   const mem = await measure(target, { connections: MEMORY_CONNECTIONS, rate: 10, duration: 1, warmup: 0, drain: 1, connectRate: 1000 });
   await sleep(1000, abort.signal);
   const redisBefore = redisPid === undefined ? undefined : readProcess(redisPid);

@@ -4,7 +4,7 @@ import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { sleep } from "../loadtest/clock.js";
-import { processTree } from "../loadtest/server-stats.js";
+import { processTree, readProcess } from "../loadtest/server-stats.js";
 
 /** What the bench compares: the baseline and the product in its modes (docs/benchmarks.md). */
 export type TargetName = "baseline" | "embedded-w1" | "embedded-w2" | "clustered-w2";
@@ -168,4 +168,21 @@ export async function startRedis(): Promise<{ url: string; pid: number; stop(): 
     output,
   );
   return { url: `redis://127.0.0.1:${port}`, pid: child.pid!, stop: () => stopTree(child, 5000) };
+}
+
+/**
+ * Waits until a started server's memory is steady: its processes' summed RSS spans less than
+ * 1 MiB over the last 2 s (at most `timeoutMs`). A process may still be loading code or
+ * collecting its startup garbage when it first answers; the idle reading of the memory test
+ * must not count that as growth per connection (nor a shrink as a saving).
+ */
+export async function untilSettled(pid: number, timeoutMs = 15_000, signal?: AbortSignal): Promise<void> {
+  const readings: number[] = [];
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline && !signal?.aborted) {
+    readings.push(processTree(pid).reduce((sum, p) => sum + (readProcess(p)?.rssBytes ?? 0), 0));
+    const window = readings.slice(-5); // 5 readings, 500 ms apart: 2 s
+    if (window.length === 5 && Math.max(...window) - Math.min(...window) < 2 ** 20) return;
+    await sleep(500);
+  }
 }

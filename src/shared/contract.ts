@@ -55,6 +55,4 @@ export interface InterServerEvents {}
 export interface SocketData {
   /** JWT `sub` claim, when the token had one. */
   subject?: string;
-  /** Seconds since the epoch when the token expires, when it has `exp`. */
-  tokenExp?: number;
 }

@@ -10,9 +10,9 @@ import { createRedis, whenReady } from "../shared/redis.js";
 import { buildSchemas } from "../shared/schemas.js";
 import { installAuth } from "./auth.js";
 import { channelHandlers } from "./handlers/channels.js";
-import type { HandlerContext } from "./handlers/context.js";
+import type { AppSocket, HandlerContext } from "./handlers/context.js";
 import { historyHandlers } from "./handlers/history.js";
-import { presenceHandlers, startPresenceReaper, trackPresence } from "./handlers/presence.js";
+import { presenceHandlers, presenceTracker, startPresenceReaper } from "./handlers/presence.js";
 import { dispatcher } from "./handlers/reply.js";
 import { adoptConnection } from "./handoff.js";
 import { JwtVerifier } from "./jwt-verifier.js";
@@ -76,7 +76,7 @@ async function main(): Promise<void> {
   const { io, track } = createSocketServer(httpServer, config, workerId, redis, evictions, log);
   const verifier = new JwtVerifier(config);
   installAuth(io, verifier, log.child({ component: "auth" }));
-  const { sink, history } = createPersistence(config, log.child({ component: "persistence" }), workerIndexFrom());
+  const { sink, history, warmed } = createPersistence(config, log.child({ component: "persistence" }), workerIndexFrom());
   const ctx: HandlerContext = {
     io,
     config,
@@ -90,10 +90,19 @@ async function main(): Promise<void> {
 
   // One handler table per worker; each socket gets a single listener that dispatches into it.
   const dispatch = dispatcher(ctx.log, { ...channelHandlers(ctx), ...presenceHandlers(ctx), ...historyHandlers(ctx) });
+  // Listeners shared by every socket (Socket.IO calls them with the socket as `this`): a
+  // per-socket closure would cost ~100 B for each of them on every connection.
+  const onAnyEvent = function (this: AppSocket, event: unknown, ...args: unknown[]) {
+    dispatch(this, event, args);
+  };
+  const trackPresence = presenceTracker(ctx);
   io.on("connection", (socket) => {
+    // The token has done its job (a recovered connection skipped it): not kept for the
+    // connection's life, for memory and one secret fewer in a heap dump.
+    delete (socket.handshake.auth as { token?: unknown }).token;
     track(socket);
-    socket.onAny((event: unknown, ...args: unknown[]) => dispatch(socket, event, args));
-    trackPresence(socket, ctx);
+    socket.onAny(onAnyEvent);
+    trackPresence(socket);
     socket.emit(WELCOME_EVENT, { socketId: socket.id, serverTime: new Date().toISOString() });
   });
 
@@ -127,7 +136,13 @@ async function main(): Promise<void> {
     switch (msg.type) {
       case "connection":
         if (draining || !handle) (handle as NetSocket | undefined)?.destroy();
-        else adoptConnection(httpServer, handle as NetSocket, msg.head);
+        else {
+          // Node tracks each socket handed over from a net.Server for that server's close() in
+          // the primary (a 'close' listener, ~240 B per connection); the balancer never waits
+          // for it, so the tracking goes before anything else listens.
+          (handle as NetSocket).removeAllListeners("close");
+          adoptConnection(httpServer, handle as NetSocket, msg.head);
+        }
         break;
       case "shutdown":
         void shutdown("primary asked");
@@ -156,6 +171,7 @@ async function main(): Promise<void> {
   (cluster.worker as unknown as { exitedAfterDisconnect: boolean }).exitedAfterDisconnect = true;
   process.on("disconnect", () => void shutdown("primary disconnected"));
 
+  await warmed;
   send({ source: IPC_SOURCE, type: "ready", presenceOwner: redisPresence?.uid });
   log.info({ mode: config.mode }, "worker ready");
 }

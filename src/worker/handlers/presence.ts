@@ -94,13 +94,17 @@ export function presenceHandlers(ctx: HandlerContext): Record<string, Handler> {
   };
 }
 
-/** Per connection: a dropped member is suspended (not announced), a recovered one resumed. */
-export function trackPresence(socket: AppSocket, ctx: HandlerContext): void {
+/**
+ * What each connection gets: a dropped member is suspended (not announced), a recovered one
+ * resumed. One disconnect listener for every socket of the worker (Socket.IO calls it with the
+ * socket as `this`), so a connection costs no closure.
+ */
+export function presenceTracker(ctx: HandlerContext): (socket: AppSocket) => void {
   const { io, log, presence } = ctx;
   const limits = ctx.config.presence;
-  socket.on("disconnect", (reason) => {
-    if (ctx.evictions.has(socket.id)) return; // the session lives on in a newer connection
-    const id = socket.id;
+  const onDisconnect = function (this: AppSocket, reason: string) {
+    const id = this.id;
+    if (ctx.evictions.has(id)) return; // the session lives on in a newer connection
     if (RECOVERABLE.has(reason) && limits.graceMs > 0) {
       // The client will most likely come back and recover: no event now; the reaper sends
       // `leave` if the grace ends first.
@@ -111,17 +115,20 @@ export function trackPresence(socket: AppSocket, ctx: HandlerContext): void {
       (channels) => announceLeaves(io, channels.map((channel) => ({ channel, socketId: id }))),
       (err: unknown) => log.warn({ err }, "presence cleanup failed"),
     );
-  });
+  };
 
-  if (socket.recovered) {
-    // Back within the window: cancel the pending leave, or re-enter what the reaper removed.
-    presence.resume(socket.id).then(
-      (reentered) => {
-        for (const { channel, state } of reentered) io.to(presenceRoom(channel)).emit(presenceEvent(channel, "join"), state as never);
-      },
-      (err: unknown) => log.warn({ err }, "presence resume failed"),
-    );
-  }
+  return (socket) => {
+    socket.on("disconnect", onDisconnect);
+    if (socket.recovered) {
+      // Back within the window: cancel the pending leave, or re-enter what the reaper removed.
+      presence.resume(socket.id).then(
+        (reentered) => {
+          for (const { channel, state } of reentered) io.to(presenceRoom(channel)).emit(presenceEvent(channel, "join"), state as never);
+        },
+        (err: unknown) => log.warn({ err }, "presence resume failed"),
+      );
+    }
+  };
 }
 
 export function announceLeaves(io: AppServer, removed: readonly Removal[]): void {

@@ -11,6 +11,8 @@ import { PooledStoreRunner } from "./store-runner.js";
 export interface Persistence {
   sink: PersistenceSink;
   history: HistoryReader;
+  /** Settles once the pool's first thread has loaded the store code and its SDK client. */
+  warmed: Promise<void>;
 }
 
 /**
@@ -22,7 +24,7 @@ export function createPersistence(config: Config, log: Logger, slot: number): Pe
   const p = config.persistence;
   if (p.sink === "off") {
     const off = new OffSink();
-    return { sink: off, history: off };
+    return { sink: off, history: off, warmed: Promise.resolve() };
   }
   if (p.sink === "embedded" && !p.dynamodbEndpoint) {
     throw new Error("PERSISTENCE=embedded but the primary passed no store endpoint");
@@ -47,5 +49,11 @@ export function createPersistence(config: Config, log: Logger, slot: number): Pe
     );
   }
   log.info({ sink: p.sink, target: p.sink === "sqs" ? p.queueUrl : p.messagesTable }, "persistence ready");
-  return { sink, history: new StoreHistoryReader(runner) };
+  // A worker reports ready once this settles: its first message then pays no SDK load, and the
+  // process has reached its working size (a thread loading the AWS SDK adds ~20 MiB).
+  const warmed = runner.run({ op: "warm" }).then(
+    () => undefined,
+    (err: unknown) => log.warn({ err }, "the persistence pool could not load the store client (writes are retried and spilled)"),
+  );
+  return { sink, history: new StoreHistoryReader(runner), warmed };
 }

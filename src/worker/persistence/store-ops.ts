@@ -25,13 +25,16 @@ export type StoreTask =
   | { op: "write"; records: StoredMessage[] }
   | { op: "channels"; names: string[] }
   | { op: "page"; channel: string; limit: number; ascending: boolean; startKey: HistoryCursor | undefined }
-  | { op: "ensureTables" };
+  | { op: "ensureTables" }
+  /** Loads the SDK client this thread will write with (its first task would otherwise pay it). */
+  | { op: "warm" };
 
 export interface StoreResults {
   write: WriteOutcome;
   channels: { failed: string[] };
   page: QueryPage;
   ensureTables: { created: string[] };
+  warm: Record<string, never>;
 }
 
 export type StoreTaskOf<K extends StoreTask["op"]> = Extract<StoreTask, { op: K }>;
@@ -64,6 +67,10 @@ export class StoreOps {
         return queryPage(this.dynamoClient(), s.messagesTable, task);
       case "ensureTables":
         return { created: await ensureTables(this.dynamoClient(), { messages: s.messagesTable, channels: s.channelsTable }) };
+      case "warm":
+        if (s.target === "sqs") this.sqsClient();
+        else this.dynamoClient();
+        return {};
       default: {
         const never: never = task;
         throw new Error(`unknown store task ${JSON.stringify(never)}`);
