@@ -22,7 +22,6 @@ export function installAuth(io: AppServer, verifier: JwtVerifier, log: Logger): 
     const done = (result: VerifyResult) => {
       if (result.ok) {
         if (result.subject !== undefined) socket.data.subject = result.subject;
-        if (result.exp !== undefined) socket.data.tokenExp = result.exp;
         next();
       } else {
         log.debug({ code: result.code, address: socket.handshake.address }, "connection refused");
