@@ -22,7 +22,7 @@ export function recordConnect(metrics: ShardMetrics, result: ConnectResult): voi
     metrics.latency("connect", result.ms);
   } else if (result.hung) {
     metrics.count("hung");
-    metrics.error("connect hung");
+    metrics.error(`connect hung: ${result.error}`);
   } else {
     metrics.count("connectErrors");
     metrics.error(`connect: ${result.error}`);

@@ -83,13 +83,16 @@ export class RawClient implements LoadClient {
         this.teardown();
         finish({ ok: false, ms: wallMs() - started, hung, error });
       };
-      const timer = setTimeout(() => fail("no CONNECT answer before the timeout", true), timeoutMs);
+      // How far a connect got, so a hang says where it stalled (the upgrade, Engine.IO's open, or CONNECT).
+      let phase = "no websocket upgrade answer";
+      const timer = setTimeout(() => fail(`${phase} before the timeout`, true), timeoutMs);
       const ws = new WebSocket(this.wsUrl, {
         perMessageDeflate: false,
         skipUTF8Validation: true,
         handshakeTimeout: timeoutMs,
       });
       this.ws = ws;
+      ws.on("upgrade", () => (phase = "no Engine.IO open packet"));
       ws.on("error", (err) => {
         if (!settled) fail(`websocket error: ${err.message}`);
       });
@@ -112,7 +115,10 @@ export class RawClient implements LoadClient {
           finish({ ok: true, ms: wallMs() - started, sid, recovered });
         }, (error) => fail(error));
         if (kind === EIO_PING) return void ws.send("3");
-        if (kind === EIO_OPEN) return void ws.send(encodeConnect(auth));
+        if (kind === EIO_OPEN) {
+          phase = "no CONNECT answer";
+          return void ws.send(encodeConnect(auth));
+        }
         if (kind === EIO_CLOSE) return void ws.terminate();
         // noop (6) and anything else: nothing to do
       });
