@@ -152,6 +152,10 @@ async function roundOf(target: RunningTarget, run: number, redisPid: number | un
     lost: fan.delivery.lost + lat.delivery.lost,
     duplicated: fan.delivery.duplicated + lat.delivery.duplicated,
     errors: all.reduce((s, r) => s + r.totals.errors + r.failures.length, 0),
+    errorKinds: all.reduce<Record<string, number>>((kinds, r) => {
+      for (const [kind, n] of Object.entries(r.errors)) kinds[kind] = (kinds[kind] ?? 0) + n;
+      return kinds;
+    }, {}),
   };
 }
 
@@ -179,7 +183,7 @@ async function main(): Promise<number> {
           const result = await roundOf(target, run, name === "clustered-w2" ? redis?.pid : undefined);
           if (!abort.signal.aborted) runs.push(result);
           process.stdout.write(
-            `  round ${run} ${name.padEnd(13)} ${Math.round(result.fanoutPerSec).toLocaleString("en-US").padStart(8)} deliv/s  p50 ${result.latencyP50Ms.toFixed(2)} ms  ${result.rssPerConnectionBytes === null ? "—" : (result.rssPerConnectionBytes / 1024).toFixed(1)} KiB/conn  hung ${result.hung}  (${((Date.now() - t0) / 1000).toFixed(0)} s)\n`,
+            `  round ${run} ${name.padEnd(13)} ${Math.round(result.fanoutPerSec).toLocaleString("en-US").padStart(8)} deliv/s  p50 ${result.latencyP50Ms.toFixed(2)} ms  ${result.rssPerConnectionBytes === null ? "—" : (result.rssPerConnectionBytes / 1024).toFixed(1)} KiB/conn  hung ${result.hung}  (${((Date.now() - t0) / 1000).toFixed(0)} s)${Object.keys(result.errorKinds ?? {}).length > 0 ? `  errors ${JSON.stringify(result.errorKinds)}` : ""}\n`,
           );
         } finally {
           await target.stop();

@@ -25,6 +25,8 @@ export interface TargetRun {
   lost: number;
   duplicated: number;
   errors: number;
+  /** What went wrong, by kind, over the three tests (a hung connect names the step it stalled at). */
+  errorKinds?: Record<string, number>;
 }
 
 /** The bar of issue 6: product ÷ baseline, measured on the same machine in the same run. */
