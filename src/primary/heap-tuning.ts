@@ -1,4 +1,5 @@
 import { setFlagsFromString } from "node:v8";
+import { nodeOptions } from "../shared/config.js";
 
 /**
  * V8 sizes each process's young generation to its allocation load, up to 2 × 16 MiB, and keeps
@@ -12,14 +13,14 @@ import { setFlagsFromString } from "node:v8";
 /** A worker's semi-space cap, in MiB (V8's default on 64-bit: 16). */
 export const WORKER_SEMI_SPACE_MB = 8;
 
-export function operatorSizedYoungGeneration(execArgv: readonly string[] = process.execArgv, nodeOptions = process.env.NODE_OPTIONS ?? ""): boolean {
+export function operatorSizedYoungGeneration(execArgv: readonly string[] = process.execArgv, nodeOptionsText = nodeOptions()): boolean {
   const flag = /--(max|min)[-_]semi[-_]space[-_]size|--semi[-_]space[-_]growth[-_]factor/;
-  return execArgv.some((a) => flag.test(a)) || flag.test(nodeOptions);
+  return execArgv.some((a) => flag.test(a)) || flag.test(nodeOptionsText);
 }
 
 /** The node flags the primary forks workers with. */
-export function workerExecArgv(execArgv: readonly string[] = process.execArgv, nodeOptions = process.env.NODE_OPTIONS ?? ""): string[] {
-  if (operatorSizedYoungGeneration(execArgv, nodeOptions)) return [...execArgv];
+export function workerExecArgv(execArgv: readonly string[] = process.execArgv, nodeOptionsText = nodeOptions()): string[] {
+  if (operatorSizedYoungGeneration(execArgv, nodeOptionsText)) return [...execArgv];
   return [...execArgv, `--max-semi-space-size=${WORKER_SEMI_SPACE_MB}`];
 }
 

@@ -13,6 +13,14 @@ export function readEnvironment(
   return { ...fromFile, ...env };
 }
 
+/**
+ * Node's own NODE_OPTIONS (not an option of ours: Node applies it to every process before any of
+ * our code runs). Read here, like every other variable, for the flags the primary passes on.
+ */
+export function nodeOptions(env: NodeJS.ProcessEnv = process.env): string {
+  return env.NODE_OPTIONS ?? "";
+}
+
 const bool = z
   .enum(["true", "false", "1", "0", "yes", "no"])
   .transform((v) => v === "true" || v === "1" || v === "yes");
