@@ -15,7 +15,7 @@ import { buildResult, type LoadtestResult } from "../scripts/loadtest/result.js"
 import { stagePlan } from "../scripts/loadtest/runtime.js";
 import { PublisherTrack, tallyDeliveries, type ReceivedTally } from "../scripts/loadtest/sequence.js";
 import { parseStat, parseStatusRss } from "../scripts/loadtest/server-stats.js";
-import { median, summarizeBench, type TargetRun } from "../scripts/bench/report.js";
+import { formatBench, median, summarizeBench, type TargetRun } from "../scripts/bench/report.js";
 import { startServer, stopAllServers } from "./helpers/server.js";
 
 const CLI = resolve(__dirname, "../dist/scripts/loadtest/cli.js");
@@ -345,6 +345,13 @@ describe("bench summary", () => {
     const w2 = summary.verdicts["embedded-w2"]!;
     expect(w2.map((v) => v.pass)).toEqual([false, false, false, false]);
     expect(summary.pass).toBe(false);
+  });
+
+  it("never passes a run without the baseline", () => {
+    const summary = summarizeBench([run("embedded-w2", 1, 100_000, 4, 30_000)]);
+    expect(summary.verdicts).toEqual({});
+    expect(summary.pass).toBe(false);
+    expect(formatBench([], summary)).toContain("No baseline in this run");
   });
 });
 

@@ -103,7 +103,8 @@ export function summarizeBench(runs: readonly TargetRun[]): BenchSummary {
   }
   const base = medians.baseline;
   const verdicts: BenchSummary["verdicts"] = {};
-  let pass = true;
+  // Without a baseline in the run there is nothing to judge against: never a pass.
+  let pass = base !== undefined;
   for (const [target, m] of Object.entries(medians) as Array<[TargetName, TargetMedians]>) {
     if (target === "baseline" || !base) continue;
     const ratio = (a: number | null, b: number | null) => (a !== null && b !== null && b > 0 ? a / b : null);
@@ -202,6 +203,13 @@ export function formatBench(runs: readonly TargetRun[], summary: BenchSummary): 
       lines.push(`    ${v.measure.padEnd(36)} ${value.padStart(7)}   bar ${v.bar.padEnd(7)} ${v.pass ? "PASS" : "MISS"}`);
     }
   }
-  lines.push("", summary.pass ? "The product meets the bar in every mode." : "The product misses the bar somewhere (MISS above).");
+  lines.push(
+    "",
+    !summary.medians.baseline
+      ? "No baseline in this run: the bar is not judged (include the baseline target)."
+      : summary.pass
+        ? "The product meets the bar in every mode."
+        : "The product misses the bar somewhere (MISS above).",
+  );
   return lines.join("\n");
 }
