@@ -44,23 +44,8 @@ export function median(values: readonly number[]): number {
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
-export interface TargetMedians {
-  runs: number;
-  fanoutPerSec: number;
-  serverUsPerDelivery: number | null;
-  serverCores: number | null;
-  primaryUsPerBroadcast: number | null;
-  redisUsPerBroadcast: number | null;
-  latencyP50Ms: number;
-  latencyP99Ms: number;
-  rssPerConnectionBytes: number | null;
-  idleRssBytes: number | null;
-  /** Summed over the runs, not a median: any hung connect fails the bar. */
-  hung: number;
-  lost: number;
-  duplicated: number;
-  errors: number;
-}
+/** A target's medians over its rounds; `hung`, `lost`, `duplicated` and `errors` are summed instead (any hung connect fails the bar). */
+export type TargetMedians = Omit<TargetRun, "target" | "run" | "errorKinds"> & { runs: number };
 
 export interface Verdict {
   measure: string;
