@@ -1,6 +1,8 @@
-import { connect as tcpConnect } from "node:net";
+import { connect as tcpConnect, type Socket as NetSocket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Socket } from "socket.io-client";
+import { Balancer, type Target } from "../src/primary/balancer.js";
+import { createLogger } from "../src/shared/logger.js";
 import { closeAllClients, connect, request } from "./helpers/client.js";
 import { startServer, stopAllServers, type RunningServer } from "./helpers/server.js";
 
@@ -152,3 +154,51 @@ describe("balancer", () => {
     expect(res.status).toBe(404);
   });
 });
+
+describe("balancer hand-over", () => {
+  it("stops reading the connection for good once it routed it, even while the hand-over waits", async () => {
+    // Node queues a hand-over while the previous one to that worker is unacknowledged, and
+    // until the worker acknowledges, the primary's copy of the handle would drop what it reads.
+    // This target holds the socket the way that queue does: nothing more may be read from it.
+    let held: NetSocket | undefined;
+    const target: Target = {
+      id: 1,
+      send: (_message, handle) => {
+        held = handle;
+        return true;
+      },
+    };
+    const balancer = new Balancer({
+      byId: () => undefined,
+      ready: () => [target],
+      message: (head) => head,
+      headerTimeoutMs: 10_000,
+      log: createLogger("silent", {}),
+    });
+    const port = await balancer.listen(0, "127.0.0.1");
+    const client = tcpConnect(port, "127.0.0.1");
+    try {
+      const head = "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\n\r\n";
+      client.write(head);
+      await until(() => held !== undefined);
+      // Several event-loop turns, then what a client sends once its upgrade is answered.
+      for (let i = 0; i < 5; i++) await new Promise<void>((r) => setImmediate(r));
+      await new Promise<void>((r) => client.write("40{}", () => r()));
+      await new Promise<void>((r) => setTimeout(r, 200));
+      expect(held!.bytesRead).toBe(Buffer.byteLength(head));
+      expect((held as unknown as { _handle: { reading: boolean } })._handle.reading).toBe(false);
+    } finally {
+      client.destroy();
+      held?.destroy();
+      await balancer.close();
+    }
+  });
+});
+
+async function until(check: () => boolean): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error("condition not met within 5 s");
+    await new Promise<void>((r) => setTimeout(r, 5));
+  }
+}

@@ -77,7 +77,6 @@ export class Balancer {
         return;
       }
       socket.off("data", onData);
-      stopReading(socket);
       socket.setTimeout(0);
       this.route(socket, head);
     };
@@ -88,6 +87,7 @@ export class Balancer {
     const target = this.pick(sessionIdOf(head));
     if (!target) return this.refuse(socket, 503, "Service Unavailable");
     socket.off("error", onError);
+    stopReading(socket);
     target.send(this.options.message(head), socket, { keepOpen: false }, (err) => {
       if (err) {
         this.options.log.warn({ err: err.message, worker: target.id }, "hand-over failed");
@@ -131,16 +131,31 @@ function onError(this: Socket): void {
 }
 
 /**
- * Stops the kernel reads of a socket. `pause()` alone only stops 'data' events: libuv keeps
- * reading into the stream buffer, and those bytes would be lost when the handle is sent away.
+ * Stops the kernel reads of a socket that is leaving for a worker, for good. Until its handle
+ * is closed (when the worker acknowledges it), this process shares the connection's file
+ * descriptor with the worker, and bytes this process reads are dropped (Node sets the sent
+ * handle's read callback to a no-op). So it must not be reading then:
+ * - `pause()` alone only stops 'data' events: libuv keeps reading into the stream buffer.
+ * - `readStop()` alone does not last: the 'data' event that completed the head scheduled a
+ *   read-ahead (Readable's maybeReadMore), which on the next tick calls `_read` and starts
+ *   reading again. A hand-over waits in Node's queue while the previous one to the same worker
+ *   is unacknowledged, so the handle would go out reading, and a loaded primary could take
+ *   the client's next bytes (its Socket.IO CONNECT) before the acknowledgement closes it: the
+ *   client's connect hangs. Hence `_read` becomes a no-op as well.
  */
 function stopReading(socket: Socket): void {
   socket.pause();
-  const handle = (socket as unknown as { _handle?: { readStop?: () => number; reading?: boolean } })._handle;
+  const internals = socket as unknown as { _read: () => void; _handle?: { readStop?: () => number; reading?: boolean } };
+  internals._read = holdReads;
+  const handle = internals._handle;
   if (handle?.readStop) {
     handle.reading = false;
     handle.readStop();
   }
+}
+
+function holdReads(): void {
+  // The connection's reads belong to the worker it was handed to.
 }
 
 /** The `sid` query parameter of the request line, if any. */
