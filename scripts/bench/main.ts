@@ -36,18 +36,46 @@ import { TARGETS, TARGET_LABELS, startRedis, startTarget, untilSettled, type Run
 /** The whole suite must end by itself; past this it stops and reports what it has. */
 const DEADLINE_MS = 20 * 60_000;
 
-const { values } = parseArgs({
-  options: {
-    runs: { type: "string", default: "3" },
-    connections: { type: "string", default: "1000" },
-    "memory-connections": { type: "string", default: "10000" },
-    "latency-subscribers": { type: "string", default: "500" },
-    duration: { type: "string", default: "8" },
-    targets: { type: "string", default: TARGETS.join(",") },
-    "cpu-prof": { type: "string" },
-    out: { type: "string", default: "loadtest-results" },
-  },
-});
+const { values } = (() => {
+  // Bad flags get one line and a hint, not a stack trace.
+  try {
+    return parseArgs({
+      options: {
+        runs: { type: "string", default: "3" },
+        connections: { type: "string", default: "1000" },
+        "memory-connections": { type: "string", default: "10000" },
+        "latency-subscribers": { type: "string", default: "500" },
+        duration: { type: "string", default: "8" },
+        targets: { type: "string", default: TARGETS.join(",") },
+        "cpu-prof": { type: "string" },
+        out: { type: "string", default: "loadtest-results" },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    });
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\nnpm run bench -- --help lists the flags.\n`);
+    process.exit(2);
+  }
+})();
+
+if (values.help) {
+  process.stdout.write(`Usage: npm run bench [-- flags]
+
+The fixed performance suite: each target started fresh per round, then memory, fan-out and
+latency tests with the raw engine; prints every run, the medians and the ratios against the
+baseline with the bar (docs/benchmarks.md).
+
+  --runs N                  rounds; targets alternate their order each round      [3]
+  --memory-connections N    idle subscribed connections of the memory test        [10000]
+  --connections N           subscribers of the fan-out test                       [1000]
+  --latency-subscribers N   subscribers of the latency test                       [500]
+  --duration S              measured seconds of the fan-out test (latency: 0.6×)  [8]
+  --targets LIST            of ${TARGETS.join(", ")}   [all]
+  --cpu-prof DIR            V8 CPU profiles of the server processes into DIR
+  --out DIR                 result directory                                      [loadtest-results]
+`);
+  process.exit(0);
+}
 
 function positiveInt(name: string, raw: string | undefined): number {
   const n = Number(raw);
