@@ -184,6 +184,8 @@ describe("balancer hand-over", () => {
       // Several event-loop turns, then what a client sends once its upgrade is answered.
       for (let i = 0; i < 5; i++) await new Promise<void>((r) => setImmediate(r));
       await new Promise<void>((r) => client.write("40{}", () => r()));
+      // A reading handle takes loopback bytes at its next poll; what must be shown is that no
+      // read happens, which no event signals, so the test gives it a generous 200 ms.
       await new Promise<void>((r) => setTimeout(r, 200));
       expect(held!.bytesRead).toBe(Buffer.byteLength(head));
       expect((held as unknown as { _handle: { reading: boolean } })._handle.reading).toBe(false);
