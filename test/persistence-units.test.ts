@@ -40,6 +40,7 @@ class ScriptedStore implements StoreRunner {
   up = true;
   hang = false;
   writes = 0;
+  closing = false;
   readonly items = new Map<string, StoredMessage>();
   readonly rejectIds = new Set<string>();
 
@@ -54,7 +55,9 @@ class ScriptedStore implements StoreRunner {
     for (const r of t.records) if (!this.rejectIds.has(r.messageId)) this.items.set(r.messageId, r);
     return { failed: [], rejected } as unknown as StoreResults[K];
   }
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    this.closing = true;
+  }
 }
 
 const tuning = (over: Partial<BatcherTuning> = {}): BatcherTuning => ({

@@ -53,7 +53,11 @@ export function createPersistence(config: Config, log: Logger, slot: number): Pe
   // process has reached its working size (a thread loading the AWS SDK adds ~20 MiB).
   const warmed = runner.run({ op: "warm" }).then(
     () => undefined,
-    (err: unknown) => log.warn({ err }, "the persistence pool could not load the store client (writes are retried and spilled)"),
+    (err: unknown) => {
+      // A shutdown during start terminates the thread mid-load: expected, not a fault.
+      if (runner.closing) log.debug({ err }, "the persistence pool closed while loading the store client");
+      else log.warn({ err }, "the persistence pool could not load the store client (writes are retried and spilled)");
+    },
   );
   return { sink, history: new StoreHistoryReader(runner), warmed };
 }

@@ -6,6 +6,8 @@ import { StoreOps, type StoreResults, type StoreSettings, type StoreTask, type S
 export interface StoreRunner {
   run<K extends StoreTask["op"]>(task: StoreTaskOf<K>): Promise<StoreResults[K]>;
   close(): Promise<void>;
+  /** True once close() was called: a task failing after it failed because of the shutdown. */
+  readonly closing: boolean;
 }
 
 /** Tasks that may run at once on one pool thread: they wait on the network, not the CPU. */
@@ -18,6 +20,7 @@ const TASKS_PER_THREAD = 16;
  */
 export class PooledStoreRunner implements StoreRunner {
   private readonly pool: Piscina;
+  closing = false;
 
   constructor(settings: StoreSettings, threads: number) {
     this.pool = new Piscina({
@@ -34,6 +37,7 @@ export class PooledStoreRunner implements StoreRunner {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     await this.pool.destroy();
   }
 }
@@ -41,6 +45,7 @@ export class PooledStoreRunner implements StoreRunner {
 /** The same operations on the calling thread's event loop. */
 export class InlineStoreRunner implements StoreRunner {
   private readonly ops: StoreOps;
+  closing = false;
 
   constructor(settings: StoreSettings) {
     this.ops = new StoreOps(settings);
@@ -51,6 +56,7 @@ export class InlineStoreRunner implements StoreRunner {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     this.ops.destroy();
   }
 }
