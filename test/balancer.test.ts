@@ -159,12 +159,12 @@ describe("balancer hand-over", () => {
   it("stops reading the connection for good once it routed it, even while the hand-over waits", async () => {
     // Node queues a hand-over while the previous one to that worker is unacknowledged, and
     // until the worker acknowledges, the primary's copy of the handle would drop what it reads.
-    // This target holds the socket the way that queue does: nothing more may be read from it.
-    let held: NetSocket | undefined;
+    // This target holds the sockets the way that queue does: nothing more may be read from them.
+    const held: NetSocket[] = [];
     const target: Target = {
       id: 1,
       send: (_message, handle) => {
-        held = handle;
+        held.push(handle);
         return true;
       },
     };
@@ -176,22 +176,27 @@ describe("balancer hand-over", () => {
       log: createLogger("silent", {}),
     });
     const port = await balancer.listen(0, "127.0.0.1");
+    const head = "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\n\r\n";
     const client = tcpConnect(port, "127.0.0.1");
+    let latch: NetSocket | undefined;
     try {
-      const head = "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\n\r\n";
       client.write(head);
-      await until(() => held !== undefined);
-      // Several event-loop turns, then what a client sends once its upgrade is answered.
+      await until(() => held.length === 1);
+      // Several event-loop turns (the read-ahead that used to restart reads runs on the next
+      // one), then what a client sends once its upgrade is answered.
       for (let i = 0; i < 5; i++) await new Promise<void>((r) => setImmediate(r));
       await new Promise<void>((r) => client.write("40{}", () => r()));
-      // A reading handle takes loopback bytes at its next poll; what must be shown is that no
-      // read happens, which no event signals, so the test gives it a generous 200 ms.
-      await new Promise<void>((r) => setTimeout(r, 200));
-      expect(held!.bytesRead).toBe(Buffer.byteLength(head));
-      expect((held as unknown as { _handle: { reading: boolean } })._handle.reading).toBe(false);
+      // The latch: a second connection, opened only now, gets routed in a later poll of the
+      // event loop than the one that saw those bytes arrive. A reading handle would have
+      // taken them by the time it is routed.
+      latch = tcpConnect(port, "127.0.0.1", () => latch!.write(head));
+      await until(() => held.length === 2);
+      expect(held[0]!.bytesRead).toBe(Buffer.byteLength(head));
+      expect((held[0] as unknown as { _handle: { reading: boolean } })._handle.reading).toBe(false);
     } finally {
       client.destroy();
-      held?.destroy();
+      latch?.destroy();
+      for (const socket of held) socket.destroy();
       await balancer.close();
     }
   });

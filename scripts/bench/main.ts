@@ -17,8 +17,7 @@
  * It prints every run, the medians and the ratios against the baseline with the bar, and writes
  * the lot to loadtest-results/bench-<time>.json. docs/benchmarks.md explains the method.
  *
- * Usage: npm run bench [-- --runs 3 --memory-connections 10000 --connections 1000 --latency-subscribers 500 --duration 8
- *                          --targets baseline,embedded-w1,embedded-w2,clustered-w2 --cpu-prof DIR]
+ * Usage: npm run bench [-- flags]; `npm run bench -- --help` lists the flags and their defaults.
  */
 import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
