@@ -78,6 +78,8 @@ export interface StartOptions {
   cpuProfDir?: string;
   /** Extra node flags for the top process (experiments: `--max-semi-space-size=1`, say). */
   nodeArgs?: string[];
+  /** Extra environment for the product (experiments: `PERSISTENCE=off`, say). */
+  env?: Record<string, string>;
 }
 
 /** Starts a target on free ports and resolves once it serves. */
@@ -119,6 +121,7 @@ export async function startTarget(name: TargetName, options: StartOptions = {}):
     LOG_LEVEL: "warn",
     DATA_DIR: dataDir,
     ...(name === "clustered-w2" ? { REDIS_URL: options.redisUrl ?? "", REDIS_KEY_PREFIX: `bench${port}:` } : {}),
+    ...options.env,
   };
   if (name === "clustered-w2" && !options.redisUrl) throw new Error("clustered target needs a Redis URL");
   const child = spawn(process.execPath, [...execArgv, PRODUCT_MAIN], { cwd: dataDir, env, stdio: ["ignore", "pipe", "pipe"] });
