@@ -216,6 +216,7 @@ async function main(): Promise<void> {
     messagesTable: "messages",
     channelsTable: "channels",
     queueUrl: undefined,
+    embeddedStore: false,
     unprocessedRetries: 3,
     retryBaseMs: 100,
     retryMaxMs: 5000,
@@ -228,11 +229,12 @@ async function main(): Promise<void> {
   const { QueueUrl: queueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: "bench" }));
   const sqsSettings: StoreSettings = { ...base, target: "sqs", queueUrl };
 
-  const sinkVariant = (store: "dynamodb" | "sqs", pooled: boolean): Variant => ({
+  // `embedded`: batch writes as the embedded sink sends them (no SDK); otherwise as the dynamodb sink.
+  const sinkVariant = (store: "dynamodb" | "sqs", pooled: boolean, embedded = false): Variant => ({
     store,
-    name: `${store === "dynamodb" ? "embedded/dynamodb" : store} sink, ${pooled ? `pool (${THREADS} thread${THREADS > 1 ? "s" : ""})` : "inline"}`,
+    name: `${store === "dynamodb" ? (embedded ? "embedded" : "dynamodb") : store} sink, ${pooled ? `pool (${THREADS} thread${THREADS > 1 ? "s" : ""})` : "inline"}`,
     async open() {
-      const settings = store === "sqs" ? sqsSettings : base;
+      const settings = store === "sqs" ? sqsSettings : { ...base, embeddedStore: embedded };
       const runner: StoreRunner = pooled ? new PooledStoreRunner(settings, THREADS) : new InlineStoreRunner(settings);
       return { run: (count, round) => throughSink(runner, count, `${store}-${pooled}-${round}`), close: () => runner.close() };
     },
@@ -254,6 +256,8 @@ async function main(): Promise<void> {
     },
     sinkVariant("dynamodb", false),
     sinkVariant("dynamodb", true),
+    sinkVariant("dynamodb", false, true),
+    sinkVariant("dynamodb", true, true),
     {
       store: "sqs",
       name: "SendMessage per message (original), inline",

@@ -18,6 +18,7 @@ import type { ChannelMessage } from "../src/shared/contract.js";
 import { ensureTables } from "../src/store/tables.js";
 import { dynamoClient } from "./helpers/aws.js";
 import { waitFor } from "./helpers/wait.js";
+import { freePort } from "./helpers/ports.js";
 
 const log = createLogger("silent", {});
 const dirs: string[] = [];
@@ -245,6 +246,7 @@ describe("content in DynamoDB (dynalite)", () => {
       messagesTable: "messages",
       channelsTable: "channels",
       queueUrl: undefined,
+      embeddedStore: false,
       unprocessedRetries: 2,
       retryBaseMs: 10,
       retryMaxMs: 50,
@@ -252,8 +254,14 @@ describe("content in DynamoDB (dynalite)", () => {
   });
   afterAll(() => new Promise<void>((r) => (server ? server.close(() => r()) : r())));
 
+  // The dynamodb sink writes through the SDK; the embedded sink sends its BatchWriteItems itself.
+  describe.each([
+    { way: "through the SDK", embeddedStore: false },
+    { way: "as the embedded sink sends them", embeddedStore: true },
+  ])("batch writes $way", ({ embeddedStore }) => {
+  const ch = (name: string) => `${name}-${embeddedStore ? "embedded" : "sdk"}`;
   it("round-trips every JSON shape, natively where DynamoDB can hold it", async () => {
-    const runner = new InlineStoreRunner(settings);
+    const runner = new InlineStoreRunner({ ...settings, embeddedStore });
     const nest = (levels: number, leaf: unknown = "bottom") => {
       let value = leaf;
       for (let i = 0; i < levels; i++) value = i % 2 ? [value] : { k: value };
@@ -268,19 +276,19 @@ describe("content in DynamoDB (dynalite)", () => {
       deepest, deep, proto, "emoji 😀 ünï",
     ];
     const records = contents.map((content, i) => ({
-      channelName: "shapes",
+      channelName: ch("shapes"),
       messageId: `id-${String(i).padStart(3, "0")}`,
       content,
       createdAt: new Date(Date.UTC(2024, 0, 1, 0, 0, i)).toISOString(),
     }));
     const outcome = await runner.run({ op: "write", records });
     expect(outcome).toEqual({ failed: [], rejected: [] });
-    const page = await runner.run({ op: "page", channel: "shapes", limit: 100, ascending: true, startKey: undefined });
+    const page = await runner.run({ op: "page", channel: ch("shapes"), limit: 100, ascending: true, startKey: undefined });
     expect(page.items.map((i) => i.content)).toEqual(contents);
     expect(JSON.stringify(page.items.map((i) => i.content))).toBe(JSON.stringify(contents));
     // Ordinary content is stored natively, for the tools that read `content`.
     const item = await dynamoClient(settings.dynamodbEndpoint!).send(
-      new GetItemCommand({ TableName: "messages", Key: { channelName: { S: "shapes" }, messageId: { S: "id-015" } } }),
+      new GetItemCommand({ TableName: "messages", Key: { channelName: { S: ch("shapes") }, messageId: { S: "id-015" } } }),
     );
     expect(item.Item?.content?.M?.a?.M?.b?.L?.[0]).toEqual({ N: "1" });
     expect(item.Item?.contentEncoding).toBeUndefined();
@@ -288,17 +296,30 @@ describe("content in DynamoDB (dynalite)", () => {
   });
 
   it("isolates an item the table refuses and stores the rest of its batch", async () => {
-    const runner = new InlineStoreRunner(settings);
+    const runner = new InlineStoreRunner({ ...settings, embeddedStore });
     const records = [
-      { channelName: "big", messageId: "ok-1", content: "fine", createdAt: "2024-01-01T00:00:00.000Z" },
-      { channelName: "big", messageId: "too-big", content: "x".repeat(410 * 1024), createdAt: "2024-01-01T00:00:01.000Z" },
-      { channelName: "big", messageId: "ok-2", content: "fine", createdAt: "2024-01-01T00:00:02.000Z" },
+      { channelName: ch("big"), messageId: "ok-1", content: "fine", createdAt: "2024-01-01T00:00:00.000Z" },
+      { channelName: ch("big"), messageId: "too-big", content: "x".repeat(410 * 1024), createdAt: "2024-01-01T00:00:01.000Z" },
+      { channelName: ch("big"), messageId: "ok-2", content: "fine", createdAt: "2024-01-01T00:00:02.000Z" },
     ];
     const outcome = await runner.run({ op: "write", records });
     expect(outcome.failed).toEqual([]);
     expect(outcome.rejected.map((r) => r.messageId)).toEqual(["too-big"]);
-    const page = await runner.run({ op: "page", channel: "big", limit: 10, ascending: true, startKey: undefined });
-    expect(page.items).toHaveLength(2);
+    expect(outcome.rejected[0]!.reason).toMatch(/^ValidationException: /);
+    const page = await runner.run({ op: "page", channel: ch("big"), limit: 10, ascending: true, startKey: undefined });
+    expect(page.items.map((i) => i.createdAt)).toEqual(["2024-01-01T00:00:00.000Z", "2024-01-01T00:00:02.000Z"]);
     await runner.close();
+  });
+
+  it("reports every message as failed, with the cause, when the store does not answer", async () => {
+    const closed = await freePort();
+    const runner = new InlineStoreRunner({ ...settings, embeddedStore, dynamodbEndpoint: `http://127.0.0.1:${closed}` });
+    const records = ["a", "b"].map((id) => ({ channelName: ch("down"), messageId: id, content: id, createdAt: "2024-01-01T00:00:00.000Z" }));
+    const outcome = await runner.run({ op: "write", records });
+    expect(outcome.failed.sort()).toEqual(["a", "b"]);
+    expect(outcome.rejected).toEqual([]);
+    expect(outcome.error).toMatch(/ECONNREFUSED/);
+    await runner.close();
+  });
   });
 });

@@ -11,6 +11,7 @@ import { backoffMs, errorName, errorText, sleep } from "./backoff.js";
 import { CONTENT_ENCODING_ATTRIBUTE, CONTENT_KEY_ORDER_ATTRIBUTE, decodeContent, encodeContent } from "./content-codec.js";
 import type { StoredMessage } from "./record.js";
 import { emptyOutcome, mergeOutcomes, type WriteOutcome } from "./write-outcome.js";
+import type { BatchWrite } from "./embedded-batch-write.js";
 
 /** DynamoDB's limit on items per BatchWriteItem. */
 export const BATCH_WRITE_MAX = 25;
@@ -42,12 +43,15 @@ const keyOf = (channelName: string, messageId: string) => `${channelName}\u0000$
  * Stores messages with BatchWriteItem (≤ 25 per request, requests in parallel), retrying
  * UnprocessedItems with backoff and jitter. A ValidationException fails a whole request, so the
  * request is split into single PutItems to find the item at fault, which is `rejected`.
+ * `batchWrite` sends the BatchWriteItems another way (the embedded store's); the client still
+ * does everything else.
  */
 export async function writeMessages(
   client: DynamoDBClient,
   table: string,
   records: StoredMessage[],
   policy: RetryPolicy,
+  batchWrite: BatchWrite = sdkBatchWrite(client),
 ): Promise<WriteOutcome> {
   // One request may not name a key twice; a replay can hold the same message twice.
   const unique = new Map<string, StoredMessage>();
@@ -55,11 +59,17 @@ export async function writeMessages(
   const list = [...unique.values()];
   const chunks: StoredMessage[][] = [];
   for (let i = 0; i < list.length; i += BATCH_WRITE_MAX) chunks.push(list.slice(i, i + BATCH_WRITE_MAX));
-  return mergeOutcomes(await Promise.all(chunks.map((chunk) => writeChunk(client, table, chunk, policy))));
+  return mergeOutcomes(await Promise.all(chunks.map((chunk) => writeChunk(client, batchWrite, table, chunk, policy))));
+}
+
+/** BatchWriteItem through the SDK client. */
+export function sdkBatchWrite(client: DynamoDBClient): BatchWrite {
+  return (table, requests) => client.send(new BatchWriteItemCommand({ RequestItems: { [table]: requests } }));
 }
 
 async function writeChunk(
   client: DynamoDBClient,
+  batchWrite: BatchWrite,
   table: string,
   chunk: StoredMessage[],
   policy: RetryPolicy,
@@ -68,7 +78,7 @@ async function writeChunk(
   let requests: WriteRequest[] = chunk.map((m) => ({ PutRequest: { Item: messageItem(m) } }));
   for (let attempt = 0; requests.length > 0; attempt++) {
     try {
-      const response = await client.send(new BatchWriteItemCommand({ RequestItems: { [table]: requests } }));
+      const response = await batchWrite(table, requests);
       requests = response.UnprocessedItems?.[table] ?? [];
     } catch (err) {
       if (errorName(err) === "ValidationException") return isolate(client, table, requests, err);

@@ -5,6 +5,7 @@ import { createDynamoClient, createSqsClient, type AwsSettings } from "./aws-cli
 import { queryPage, writeChannels, writeMessages, type HistoryCursor, type QueryPage } from "./dynamo-ops.js";
 import type { StoredMessage } from "./record.js";
 import { sendMessages } from "./sqs-ops.js";
+import { EmbeddedBatchWriter } from "./embedded-batch-write.js";
 import type { WriteOutcome } from "./write-outcome.js";
 
 /** Everything a store operation needs; plain data, handed to each pool thread as workerData. */
@@ -14,6 +15,8 @@ export interface StoreSettings extends AwsSettings {
   messagesTable: string;
   channelsTable: string;
   queueUrl: string | undefined;
+  /** The DynamoDB endpoint is the embedded store: batch writes skip the SDK (embedded-batch-write.ts). */
+  embeddedStore: boolean;
   /** Retries of throttled UnprocessedItems inside one attempt. */
   unprocessedRetries: number;
   retryBaseMs: number;
@@ -47,6 +50,7 @@ export type StoreTaskOf<K extends StoreTask["op"]> = Extract<StoreTask, { op: K 
 export class StoreOps {
   private dynamo: DynamoDBClient | undefined;
   private sqs: SQSClient | undefined;
+  private embedded: EmbeddedBatchWriter | undefined;
 
   constructor(private readonly settings: StoreSettings) {}
 
@@ -56,11 +60,13 @@ export class StoreOps {
     switch (task.op) {
       case "write":
         if (s.target === "sqs") return sendMessages(this.sqsClient(), s.queueUrl!, task.records);
-        return writeMessages(this.dynamoClient(), s.messagesTable, task.records, {
-          unprocessedRetries: s.unprocessedRetries,
-          baseMs: s.retryBaseMs,
-          maxMs: s.retryMaxMs,
-        });
+        return writeMessages(
+          this.dynamoClient(),
+          s.messagesTable,
+          task.records,
+          { unprocessedRetries: s.unprocessedRetries, baseMs: s.retryBaseMs, maxMs: s.retryMaxMs },
+          this.embeddedWriter()?.write,
+        );
       case "channels":
         return { failed: await writeChannels(this.dynamoClient(), s.channelsTable, task.names) };
       case "page":
@@ -69,7 +75,10 @@ export class StoreOps {
         return { created: await ensureTables(this.dynamoClient(), { messages: s.messagesTable, channels: s.channelsTable }) };
       case "warm":
         if (s.target === "sqs") this.sqsClient();
-        else this.dynamoClient();
+        else {
+          this.dynamoClient();
+          this.embeddedWriter();
+        }
         return {};
       default: {
         const never: never = task;
@@ -81,6 +90,13 @@ export class StoreOps {
   destroy(): void {
     this.dynamo?.destroy();
     this.sqs?.destroy();
+    this.embedded?.destroy();
+  }
+
+  private embeddedWriter(): EmbeddedBatchWriter | undefined {
+    const s = this.settings;
+    if (!s.embeddedStore || !s.dynamodbEndpoint) return undefined;
+    return (this.embedded ??= new EmbeddedBatchWriter(s.dynamodbEndpoint, s.requestTimeoutMs));
   }
 
   private dynamoClient(): DynamoDBClient {

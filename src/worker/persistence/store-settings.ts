@@ -17,6 +17,7 @@ export function storeSettingsFrom(p: Config["persistence"]): StoreSettings {
     messagesTable: p.messagesTable,
     channelsTable: p.channelsTable,
     queueUrl: p.queueUrl,
+    embeddedStore: embedded,
     unprocessedRetries: UNPROCESSED_RETRIES,
     retryBaseMs: p.retryBaseMs,
     retryMaxMs: p.retryMaxMs,
