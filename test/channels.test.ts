@@ -5,6 +5,7 @@ import { MODES, startInMode } from "./helpers/modes.js";
 import type { RedisInstance } from "./helpers/redis.js";
 import { stopAllServers, type RunningServer } from "./helpers/server.js";
 import { latch } from "./helpers/wait.js";
+import { WELCOME_EVENT } from "../src/shared/contract.js";
 
 const ISO_MS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -146,7 +147,11 @@ describe.each(MODES)("channels (%s)", (mode) => {
     await request(outsider!, "channel:subscribe", member!.id);
     await request(outsider!, "channel:subscribe", `pr:${name}`);
     const stray: string[] = [];
-    outsider!.onAny((event: string) => stray.push(event));
+    // The connection's own welcome may still be on its way (it waits for the primary's offset,
+    // the acks above do not): it is not a leak.
+    outsider!.onAny((event: string) => {
+      if (event !== WELCOME_EVENT) stray.push(event);
+    });
     const joined = nextEvent(member!, `presence:${name}:join`);
     member!.emit("presenceSet:enter", name, { user: "m" });
     await joined;
