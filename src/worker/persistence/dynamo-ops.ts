@@ -11,7 +11,17 @@ import { backoffMs, errorName, errorText, sleep } from "./backoff.js";
 import { CONTENT_ENCODING_ATTRIBUTE, CONTENT_KEY_ORDER_ATTRIBUTE, decodeContent, encodeContent } from "./content-codec.js";
 import type { StoredMessage } from "./record.js";
 import { emptyOutcome, mergeOutcomes, type WriteOutcome } from "./write-outcome.js";
-import type { BatchWrite } from "./embedded-batch-write.js";
+
+/** The part of a BatchWriteItem answer the writer reads. */
+export interface BatchWriteAnswer {
+  UnprocessedItems?: Record<string, WriteRequest[]>;
+}
+
+/**
+ * Sends one BatchWriteItem (through the SDK, or the embedded store's direct way); rejects with
+ * an Error named like the DynamoDB error type (`ValidationException`).
+ */
+export type BatchWrite = (table: string, requests: WriteRequest[]) => Promise<BatchWriteAnswer>;
 
 /** DynamoDB's limit on items per BatchWriteItem. */
 export const BATCH_WRITE_MAX = 25;
