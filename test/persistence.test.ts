@@ -149,6 +149,13 @@ describe.each(TARGETS)("history ($name)", ({ mode, external }) => {
       { what: "channels item" },
     );
   });
+
+  // Last in this block: by now the store created its tables and every worker's pool thread built
+  // its SDK client for history reads, which is where the SDK prints its notice on Node 20.
+  it("keeps the AWS SDK's Node-version notice out of the logs", async () => {
+    expect((await history(client, fresh("notice"))).success).toBe(true);
+    expect(server.output.filter((line) => line.includes("NodeVersionSupportWarning"))).toEqual([]);
+  });
 });
 
 describe("embedded store across restarts", () => {
