@@ -1,7 +1,7 @@
 import { availableParallelism } from "node:os";
 import { resolve } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { ConfigError, loadConfig } from "../src/shared/config.js";
+import { ConfigError, exportSdkEnvironment, loadConfig } from "../src/shared/config.js";
 import { startServer, stopAllServers } from "./helpers/server.js";
 import { waitFor } from "./helpers/wait.js";
 
@@ -154,6 +154,17 @@ describe("loadConfig", () => {
     const config = loadConfig({ API_KEY, JWT_PUBLIC_KEY: "-----BEGIN PUBLIC KEY-----\\nAAAA\\n-----END PUBLIC KEY-----" }, generator());
     expect(config.jwt.publicKey).toBe("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----");
     expect(config.jwt.algorithms).toEqual(["RS256", "ES256"]);
+  });
+
+  it("hides the AWS SDK's Node-version notice unless told otherwise, and hands the switch on", () => {
+    const env: NodeJS.ProcessEnv = {};
+    exportSdkEnvironment(loadConfig({}, generator()).persistence, env);
+    expect(env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED).toBe("true");
+    exportSdkEnvironment(loadConfig({ AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "false" }, generator()).persistence, env);
+    expect(env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED).toBe("false");
+    expect(() => loadConfig({ AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "maybe" }, generator())).toThrow(
+      /AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED/,
+    );
   });
 
   it("returns a deeply frozen object", () => {

@@ -2,7 +2,7 @@ import cluster from "node:cluster";
 import { randomBytes } from "node:crypto";
 import { resolve } from "node:path";
 import jwt from "jsonwebtoken";
-import { ConfigError, WORKER_CONFIG_ENV, loadConfig, readEnvironment, type Config } from "../shared/config.js";
+import { ConfigError, WORKER_CONFIG_ENV, exportSdkEnvironment, loadConfig, readEnvironment, type Config } from "../shared/config.js";
 import { IPC_SOURCE } from "../shared/ipc.js";
 import { createLogger } from "../shared/logger.js";
 import { AdapterHost } from "./adapter-host.js";
@@ -44,6 +44,7 @@ async function main(): Promise<void> {
   process.title = "cerebellum-primary";
   keepPrimaryYoungGenerationSmall();
   const config = loadOrExit();
+  exportSdkEnvironment(config.persistence);
   const log = createLogger(config.logLevel, { role: "primary" });
   if (config.apiKeyGenerated) announceGeneratedKey(config);
 

@@ -104,6 +104,8 @@ const envSchema = z.object({
   // Read only to know whether credentials were given (never copied into the config).
   AWS_ACCESS_KEY_ID: optionalString,
   AWS_PROFILE: optionalString,
+  // The AWS SDK's own switch (it reads the environment); defaulted here, handed on by exportSdkEnvironment.
+  AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: z.preprocess(emptyToUndefined, bool.default(true)),
 });
 
 /** Every environment variable the server reads (the README and .env.example document each). */
@@ -174,6 +176,8 @@ export interface Config {
     readonly channelsTable: string;
     readonly queueUrl: string | undefined;
     readonly sqsEndpoint: string | undefined;
+    /** Hide the AWS SDK's notice that its releases after January 2027 need Node 22 (README, "Requirements"). */
+    readonly hideSdkNodeVersionNotice: boolean;
   } & PersistenceTuning;
 }
 
@@ -350,6 +354,7 @@ function persistenceFrom(v: ParsedEnv, sink: Config["persistence"]["sink"]): Con
     channelsTable: v.DYNAMODB_CHANNELS_TABLE_NAME,
     queueUrl: v.QUEUE_URL,
     sqsEndpoint: v.SQS_ENDPOINT,
+    hideSdkNodeVersionNotice: v.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED,
     batchSize: v.PERSISTENCE_BATCH_SIZE,
     batchWaitMs: v.PERSISTENCE_BATCH_WAIT_MS,
     queueMax: v.PERSISTENCE_QUEUE_MAX,
@@ -382,9 +387,23 @@ export function loadConsumerConfig(raw: Record<string, string | undefined>): Con
   });
 }
 
-/** The consumer's configuration from this process's environment (and `.env`): for the Lambda handler and `npm run consumer`. */
+/**
+ * The consumer's configuration from this process's environment (and `.env`): for the Lambda
+ * handler and `npm run consumer`. Like the primary, it hands the SDK its switches.
+ */
 export function consumerConfigFromProcess(): ConsumerConfig {
-  return loadConsumerConfig(readEnvironment(process.env));
+  const config = loadConsumerConfig(readEnvironment(process.env));
+  exportSdkEnvironment(config.persistence);
+  return config;
+}
+
+/**
+ * The AWS SDK reads its switches from the environment of each process and thread that builds a
+ * client. This writes ours into the environment of the process that loaded the configuration,
+ * before it starts anything: forked workers, the embedded store and pool threads inherit it.
+ */
+export function exportSdkEnvironment(persistence: Config["persistence"], env: NodeJS.ProcessEnv = process.env): void {
+  env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = String(persistence.hideSdkNodeVersionNotice);
 }
 
 function deepFreeze<T>(value: T): T {
