@@ -10,9 +10,9 @@ const AUTHORIZATION = "AWS4-HMAC-SHA256 Credential=local/20260101/local/dynamodb
 /**
  * BatchWriteItem to the embedded store (dynalite on loopback), spoken directly: the request is
  * DynamoDB's JSON protocol, one POST. The AWS SDK's middleware stack (serialization, endpoint
- * rules, signing, checksums) costs 1.3–2.4 ms of CPU per request (0.3–0.6 ms here), more than the store's write of a
- * few items, and a publish rate that leaves small batches pays it per batch on the cores that
- * deliver messages (docs/benchmarks.md). Only the happy path is handled here: any error answer
+ * rules, signing, checksums) costs 1.3–2.4 ms of CPU per request (0.3–0.6 ms here), as much as
+ * the store's own write of a few items, and a publish rate that leaves small batches pays it per
+ * batch on the cores that deliver messages (docs/benchmarks.md). Only the happy path is handled here: any error answer
  * is surfaced by name, and the caller falls back to its usual handling (single PutItems through
  * the SDK on a ValidationException). DynamoDB itself is always reached through the SDK.
  */
