@@ -14,11 +14,13 @@ import { renderHtml } from "../scripts/loadtest/report-html.js";
 import { buildResult, type LoadtestResult } from "../scripts/loadtest/result.js";
 import { stagePlan } from "../scripts/loadtest/runtime.js";
 import { PublisherTrack, tallyDeliveries, type ReceivedTally } from "../scripts/loadtest/sequence.js";
-import { parseStat, parseStatusRss } from "../scripts/loadtest/server-stats.js";
+import { parseStat, parseStatusRss, processTree } from "../scripts/loadtest/server-stats.js";
+import { io as connectClient, type Socket as ClientSocket } from "socket.io-client";
 import { formatBench, median, summarizeBench, type TargetRun } from "../scripts/bench/report.js";
 import { startServer, stopAllServers } from "./helpers/server.js";
 
 const CLI = resolve(__dirname, "../dist/scripts/loadtest/cli.js");
+const BASELINE_CLUSTER = resolve(__dirname, "../dist/scripts/bench/baseline-cluster.js");
 
 describe("loadtest options", () => {
   const noFile = () => {
@@ -347,6 +349,26 @@ describe("bench summary", () => {
     expect(summary.pass).toBe(false);
   });
 
+  it("compares the two-worker shapes with plain socket.io in two processes, without judging the reference", () => {
+    const summary = summarizeBench([
+      run("baseline", 1, 100_000, 4, 30_000),
+      run("baseline-w2", 1, 80_000, 5, 40_000, 2),
+      run("embedded-w1", 1, 90_000, 4, 30_000),
+      run("embedded-w2", 1, 84_000, 6, 30_000),
+    ]);
+    // The reference's hung connects and ratios are reported, never held to the bar.
+    expect(summary.verdicts["baseline-w2"]).toBeUndefined();
+    expect(summary.pass).toBe(true);
+    expect(summary.twoProcess).toEqual([
+      { target: "baseline-w2", fanout: 0.8, latencyP50: 1.25 },
+      { target: "embedded-w2", fanout: 84_000 / 80_000, latencyP50: 6 / 5 },
+    ]);
+    const text = formatBench([], summary);
+    expect(text).toMatch(/plain socket\.io, 2 processes \(reference\) against the baseline +fan-out 0\.80× {2}p50 1\.25×/);
+    expect(text).toMatch(/product, embedded, WORKERS=2 against plain socket\.io, 2 processes +fan-out 1\.05× {2}p50 1\.20×/);
+    expect(text).toContain("The product meets the bar in every mode.");
+  });
+
   it("never passes a run without the baseline", () => {
     const summary = summarizeBench([run("embedded-w2", 1, 100_000, 4, 30_000)]);
     expect(summary.verdicts).toEqual({});
@@ -384,5 +406,42 @@ describe("a short real run", () => {
     expect(result.latencyMs.delivery.count).toBeGreaterThan(0);
     expect(result.server?.processes.length).toBeGreaterThanOrEqual(3); // primary, 2 workers (and the store)
     expect(output).toMatch(/Capacity summary: fan-out/);
+  });
+});
+
+describe("the bench's two-process reference", () => {
+  it("relays a broadcast to subscribers in both processes and stops without leaving one behind", async () => {
+    const child = spawn(process.execPath, [BASELINE_CLUSTER, "--port", "0", "--workers", "2"], { stdio: ["ignore", "pipe", "pipe"] });
+    let output = "";
+    child.stderr.on("data", (c: Buffer) => (output += c.toString()));
+    const port = await new Promise<number>((res, rej) => {
+      child.stdout.on("data", (c: Buffer) => {
+        output += c.toString();
+        const m = /"port":(\d+)/.exec(output);
+        if (m) res(Number(m[1]));
+      });
+      child.once("exit", (code) => rej(new Error(`exited ${code}: ${output}`)));
+    });
+    const pids = processTree(child.pid!);
+    expect(pids).toHaveLength(3); // the primary and two workers
+    const clients: ClientSocket[] = [];
+    try {
+      // node:cluster hands connections out round-robin: four clients land in both workers.
+      for (let i = 0; i < 4; i++) {
+        const client = connectClient(`http://127.0.0.1:${port}`, { transports: ["websocket"], forceNew: true, reconnection: false });
+        clients.push(client);
+        await expect(client.timeout(5000).emitWithAck("channel:subscribe", "ref")).resolves.toEqual({ success: true });
+      }
+      const received = clients.map((c) => new Promise<unknown>((r) => c.once("message:receive:ref", r)));
+      const ack = (await clients[0]!.timeout(5000).emitWithAck("message:queue", "ref", { n: 1 })) as { success: boolean; messageId: string };
+      expect(ack.success).toBe(true);
+      for (const message of await Promise.all(received)) expect(message).toMatchObject({ content: { n: 1 }, messageId: ack.messageId, socketId: clients[0]!.id });
+    } finally {
+      for (const c of clients) c.close();
+    }
+    const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+    child.kill("SIGTERM");
+    expect(await exited).toBe(0);
+    for (const pid of pids) expect(() => process.kill(pid, 0)).toThrow();
   });
 });

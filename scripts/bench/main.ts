@@ -3,7 +3,8 @@
  *
  * Targets, alternated round by round: the baseline (one plain socket.io process, see
  * baseline-server.ts), the product at its defaults (embedded mode, persistence on) with WORKERS=1
- * and WORKERS=2, and the product clustered over a private redis-server. Each round of each
+ * and WORKERS=2, the product clustered over a private redis-server, and a reference that is
+ * not judged: plain socket.io in two processes (baseline-cluster.ts). Each round of each
  * target starts it fresh and runs three load tests with the raw engine (the cheap one: the
  * generator shares this machine's cores with the server):
  *   1. memory: the fresh server's RSS (all its processes summed), then 10,000 idle subscribed

@@ -1,4 +1,4 @@
-import { TARGET_LABELS, type TargetName } from "./targets.js";
+import { REFERENCES, TARGET_LABELS, type TargetName } from "./targets.js";
 
 /** One measurement round of one target. */
 export interface TargetRun {
@@ -57,8 +57,18 @@ export interface Verdict {
 export interface BenchSummary {
   medians: Partial<Record<TargetName, TargetMedians>>;
   verdicts: Partial<Record<TargetName, Verdict[]>>;
+  /**
+   * Not a bar: the two-worker shapes against plain socket.io in two processes, and that reference
+   * against the baseline (what running two socket.io processes costs on this machine, whoever runs them).
+   */
+  twoProcess: Array<{ target: TargetName; fanout: number | null; latencyP50: number | null }>;
   pass: boolean;
 }
+
+/** Product targets with two worker processes, compared with the two-process reference. */
+const TWO_PROCESS: readonly TargetName[] = ["embedded-w2", "clustered-w2"];
+
+const ratio = (a: number | null, b: number | null) => (a !== null && b !== null && b > 0 ? a / b : null);
 
 const medianOrNull = (values: Array<number | null>) => {
   const present = values.filter((v): v is number => v !== null && Number.isFinite(v));
@@ -91,8 +101,7 @@ export function summarizeBench(runs: readonly TargetRun[]): BenchSummary {
   // Without a baseline in the run there is nothing to judge against: never a pass.
   let pass = base !== undefined;
   for (const [target, m] of Object.entries(medians) as Array<[TargetName, TargetMedians]>) {
-    if (target === "baseline" || !base) continue;
-    const ratio = (a: number | null, b: number | null) => (a !== null && b !== null && b > 0 ? a / b : null);
+    if (REFERENCES.includes(target) || !base) continue;
     const fan = ratio(m.fanoutPerSec, base.fanoutPerSec);
     const lat = ratio(m.latencyP50Ms, base.latencyP50Ms);
     const rss = ratio(m.rssPerConnectionBytes, base.rssPerConnectionBytes);
@@ -105,7 +114,18 @@ export function summarizeBench(runs: readonly TargetRun[]): BenchSummary {
     verdicts[target] = list;
     if (list.some((v) => !v.pass)) pass = false;
   }
-  return { medians, verdicts, pass };
+  const twoProcess: BenchSummary["twoProcess"] = [];
+  const reference = medians["baseline-w2"];
+  if (reference) {
+    const against = (target: TargetName, m: TargetMedians, to: TargetMedians) =>
+      twoProcess.push({ target, fanout: ratio(m.fanoutPerSec, to.fanoutPerSec), latencyP50: ratio(m.latencyP50Ms, to.latencyP50Ms) });
+    if (base) against("baseline-w2", reference, base);
+    for (const target of TWO_PROCESS) {
+      const m = medians[target];
+      if (m) against(target, m, reference);
+    }
+  }
+  return { medians, verdicts, twoProcess, pass };
 }
 
 const fmt = (n: number | null, digits = 0) => (n === null || !Number.isFinite(n) ? "—" : n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits }));
@@ -178,6 +198,13 @@ export function formatBench(runs: readonly TargetRun[], summary: BenchSummary): 
     for (const [target, m] of Object.entries(summary.medians) as Array<[TargetName, TargetMedians]>) {
       if (target === "baseline" || m.serverUsPerDelivery === null) continue;
       lines.push(`  ${TARGET_LABELS[target].padEnd(40)} ${fmt(m.serverUsPerDelivery / base.serverUsPerDelivery, 2)}×`);
+    }
+  }
+  if (summary.twoProcess.length > 0) {
+    lines.push("", "Two processes on this machine (medians; not a bar):");
+    for (const r of summary.twoProcess) {
+      const what = r.target === "baseline-w2" ? `${TARGET_LABELS[r.target]} against the baseline` : `${TARGET_LABELS[r.target]} against plain socket.io, 2 processes`;
+      lines.push(`  ${what.padEnd(78)} fan-out ${fmt(r.fanout, 2)}×  p50 ${fmt(r.latencyP50, 2)}×`);
     }
   }
   lines.push("", "Ratios against the baseline (medians) and the bar:");

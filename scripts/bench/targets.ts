@@ -6,13 +6,17 @@ import { join, resolve } from "node:path";
 import { sleep } from "../loadtest/clock.js";
 import { processTree, readProcess } from "../loadtest/server-stats.js";
 
-/** What the bench compares: the baseline and the product in its modes (docs/benchmarks.md). */
-export type TargetName = "baseline" | "embedded-w1" | "embedded-w2" | "clustered-w2";
+/** What the bench compares: the baselines and the product in its modes (docs/benchmarks.md). */
+export type TargetName = "baseline" | "baseline-w2" | "embedded-w1" | "embedded-w2" | "clustered-w2";
 
-export const TARGETS: readonly TargetName[] = ["baseline", "embedded-w1", "embedded-w2", "clustered-w2"];
+export const TARGETS: readonly TargetName[] = ["baseline", "baseline-w2", "embedded-w1", "embedded-w2", "clustered-w2"];
+
+/** Plain socket.io targets: what the product is measured against, never judged themselves. */
+export const REFERENCES: readonly TargetName[] = ["baseline", "baseline-w2"];
 
 export const TARGET_LABELS: Record<TargetName, string> = {
   baseline: "baseline (plain socket.io, 1 process)",
+  "baseline-w2": "plain socket.io, 2 processes (reference)",
   "embedded-w1": "product, embedded, WORKERS=1",
   "embedded-w2": "product, embedded, WORKERS=2",
   "clustered-w2": "product, clustered (Redis), WORKERS=2",
@@ -22,6 +26,7 @@ export const BENCH_API_KEY = "bench-api-key-0123456789abcdef";
 
 const PRODUCT_MAIN = resolve(__dirname, "../../src/primary/main.js");
 const BASELINE_MAIN = resolve(__dirname, "baseline-server.js");
+const BASELINE_CLUSTER_MAIN = resolve(__dirname, "baseline-cluster.js");
 
 export interface RunningTarget {
   name: TargetName;
@@ -90,8 +95,9 @@ export async function startTarget(name: TargetName, options: StartOptions = {}):
     if (output.length > 200) output.splice(0, output.length - 200);
   };
   const execArgv = [...(options.nodeArgs ?? []), ...(options.cpuProfDir ? ["--cpu-prof", "--cpu-prof-dir", options.cpuProfDir] : [])];
-  if (name === "baseline") {
-    const child = spawn(process.execPath, [...execArgv, BASELINE_MAIN, "--port", "0"], { stdio: ["ignore", "pipe", "pipe"] });
+  if (name === "baseline" || name === "baseline-w2") {
+    const main = name === "baseline" ? [BASELINE_MAIN] : [BASELINE_CLUSTER_MAIN, "--workers", "2"];
+    const child = spawn(process.execPath, [...execArgv, ...main, "--port", "0"], { stdio: ["ignore", "pipe", "pipe"] });
     child.stdout.on("data", collect);
     child.stderr.on("data", collect);
     let port = 0;
@@ -102,7 +108,7 @@ export async function startTarget(name: TargetName, options: StartOptions = {}):
         return port > 0;
       },
       15_000,
-      "baseline server",
+      TARGET_LABELS[name],
       child,
       output,
     );
