@@ -2,6 +2,7 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { io as connectClient, type Socket as ClientSocket } from "socket.io-client";
 import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
 import { capacitySummary } from "../scripts/loadtest/capacity.js";
 import type { RunData } from "../scripts/loadtest/coordinator.js";
@@ -15,7 +16,6 @@ import { buildResult, type LoadtestResult } from "../scripts/loadtest/result.js"
 import { stagePlan } from "../scripts/loadtest/runtime.js";
 import { PublisherTrack, tallyDeliveries, type ReceivedTally } from "../scripts/loadtest/sequence.js";
 import { parseStat, parseStatusRss, processTree } from "../scripts/loadtest/server-stats.js";
-import { io as connectClient, type Socket as ClientSocket } from "socket.io-client";
 import { formatBench, median, summarizeBench, type TargetRun } from "../scripts/bench/report.js";
 import { startServer, stopAllServers } from "./helpers/server.js";
 

@@ -31,9 +31,9 @@ const BASELINE_CLUSTER_MAIN = resolve(__dirname, "baseline-cluster.js");
 export interface RunningTarget {
   name: TargetName;
   url: string;
-  /** The top process (the product's primary, or the baseline). */
+  /** The top process (the product's primary, the baseline, or the reference's primary). */
   pid: number;
-  /** API key for tokens; undefined for the baseline (no authentication). */
+  /** API key for tokens; undefined for the plain socket.io references (no authentication). */
   apiKey: string | undefined;
   stop(): Promise<void>;
 }
@@ -95,7 +95,7 @@ export async function startTarget(name: TargetName, options: StartOptions = {}):
     if (output.length > 200) output.splice(0, output.length - 200);
   };
   const execArgv = [...(options.nodeArgs ?? []), ...(options.cpuProfDir ? ["--cpu-prof", "--cpu-prof-dir", options.cpuProfDir] : [])];
-  if (name === "baseline" || name === "baseline-w2") {
+  if (REFERENCES.includes(name)) {
     const main = name === "baseline" ? [BASELINE_MAIN] : [BASELINE_CLUSTER_MAIN, "--workers", "2"];
     const child = spawn(process.execPath, [...execArgv, ...main, "--port", "0"], { stdio: ["ignore", "pipe", "pipe"] });
     child.stdout.on("data", collect);

@@ -12,9 +12,10 @@ const AUTHORIZATION = "AWS4-HMAC-SHA256 Credential=local/20260101/local/dynamodb
  * DynamoDB's JSON protocol, one POST. The AWS SDK's middleware stack (serialization, endpoint
  * rules, signing, checksums) costs 1.3–2.4 ms of CPU per request (0.3–0.6 ms here), as much as
  * the store's own write of a few items, and a publish rate that leaves small batches pays it per
- * batch on the cores that deliver messages (docs/benchmarks.md). Only the happy path is handled here: any error answer
- * is surfaced by name, and the caller falls back to its usual handling (single PutItems through
- * the SDK on a ValidationException). DynamoDB itself is always reached through the SDK.
+ * batch on the cores that deliver messages (docs/benchmarks.md). Only the happy path is handled
+ * here: any error answer is surfaced by name, and the caller falls back to its usual handling
+ * (single PutItems through the SDK on a ValidationException). DynamoDB itself is always reached
+ * through the SDK.
  */
 export class EmbeddedBatchWriter {
   private readonly url: URL;
