@@ -369,6 +369,13 @@ describe("bench summary", () => {
     expect(text).toContain("The product meets the bar in every mode.");
   });
 
+  it("never passes a run of the references alone", () => {
+    const summary = summarizeBench([run("baseline", 1, 100_000, 4, 30_000), run("baseline-w2", 1, 80_000, 5, 40_000)]);
+    expect(summary.verdicts).toEqual({});
+    expect(summary.pass).toBe(false);
+    expect(formatBench([], summary)).toContain("No product target in this run: the bar is not judged.");
+  });
+
   it("never passes a run without the baseline", () => {
     const summary = summarizeBench([run("embedded-w2", 1, 100_000, 4, 30_000)]);
     expect(summary.verdicts).toEqual({});

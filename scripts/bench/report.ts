@@ -98,8 +98,9 @@ export function summarizeBench(runs: readonly TargetRun[]): BenchSummary {
   }
   const base = medians.baseline;
   const verdicts: BenchSummary["verdicts"] = {};
-  // Without a baseline in the run there is nothing to judge against: never a pass.
-  let pass = base !== undefined;
+  // Without a baseline there is nothing to judge against, without a product target nothing to
+  // judge: never a pass.
+  let pass = base !== undefined && Object.keys(medians).some((t) => !REFERENCES.includes(t as TargetName));
   for (const [target, m] of Object.entries(medians) as Array<[TargetName, TargetMedians]>) {
     if (REFERENCES.includes(target) || !base) continue;
     const fan = ratio(m.fanoutPerSec, base.fanoutPerSec);
@@ -219,7 +220,9 @@ export function formatBench(runs: readonly TargetRun[], summary: BenchSummary): 
     "",
     !summary.medians.baseline
       ? "No baseline in this run: the bar is not judged (include the baseline target)."
-      : summary.pass
+      : Object.keys(summary.verdicts).length === 0
+        ? "No product target in this run: the bar is not judged."
+        : summary.pass
         ? "The product meets the bar in every mode."
         : "The product misses the bar somewhere (MISS above).",
   );
