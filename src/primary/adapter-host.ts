@@ -2,6 +2,7 @@ import type { Worker } from "node:cluster";
 import { MessageType } from "socket.io-adapter";
 import {
   ADAPTER_SOURCE,
+  parseOffset,
   type AdapterDownMessage,
   type AdapterUpMessage,
   type RestoredSession,
@@ -14,12 +15,30 @@ import type { SessionTable } from "./session-table.js";
 import { sendTo, type Supervisor } from "./supervisor.js";
 
 /**
+ * How long a restore waits for broadcasts its offset says the client has, but that have not
+ * reached the primary yet (they are on their way from another worker's IPC channel).
+ */
+const ORIGIN_WAIT_MS = 2000;
+/** At most this many restores wait so at once; past it they are answered at once (a duplicate at worst). */
+const MAX_HELD = 10_000;
+
+interface HeldRestore {
+  origin: string;
+  n: number;
+  timer: NodeJS.Timeout;
+  run: () => void;
+}
+
+/**
  * The primary's side of the embedded adapter: relays cluster messages between workers,
  * sequences and logs every broadcast, and keeps the host's recovery sessions.
  */
 export class AdapterHost {
   /** Which worker each adapter uid lives in, to route responses to their requester. */
   private readonly uidOwner = new Map<string, number>();
+  /** Per publishing tag (`Position.origin`): its worker and the highest count logged so far. */
+  private readonly origins = new Map<string, { worker: number; n: number }>();
+  private readonly held = new Set<HeldRestore>();
   private readonly trimTimer: NodeJS.Timeout;
 
   constructor(
@@ -32,6 +51,12 @@ export class AdapterHost {
     supervisor.on("exit", (workerId) => {
       const count = this.sessions.ownerDied(workerId, Date.now());
       for (const [uid, owner] of this.uidOwner) if (owner === workerId) this.uidOwner.delete(uid);
+      // What a dead worker had not sent will never come: restores waiting on it go ahead.
+      for (const [origin, o] of this.origins) {
+        if (o.worker !== workerId) continue;
+        this.origins.delete(origin);
+        this.release(origin, Number.POSITIVE_INFINITY);
+      }
       if (count > 0) this.logger.info({ worker: workerId, sessions: count }, "kept a dead worker's sessions for recovery");
     });
     // Age bounds apply even when nothing is published or restored.
@@ -45,6 +70,8 @@ export class AdapterHost {
 
   close(): void {
     clearInterval(this.trimTimer);
+    for (const h of this.held) clearTimeout(h.timer);
+    this.held.clear();
   }
 
   private send(worker: Worker, message: AdapterDownMessage): void {
@@ -67,15 +94,20 @@ export class AdapterHost {
         }
         const packet = msg.data.packet as { type?: number; id?: number; data?: unknown[] };
         const loggable = packet.type === 2 && packet.id === undefined && Array.isArray(packet.data) && !msg.data.opts.flags?.volatile;
+        const from = loggable && message.origin !== undefined && message.n !== undefined ? { origin: message.origin, n: message.n } : undefined;
         // A connection's welcome (its own room, never relayed) is sequenced but not kept.
         const offset = !loggable
           ? ""
           : !message.relay && packet.data![0] === WELCOME_EVENT
-            ? this.log.appendMarker(now)
-            : this.log.append(packet.data!, msg.data.opts.rooms, msg.data.opts.except, message.bytes ?? 0, now);
+            ? this.log.appendMarker(now, from)
+            : this.log.append(packet.data!, msg.data.opts.rooms, msg.data.opts.except, message.bytes ?? 0, now, from);
         // Relay before answering the origin: every worker sees the broadcasts in offset order.
         if (message.relay) this.relay(worker, { source: ADAPTER_SOURCE, t: "msg", msg, offset });
         this.send(worker, { source: ADAPTER_SOURCE, t: "offset", id: message.id, offset });
+        if (from) {
+          this.origins.set(from.origin, { worker: worker.id, n: from.n });
+          if (this.held.size > 0) this.release(from.origin, from.n);
+        }
         break;
       }
       case "res": {
@@ -96,17 +128,51 @@ export class AdapterHost {
       case "gone":
         this.sessions.gone(worker.id, message.sid);
         break;
-      case "restore":
-        this.send(worker, {
-          source: ADAPTER_SOURCE,
-          t: "restored",
-          id: message.id,
-          session: this.restore(worker, message.pid, message.offset, now),
-          upTo: this.log.lastOffset,
-        });
+      case "restore": {
+        const answer = () => {
+          if (!worker.isConnected()) return; // its sessions stay where they were
+          this.send(worker, {
+            source: ADAPTER_SOURCE,
+            t: "restored",
+            id: message.id,
+            session: this.restore(worker, message.pid, message.offset, Date.now()),
+            upTo: this.log.lastOffset,
+          });
+        };
+        // The client may have had broadcasts its worker delivered before the primary got them
+        // (Position): wait for them, or they would reach it again as live relays.
+        const at = parseOffset(message.offset);
+        const known = at?.origin === undefined ? undefined : this.origins.get(at.origin);
+        if (at?.origin === undefined || !known || known.n >= at.n! || this.held.size >= MAX_HELD) answer();
+        else this.hold(at.origin, at.n!, answer);
         break;
+      }
       default:
         assertNever(message);
+    }
+  }
+
+  private hold(origin: string, n: number, run: () => void): void {
+    const held: HeldRestore = {
+      origin,
+      n,
+      run,
+      timer: setTimeout(() => {
+        this.held.delete(held);
+        this.logger.warn({ origin, n }, "restore went ahead without broadcasts its offset names");
+        run();
+      }, ORIGIN_WAIT_MS),
+    };
+    this.held.add(held);
+  }
+
+  /** Runs the held restores of `origin` whose broadcasts up to their count have now arrived. */
+  private release(origin: string, upTo: number): void {
+    for (const h of this.held) {
+      if (h.origin !== origin || h.n > upTo) continue;
+      clearTimeout(h.timer);
+      this.held.delete(h);
+      h.run();
     }
   }
 

@@ -1,3 +1,5 @@
+import { parseOffset } from "../shared/adapter-ipc.js";
+
 /** One logged broadcast: what a recovering socket may have missed. */
 export interface LogEntry {
   seq: number;
@@ -12,9 +14,18 @@ export interface LogEntry {
   except: string[];
   /** Approximate size (the packet's JSON length, as measured by the publishing worker). */
   bytes: number;
+  /** The publishing worker's tag and its count of sequenced broadcasts (`Position`), when it sent them. */
+  origin?: string;
+  n?: number;
 }
 
 const NONE: string[] = [];
+
+/** Who published a broadcast: the worker's tag and its own count, as `Position` has them. */
+export interface Origin {
+  origin: string;
+  n: number;
+}
 
 export interface ReplayLogLimits {
   /** Entries older than this are dropped, in ms (the recovery window). */
@@ -33,8 +44,9 @@ export interface ReplayLogSnapshot {
 
 /**
  * The host's bounded replay log (embedded mode). Every sequenced broadcast is logged, so kept
- * entries have contiguous sequence numbers. Offsets are `<epoch>-<seq>`: the epoch names this
- * log, so an offset from another log (a previous run that kept nothing) is never misread.
+ * entries have contiguous sequence numbers. Offsets are `Position`s (shared/adapter-ipc.ts): the
+ * epoch names this log, so an offset from another log (a previous run that kept nothing) is never
+ * misread.
  */
 export class ReplayLog {
   private entries: LogEntry[];
@@ -63,10 +75,10 @@ export class ReplayLog {
   }
 
   /** Logs a broadcast under the next sequence number and returns its offset. */
-  append(data: unknown[], rooms: string[], except: string[], bytes: number, now: number): string {
+  append(data: unknown[], rooms: string[], except: string[], bytes: number, now: number, from?: Origin): string {
     const seq = ++this.seq;
     const offset = `${this.epoch}-${seq}`;
-    this.entries.push({ seq, at: now, data: [...data, offset], rooms, except, bytes });
+    this.entries.push({ seq, at: now, data: [...data, offset], rooms, except, bytes, ...from });
     this.bytes += bytes;
     this.trim(now);
     return offset;
@@ -77,9 +89,9 @@ export class ReplayLog {
    * connection gets (a recovered connection gets a fresh one), one per connected socket, so its
    * content is not kept. Counts toward the entry bound, not the byte bound.
    */
-  appendMarker(now: number): string {
+  appendMarker(now: number, from?: Origin): string {
     const seq = ++this.seq;
-    this.entries.push({ seq, at: now, data: null, rooms: NONE, except: NONE, bytes: 0 });
+    this.entries.push({ seq, at: now, data: null, rooms: NONE, except: NONE, bytes: 0, ...from });
     this.trim(now);
     return `${this.epoch}-${seq}`;
   }
@@ -102,14 +114,14 @@ export class ReplayLog {
   }
 
   /**
-   * The packets after `offset` that a socket in `rooms` would have received, or undefined when
-   * the log no longer reaches back to that offset: recovery then fails whole, never partly.
+   * The packets a socket in `rooms` would have received after `offset` (`Position`), or undefined
+   * when the log no longer reaches back to it: recovery then fails whole, never partly. Entries
+   * past `seq` from the offset's origin, up to its count, were delivered already and are skipped.
    */
   since(offset: string, rooms: readonly string[]): unknown[][] | undefined {
-    const dash = offset.lastIndexOf("-");
-    if (dash === -1 || offset.slice(0, dash) !== this.epoch) return undefined;
-    const from = Number(offset.slice(dash + 1));
-    if (!Number.isSafeInteger(from) || from < 0 || from > this.seq) return undefined;
+    const at = parseOffset(offset);
+    if (!at || at.epoch !== this.epoch || at.seq > this.seq) return undefined;
+    const from = at.seq;
     const oldestKept = this.entries[this.head]?.seq ?? this.seq + 1;
     if (from < oldestKept - 1) return undefined; // entries after `from` were trimmed
     const roomSet = new Set(rooms);
@@ -117,6 +129,7 @@ export class ReplayLog {
     for (let i = this.head + (from - oldestKept + 1); i < this.entries.length; i++) {
       const e = this.entries[i]!;
       if (e.data === null) continue;
+      if (at.origin !== undefined && e.origin === at.origin && e.n! <= at.n!) continue;
       const included = e.rooms.length === 0 || e.rooms.some((r) => roomSet.has(r));
       if (included && !e.except.some((r) => roomSet.has(r))) missed.push(e.data);
     }

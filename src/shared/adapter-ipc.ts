@@ -22,9 +22,13 @@ type Tagged<T> = T & { source: typeof ADAPTER_SOURCE };
 
 /** Worker → primary. */
 export type AdapterUpMessage = Tagged<
-  /** A cluster message; `id` asks for the offset back; `relay: false` is logged only (a local socket's own room). */
-  /** `bytes`: the packet's JSON length, for the replay log's byte bound. */
-  | { t: "pub"; id?: number; msg: ClusterMessage; relay: boolean; bytes?: number }
+  /**
+   * A cluster message; `id` asks for the offset back; `relay: false` is logged only (a local
+   * socket's own room). `bytes`: the packet's JSON length, for the replay log's byte bound.
+   * `origin`/`n`: the publishing adapter's tag and its own count of sequenced broadcasts, which
+   * it may already have delivered locally (see `Position`).
+   */
+  | { t: "pub"; id?: number; msg: ClusterMessage; relay: boolean; bytes?: number; origin?: string; n?: number }
   | { t: "res"; to: string; msg: ClusterResponse }
   /** A socket connected (eager session save, so a crash loses nothing). */
   | { t: "open"; session: SessionRecord }
@@ -51,9 +55,44 @@ export function isAdapterMessage<T extends { source: string }>(value: unknown): 
   return typeof value === "object" && value !== null && (value as { source?: unknown }).source === ADAPTER_SOURCE;
 }
 
-/** Embedded offsets are `<epoch>-<seq>` (primary/replay-log.ts): newer means same epoch, larger seq. */
-export function isNewerOffset(offset: string, than: string): boolean {
-  const dash = offset.lastIndexOf("-");
-  const thanDash = than.lastIndexOf("-");
-  return offset.slice(0, dash) === than.slice(0, thanDash) && Number(offset.slice(dash + 1)) > Number(than.slice(thanDash + 1));
+/**
+ * Where a socket is in the embedded replay log, as the offset it last received says. Offsets are
+ * `<epoch>-<seq>` or `<epoch>-<seq>.<origin>.<n>`:
+ * - `seq`: the socket has had every broadcast for it that the primary sequenced up to `seq`;
+ * - `origin`/`n`: and also the first `n` broadcasts that the worker tagged `origin` published,
+ *   which that worker delivers to its own sockets before the primary has sequenced them.
+ * The epoch (hex) names one replay log, so an offset from another log is never misread.
+ */
+export interface Position {
+  epoch: string;
+  seq: number;
+  origin?: string;
+  n?: number;
+}
+
+const SAFE_PART = /^[0-9a-f]{1,32}$/;
+
+export function formatOffset(p: Position): string {
+  return p.origin === undefined ? `${p.epoch}-${p.seq}` : `${p.epoch}-${p.seq}.${p.origin}.${p.n}`;
+}
+
+/** The position an offset names, or undefined when it is not one of ours (clients send anything). */
+export function parseOffset(offset: string): Position | undefined {
+  const dash = offset.indexOf("-");
+  if (dash === -1) return undefined;
+  const epoch = offset.slice(0, dash);
+  const parts = offset.slice(dash + 1).split(".");
+  if (!SAFE_PART.test(epoch) || (parts.length !== 1 && parts.length !== 3)) return undefined;
+  const seq = counter(parts[0]!);
+  if (seq === undefined) return undefined;
+  if (parts.length === 1) return { epoch, seq };
+  const n = counter(parts[2]!);
+  if (!SAFE_PART.test(parts[1]!) || n === undefined || n === 0) return undefined;
+  return { epoch, seq, origin: parts[1]!, n };
+}
+
+function counter(text: string): number | undefined {
+  if (!/^(0|[1-9][0-9]{0,15})$/.test(text)) return undefined;
+  const value = Number(text);
+  return Number.isSafeInteger(value) ? value : undefined;
 }

@@ -1,6 +1,8 @@
+import { randomBytes } from "node:crypto";
 import {
   ClusterAdapterWithHeartbeat,
   MessageType,
+  type BroadcastOptions,
   type ClusterMessage,
   type ClusterResponse,
   type Room,
@@ -8,10 +10,12 @@ import {
 } from "socket.io-adapter";
 import {
   ADAPTER_SOURCE,
+  formatOffset,
   isAdapterMessage,
-  isNewerOffset,
+  parseOffset,
   type AdapterDownMessage,
   type AdapterUpMessage,
+  type Position,
   type SessionRecord,
 } from "../../shared/adapter-ipc.js";
 import { assertNever } from "../../shared/ipc.js";
@@ -20,18 +24,51 @@ import { sessionRecordOf, type RecoverableSocket } from "./session-record.js";
 import { hookBeforeLocalDelivery, PendingRestores, restoreStage, writeEventPacket } from "./pending-restores.js";
 import type { Evictions } from "./evictions.js";
 
+/** ClusterAdapter's private offset stamp, wrapped by hookBeforeLocalDelivery. */
+type OffsetStamp = { addOffsetIfNecessary(packet: EventPacket, opts: BroadcastOptions, offset: string): void };
 
-/** Offset requests and restores waiting on the primary beyond this are refused rather than queued. */
+
+/** Broadcasts and restores waiting on the primary beyond this are refused rather than queued. */
 const MAX_WAITING = 100_000;
+
+type EventPacket = { type: number; id?: number; data: unknown[] };
+
+/** A broadcast sent to the primary that waits for its answer (the offset, or "" when not logged). */
+interface Waiter {
+  /** Its own count (`Position.n`) when it is sequenced. */
+  n?: number;
+  /** Set when it is delivered locally only once answered (not yet in order to go out at once). */
+  deliver?: (offset: string) => void;
+}
 
 /**
  * Embedded mode's adapter: the primary relays and *sequences* every broadcast, keeps a bounded
  * replay log and every socket's session, so a client recovers on any worker of the host — after a
  * blip, a worker crash or a restart. The stock @socket.io/cluster-adapter cannot recover at all.
+ *
+ * A worker delivers its own broadcasts to its own sockets at once, without waiting for the
+ * primary's sequence number: the offset it stamps on every delivery is a `Position` that counts
+ * them separately, so the replay log can tell what a recovering client already has. Only while a
+ * restore is under way on this worker (or the log's epoch is not known yet) does an own broadcast
+ * wait for the primary, so that the restore's answer and the deliveries around it line up.
  */
 export class EmbeddedAdapter extends ClusterAdapterWithHeartbeat {
   private nextId = 1;
-  private readonly offsets = new Map<number, { resolve: (o: string) => void; reject: (e: Error) => void }>();
+  private readonly offsets = new Map<number, Waiter>();
+  /** This worker's tag in offsets: random, so that no later worker reuses one a client may hold. */
+  private readonly tag = randomBytes(4).toString("hex");
+  /** The replay log's epoch, from the primary's first answer or relay. */
+  private epoch: string | undefined;
+  /** Every broadcast the primary sequenced up to here has been delivered to this worker's sockets. */
+  private heard = 0;
+  /** Own sequenced broadcasts: counted, delivered here, and answered by the primary (always in this order). */
+  private counted = 0;
+  private delivered = 0;
+  private confirmed = 0;
+  /** Own broadcasts waiting for the primary's answer before they are delivered here. */
+  private held = 0;
+  /** The sequence number of the broadcast being delivered (undefined: an own one, not yet sequenced). */
+  private deliveringSeq: number | undefined;
   private readonly restores = new Map<number, (session: Session | null) => void>();
   private readonly pendingRestores = new PendingRestores((sid) => restoreStage(this.sids, this.nsp.sockets, sid));
   /** Sockets tracked by the primary's session table. */
@@ -53,13 +90,16 @@ export class EmbeddedAdapter extends ClusterAdapterWithHeartbeat {
     this.init();
   }
 
-  private send(message: AdapterUpMessage): void {
-    if (!process.connected || !process.send) return;
+  /** Sends to the primary; false when it could not (no primary, or uncloneable data). */
+  private send(message: AdapterUpMessage): boolean {
+    if (!process.connected || !process.send) return false;
     try {
       process.send(message);
+      return true;
     } catch (err) {
       // Uncloneable data (a function in socket.data, say): drop this message, keep the worker.
       this.log.error({ err, t: message.t }, "adapter message could not be sent");
+      return false;
     }
   }
 
@@ -68,12 +108,23 @@ export class EmbeddedAdapter extends ClusterAdapterWithHeartbeat {
       case "offset": {
         const waiter = this.offsets.get(message.id);
         this.offsets.delete(message.id);
-        waiter?.resolve(message.offset);
+        const at = message.offset ? this.hear(message.offset) : undefined;
+        if (waiter?.n !== undefined) this.confirmed = waiter.n;
+        // Delivered right here, in the order the primary sequenced it among its relays.
+        if (waiter?.deliver) this.deliverHeld(waiter, at);
         break;
       }
-      case "msg":
-        if (message.msg.nsp === this.nsp.name) this.onMessage(message.msg, message.offset);
+      case "msg": {
+        if (message.msg.nsp !== this.nsp.name) break;
+        const at = message.offset ? this.hear(message.offset) : undefined;
+        this.deliveringSeq = at?.seq;
+        try {
+          this.onMessage(message.msg, at ? this.position() : message.offset);
+        } finally {
+          this.deliveringSeq = undefined;
+        }
         break;
+      }
       case "res":
         if (message.msg.nsp === this.nsp.name) this.onResponse(message.msg);
         break;
@@ -86,9 +137,10 @@ export class EmbeddedAdapter extends ClusterAdapterWithHeartbeat {
           break;
         }
         // Deliveries from here on that are newer than what the primary put in the answer are
-        // caught up until the socket joins (an own broadcast whose offset came earlier is not).
-        const upTo = message.upTo;
-        this.pendingRestores.add(message.session, (offset) => isNewerOffset(offset, upTo));
+        // caught up until the socket joins. None is an unsequenced own one: while a restore is
+        // under way, own broadcasts wait for the primary (deliveringSeq is set).
+        const upTo = this.hear(message.upTo)?.seq ?? Number.POSITIVE_INFINITY;
+        this.pendingRestores.add(message.session, () => this.deliveringSeq === undefined || this.deliveringSeq > upTo);
         resolve(message.session);
         break;
       }
@@ -106,22 +158,99 @@ export class EmbeddedAdapter extends ClusterAdapterWithHeartbeat {
     if (socket) this.evictions.run(sid, () => socket.disconnect(true));
   }
 
-  protected override doPublish(message: ClusterMessage): Promise<string> {
-    if (message.type !== MessageType.BROADCAST || message.data.requestId !== undefined) {
-      this.send({ source: ADAPTER_SOURCE, t: "pub", msg: message, relay: true });
-      return Promise.resolve("");
-    }
-    const rooms = message.data.opts.rooms;
+  /**
+   * Takes a sequence number the primary sent: every broadcast up to it that this worker's sockets
+   * should get has been delivered (relays arrive in order, own ones went out before they were sent).
+   */
+  private hear(offset: string): Position | undefined {
+    const at = parseOffset(offset);
+    if (!at) return undefined;
+    this.epoch ??= at.epoch;
+    if (at.epoch === this.epoch && at.seq > this.heard) this.heard = at.seq;
+    return at;
+  }
+
+  /** What a socket has had once it received the delivery going out now (`Position`). */
+  private position(): string {
+    const epoch = this.epoch!;
+    return formatOffset(this.delivered > this.confirmed ? { epoch, seq: this.heard, origin: this.tag, n: this.delivered } : { epoch, seq: this.heard });
+  }
+
+  /** Whether an own broadcast may go out to this worker's sockets before the primary answers. */
+  private mayDeliverAtOnce(): boolean {
+    return this.epoch !== undefined && this.held === 0 && this.restores.size === 0 && !this.pendingRestores.unsettled(Date.now());
+  }
+
+  override broadcast(packet: EventPacket, opts: BroadcastOptions): Promise<void> {
+    if (opts.flags?.local) return super.broadcast(packet, opts);
+    const rooms = [...opts.rooms];
+    const except = [...(opts.except ?? [])];
+    const message = {
+      uid: this.uid,
+      nsp: this.nsp.name,
+      type: MessageType.BROADCAST,
+      data: { packet, opts: { rooms, except, flags: opts.flags } },
+    } as ClusterMessage;
     // A socket's own room on this worker (every `socket.emit` under recovery): log, don't relay.
-    const relay = !(rooms.length === 1 && message.data.opts.except.length === 0 && this.nsp.sockets.has(rooms[0]));
-    if (this.offsets.size >= MAX_WAITING) return Promise.reject(new Error("too many broadcasts waiting for the primary"));
+    const relay = !(rooms.length === 1 && except.length === 0 && this.nsp.sockets.has(rooms[0]!));
+    const sequenced = packet.type === 2 && packet.id === undefined && !opts.flags?.volatile && Array.isArray(packet.data);
+    const atOnce = this.mayDeliverAtOnce();
+    // A broadcast the primary cannot take is dropped whole, here too (send logs why).
+    if (atOnce && !sequenced) {
+      // Neither logged nor stamped: nothing to wait for.
+      if (!relay || this.send({ source: ADAPTER_SOURCE, t: "pub", msg: message, relay: true })) this.deliverLocally(packet, opts, undefined);
+      return Promise.resolve();
+    }
+    if (this.offsets.size >= MAX_WAITING) {
+      this.log.error({ waiting: this.offsets.size }, "broadcast dropped: too many waiting for the primary");
+      return Promise.resolve();
+    }
+    let bytes = 0;
+    try {
+      // Measured here, where the packet is plain data; the primary bounds its log by it.
+      if (sequenced) bytes = JSON.stringify(packet.data).length;
+    } catch (err) {
+      this.log.error({ err }, "broadcast dropped: its data is not JSON");
+      return Promise.resolve();
+    }
     const id = this.nextId++;
-    // Measured here, where the packet is plain data; the primary bounds its log by it.
-    const bytes = JSON.stringify((message.data.packet as { data?: unknown }).data ?? null).length;
-    return new Promise((resolve, reject) => {
-      this.offsets.set(id, { resolve, reject });
-      this.send({ source: ADAPTER_SOURCE, t: "pub", id, msg: message, relay, bytes });
-    });
+    const waiter: Waiter = sequenced ? { n: this.counted + 1 } : {};
+    if (!this.send({ source: ADAPTER_SOURCE, t: "pub", id, msg: message, relay, bytes, origin: this.tag, n: waiter.n })) return Promise.resolve();
+    if (waiter.n !== undefined) this.counted = waiter.n;
+    if (!atOnce) {
+      this.held++;
+      waiter.deliver = (offset) => this.deliverLocally(packet, opts, offset);
+    }
+    this.offsets.set(id, waiter);
+    if (atOnce) {
+      this.delivered = waiter.n!;
+      this.deliverLocally(packet, opts, this.position());
+    }
+    return Promise.resolve();
+  }
+
+  private deliverHeld(waiter: Waiter, at: Position | undefined): void {
+    this.held--;
+    if (waiter.n !== undefined) this.delivered = waiter.n;
+    this.deliveringSeq = at?.seq;
+    try {
+      waiter.deliver!(at ? this.position() : "");
+    } finally {
+      this.deliveringSeq = undefined;
+    }
+  }
+
+  /** Stamps the offset (through the hook every local delivery passes) and delivers to local sockets. */
+  private deliverLocally(packet: EventPacket, opts: BroadcastOptions, offset: string | undefined): void {
+    const local = { ...opts, flags: { ...opts.flags, local: true } };
+    if (offset) (this as unknown as OffsetStamp).addOffsetIfNecessary(packet, local, offset);
+    void super.broadcast(packet, local);
+  }
+
+  /** Cluster messages other than plain broadcasts (joins, fetches, broadcasts with acks): relayed only. */
+  protected override doPublish(message: ClusterMessage): Promise<string> {
+    this.send({ source: ADAPTER_SOURCE, t: "pub", msg: message, relay: true });
+    return Promise.resolve("");
   }
 
   protected override doPublishResponse(requesterUid: string, response: ClusterResponse): Promise<void> {
@@ -171,7 +300,7 @@ export class EmbeddedAdapter extends ClusterAdapterWithHeartbeat {
   override close(): void {
     super.close();
     process.off("message", this.onIpc);
-    for (const waiter of this.offsets.values()) waiter.reject(new Error("adapter closed"));
+    // Broadcasts still waiting for the primary are dropped with the worker.
     this.offsets.clear();
     for (const resolve of this.restores.values()) resolve(null);
     this.restores.clear();

@@ -8,7 +8,12 @@ interface Pending {
   deferred: unknown[][];
   /** When the entry is dropped even if delivery never caught up (ms since epoch). */
   expiresAt: number;
+  /** When the restore was answered: one whose socket never connects is given up after a while. */
+  addedAt: number;
 }
+
+/** A restored socket that has not connected this long after the answer never will (its client left). */
+const ABANDONED_AFTER_MS = 10_000;
 
 /** How long a restored socket is watched after it connected, at most. */
 const WATCH_AFTER_CONNECT_MS = 60_000;
@@ -60,7 +65,20 @@ export class PendingRestores {
   }
 
   add(session: Session, isNewer: (offset: string) => boolean = () => true): void {
-    this.pending.add({ session, isNewer, deferred: [], expiresAt: Number.POSITIVE_INFINITY });
+    this.pending.add({ session, isNewer, deferred: [], expiresAt: Number.POSITIVE_INFINITY, addedAt: Date.now() });
+  }
+
+  /**
+   * Whether a restored socket has not connected yet (its deliveries are still being caught up).
+   * Entries whose socket never connected (the client left during the restore) are dropped here.
+   */
+  unsettled(now: number): boolean {
+    for (const p of this.pending) {
+      if (p.expiresAt !== Number.POSITIVE_INFINITY || this.stage(p.session.sid) === "registered") continue;
+      if (now - p.addedAt < ABANDONED_AFTER_MS) return true;
+      this.pending.delete(p);
+    }
+    return false;
   }
 
   /**
