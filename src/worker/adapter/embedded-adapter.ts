@@ -67,6 +67,8 @@ export class EmbeddedAdapter extends ClusterAdapterWithHeartbeat {
   private confirmed = 0;
   /** Own broadcasts waiting for the primary's answer before they are delivered here. */
   private held = 0;
+  /** Own broadcasts already sent, to deliver here at the end of this tick (`deliverSoon`). */
+  private readonly soon: Array<{ packet: EventPacket; opts: BroadcastOptions; n: number | undefined }> = [];
   /** The sequence number of the broadcast being delivered (undefined: an own one, not yet sequenced). */
   private deliveringSeq: number | undefined;
   private readonly restores = new Map<number, (session: Session | null) => void>();
@@ -198,7 +200,7 @@ export class EmbeddedAdapter extends ClusterAdapterWithHeartbeat {
     // A broadcast the primary cannot take is dropped whole, here too (send logs why).
     if (atOnce && !sequenced) {
       // Neither logged nor stamped: nothing to wait for.
-      if (!relay || this.send({ source: ADAPTER_SOURCE, t: "pub", msg: message, relay: true })) this.deliverLocally(packet, opts, undefined);
+      if (!relay || this.send({ source: ADAPTER_SOURCE, t: "pub", msg: message, relay: true })) this.deliverSoon(packet, opts, undefined);
       return Promise.resolve();
     }
     if (this.offsets.size >= MAX_WAITING) {
@@ -222,12 +224,30 @@ export class EmbeddedAdapter extends ClusterAdapterWithHeartbeat {
       waiter.deliver = (offset) => this.deliverLocally(packet, opts, offset);
     }
     this.offsets.set(id, waiter);
-    if (atOnce) {
-      this.delivered = waiter.n!;
-      this.deliverLocally(packet, opts, this.position());
-    }
+    if (atOnce) this.deliverSoon(packet, opts, waiter.n);
     return Promise.resolve();
   }
+
+  /**
+   * Delivers an own broadcast here once the current tick's handlers have run (a microtask), in
+   * order: a burst of client packets read together reaches the primary as one burst, before
+   * this worker spends its time on the deliveries (the primary then wakes once, not per packet).
+   */
+  private deliverSoon(packet: EventPacket, opts: BroadcastOptions, n: number | undefined): void {
+    this.soon.push({ packet, opts, n });
+    if (this.soon.length === 1) queueMicrotask(this.flushSoon);
+  }
+
+  private readonly flushSoon = () => {
+    for (const { packet, opts, n } of this.soon.splice(0)) {
+      if (n === undefined) {
+        this.deliverLocally(packet, opts, undefined);
+        continue;
+      }
+      this.delivered = n;
+      this.deliverLocally(packet, opts, this.position());
+    }
+  };
 
   private deliverHeld(waiter: Waiter, at: Position | undefined): void {
     this.held--;
