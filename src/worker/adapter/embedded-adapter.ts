@@ -24,20 +24,19 @@ import { sessionRecordOf, type RecoverableSocket } from "./session-record.js";
 import { hookBeforeLocalDelivery, PendingRestores, restoreStage, writeEventPacket } from "./pending-restores.js";
 import type { Evictions } from "./evictions.js";
 
-/** ClusterAdapter's private offset stamp, wrapped by hookBeforeLocalDelivery. */
-type OffsetStamp = { addOffsetIfNecessary(packet: EventPacket, opts: BroadcastOptions, offset: string): void };
-
-
 /** Broadcasts and restores waiting on the primary beyond this are refused rather than queued. */
 const MAX_WAITING = 100_000;
 
 type EventPacket = { type: number; id?: number; data: unknown[] };
 
+/** ClusterAdapter's private offset stamp, wrapped by hookBeforeLocalDelivery. */
+type OffsetStamp = { addOffsetIfNecessary(packet: EventPacket, opts: BroadcastOptions, offset: string): void };
+
 /** A broadcast sent to the primary that waits for its answer (the offset, or "" when not logged). */
 interface Waiter {
   /** Its own count (`Position.n`) when it is sequenced. */
   n?: number;
-  /** Set when it is delivered locally only once answered (not yet in order to go out at once). */
+  /** Set for one held until the primary answers (made while a restore is under way): delivers it here. */
   deliver?: (offset: string) => void;
 }
 
@@ -46,8 +45,8 @@ interface Waiter {
  * replay log and every socket's session, so a client recovers on any worker of the host — after a
  * blip, a worker crash or a restart. The stock @socket.io/cluster-adapter cannot recover at all.
  *
- * A worker delivers its own broadcasts to its own sockets at once, without waiting for the
- * primary's sequence number: the offset it stamps on every delivery is a `Position` that counts
+ * A worker delivers its own broadcasts to its own sockets at once (at the end of the tick that
+ * made them), without waiting for the primary's sequence number: the offset it stamps on every delivery is a `Position` that counts
  * them separately, so the replay log can tell what a recovering client already has. Only while a
  * restore is under way on this worker (or the log's epoch is not known yet) does an own broadcast
  * wait for the primary, so that the restore's answer and the deliveries around it line up.
@@ -61,7 +60,7 @@ export class EmbeddedAdapter extends ClusterAdapterWithHeartbeat {
   private epoch: string | undefined;
   /** Every broadcast the primary sequenced up to here has been delivered to this worker's sockets. */
   private heard = 0;
-  /** Own sequenced broadcasts: counted, delivered here, and answered by the primary (always in this order). */
+  /** Own sequenced broadcasts: how many were counted (sent), delivered here, and answered by the primary. */
   private counted = 0;
   private delivered = 0;
   private confirmed = 0;
