@@ -8,6 +8,7 @@ import { AdapterHost } from "../src/primary/adapter-host.js";
 import { ReplayLog } from "../src/primary/replay-log.js";
 import { SessionTable } from "../src/primary/session-table.js";
 import type { Supervisor } from "../src/primary/supervisor.js";
+import { PendingRestores, type RestoreStage } from "../src/worker/adapter/pending-restores.js";
 
 const LIMITS = { maxAgeMs: 120_000, maxEntries: 1000, maxBytes: 1 << 20 };
 const EPOCH = "0a1b2c";
@@ -176,5 +177,28 @@ describe("adapter host: restores and broadcasts a worker delivered first", () =>
     // The counted broadcast arrives: every held one goes ahead.
     publish(workers[0]!, 2, "x2", 2);
     expect(restored()).toHaveLength(10_001);
+  });
+});
+
+describe("pending restores (worker side)", () => {
+  it("holds own broadcasts back only until the restored socket connects, or 10 s if it never does", () => {
+    vi.useFakeTimers(); // Date.now() stands still: the 10 s bound is exact
+    onTestFinished(() => {
+      vi.useRealTimers();
+    });
+    let stage: RestoreStage = "awaiting";
+    const pending = new PendingRestores(() => stage);
+    expect(pending.unsettled(Date.now())).toBe(false);
+    pending.add({ sid: "s1", pid: "p1", rooms: [], data: {}, missedPackets: [] });
+    const now = Date.now();
+    expect(pending.unsettled(now)).toBe(true);
+    stage = "registered";
+    expect(pending.unsettled(now)).toBe(false);
+    stage = "constructed";
+    expect(pending.unsettled(now + 9_999)).toBe(true);
+    // Its client left during the restore: the entry is given up and holds nothing back any more.
+    expect(pending.unsettled(now + 10_000)).toBe(false);
+    stage = "awaiting";
+    expect(pending.unsettled(now)).toBe(false);
   });
 });

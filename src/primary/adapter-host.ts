@@ -2,6 +2,7 @@ import type { Worker } from "node:cluster";
 import { MessageType } from "socket.io-adapter";
 import {
   ADAPTER_SOURCE,
+  isLoggedBroadcast,
   parseOffset,
   type AdapterDownMessage,
   type AdapterUpMessage,
@@ -93,7 +94,7 @@ export class AdapterHost {
           break;
         }
         const packet = msg.data.packet as { type?: number; id?: number; data?: unknown[] };
-        const loggable = packet.type === 2 && packet.id === undefined && Array.isArray(packet.data) && !msg.data.opts.flags?.volatile;
+        const loggable = isLoggedBroadcast(packet, msg.data.opts.flags);
         const from = loggable && message.origin !== undefined && message.n !== undefined ? { origin: message.origin, n: message.n } : undefined;
         // A connection's welcome (its own room, never relayed) is sequenced but not kept.
         const offset = !loggable
@@ -105,7 +106,9 @@ export class AdapterHost {
         if (message.relay) this.relay(worker, { source: ADAPTER_SOURCE, t: "msg", msg, offset });
         this.send(worker, { source: ADAPTER_SOURCE, t: "offset", id: message.id, offset });
         if (from) {
-          this.origins.set(from.origin, { worker: worker.id, n: from.n });
+          const known = this.origins.get(from.origin);
+          if (known) known.n = from.n;
+          else this.origins.set(from.origin, { worker: worker.id, n: from.n });
           if (this.held.size > 0) this.release(from.origin, from.n);
         }
         break;

@@ -78,7 +78,7 @@ export class ReplayLog {
   append(data: unknown[], rooms: string[], except: string[], bytes: number, now: number, from?: Origin): string {
     const seq = ++this.seq;
     const offset = `${this.epoch}-${seq}`;
-    this.entries.push({ seq, at: now, data: [...data, offset], rooms, except, bytes, ...from });
+    this.entries.push({ seq, at: now, data: [...data, offset], rooms, except, bytes, origin: from?.origin, n: from?.n });
     this.bytes += bytes;
     this.trim(now);
     return offset;
@@ -91,7 +91,7 @@ export class ReplayLog {
    */
   appendMarker(now: number, from?: Origin): string {
     const seq = ++this.seq;
-    this.entries.push({ seq, at: now, data: null, rooms: NONE, except: NONE, bytes: 0, ...from });
+    this.entries.push({ seq, at: now, data: null, rooms: NONE, except: NONE, bytes: 0, origin: from?.origin, n: from?.n });
     this.trim(now);
     return `${this.epoch}-${seq}`;
   }

@@ -56,6 +56,14 @@ export function isAdapterMessage<T extends { source: string }>(value: unknown): 
 }
 
 /**
+ * Whether the primary logs (and the worker counts and stamps) a broadcast: an event without an
+ * ack, not volatile, as Socket.IO stamps offsets. Both sides must agree on it.
+ */
+export function isLoggedBroadcast(packet: { type?: number; id?: number; data?: unknown }, flags: { volatile?: boolean } | undefined): boolean {
+  return packet.type === 2 && packet.id === undefined && Array.isArray(packet.data) && !flags?.volatile;
+}
+
+/**
  * Where a socket is in the embedded replay log, as the offset it last received says. Offsets are
  * `<epoch>-<seq>` or `<epoch>-<seq>.<origin>.<n>`:
  * - `seq`: the socket has had every broadcast for it that the primary sequenced up to `seq`;

@@ -12,6 +12,7 @@ import {
   ADAPTER_SOURCE,
   formatOffset,
   isAdapterMessage,
+  isLoggedBroadcast,
   parseOffset,
   type AdapterDownMessage,
   type AdapterUpMessage,
@@ -46,10 +47,11 @@ interface Waiter {
  * blip, a worker crash or a restart. The stock @socket.io/cluster-adapter cannot recover at all.
  *
  * A worker delivers its own broadcasts to its own sockets at once (at the end of the tick that
- * made them), without waiting for the primary's sequence number: the offset it stamps on every delivery is a `Position` that counts
- * them separately, so the replay log can tell what a recovering client already has. Only while a
- * restore is under way on this worker (or the log's epoch is not known yet) does an own broadcast
- * wait for the primary, so that the restore's answer and the deliveries around it line up.
+ * made them), without waiting for the primary's sequence number: the offset it stamps on every
+ * delivery is a `Position` that counts them separately, so the replay log can tell what a
+ * recovering client already has. Only while a restore is under way on this worker (or the log's
+ * epoch is not known yet) does an own broadcast wait for the primary, so that the restore's
+ * answer and the deliveries around it line up.
  */
 export class EmbeddedAdapter extends ClusterAdapterWithHeartbeat {
   private nextId = 1;
@@ -194,7 +196,7 @@ export class EmbeddedAdapter extends ClusterAdapterWithHeartbeat {
     } as ClusterMessage;
     // A socket's own room on this worker (every `socket.emit` under recovery): log, don't relay.
     const relay = !(rooms.length === 1 && except.length === 0 && this.nsp.sockets.has(rooms[0]!));
-    const sequenced = packet.type === 2 && packet.id === undefined && !opts.flags?.volatile && Array.isArray(packet.data);
+    const sequenced = isLoggedBroadcast(packet, opts.flags);
     const atOnce = this.mayDeliverAtOnce();
     // A broadcast the primary cannot take is dropped whole, here too (send logs why).
     if (atOnce && !sequenced) {
