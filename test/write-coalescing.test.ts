@@ -83,6 +83,15 @@ describe("write coalescing", () => {
     expect(writes.count).toBe(BURST);
   });
 
+  it("uncorks within the tick when a flush's send threw and no drain came", async () => {
+    const { io, socket, tcp } = await connected(true, "websocket");
+    // Only the flush event, as Engine.IO emits it before a send that then throws.
+    io.engine.emit("flush", socket.conn, [{ type: "message" }, { type: "message" }]);
+    expect(tcp!.writableCorked).toBe(1);
+    await Promise.resolve();
+    expect(tcp!.writableCorked).toBe(0);
+  });
+
   it("leaves a single packet alone, and polling clients get every packet in order", async () => {
     const ws = await connected(true, "websocket");
     const one = received(ws.client, "n", 1);

@@ -31,11 +31,14 @@ export function coalesceFlushedWrites(engine: EngineServer): void {
     socket?.uncork();
   };
   engine.on("flush", (conn: EngineSocket, buffer: readonly unknown[]) => {
-    // A send that threw skipped its drain; release that socket before anything else.
     release();
     if (buffer.length < 2) return;
     corked = tcpSocketOf(conn);
-    corked?.cork();
+    if (!corked) return;
+    corked.cork();
+    // The drain follows synchronously. Should the send throw instead, this microtask uncorks the
+    // socket, so its packets never wait for some later flush.
+    queueMicrotask(release);
   });
   engine.on("drain", release);
 }
