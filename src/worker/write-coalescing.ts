@@ -44,8 +44,9 @@ export function coalesceFlushedWrites(engine: EngineServer): void {
 }
 
 /**
- * The TCP socket under a websocket transport: ws keeps it as `_socket`, which engine.io itself
- * also reaches into. Undefined for polling, or if a ws upgrade ever moves it (a test pins this).
+ * The TCP socket under a websocket transport. ws keeps it as `_socket`, a private field;
+ * engine.io reaches into ws the same way for its pre-encoded frames (`_sender`). Undefined for
+ * polling, or if a ws upgrade ever moves it (a test pins this).
  */
 export function tcpSocketOf(conn: EngineSocket): TcpSocket | undefined {
   const transport = conn.transport as unknown as { name: string; socket?: { _socket?: unknown } };
