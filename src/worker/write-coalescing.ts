@@ -31,6 +31,8 @@ export function coalesceFlushedWrites(engine: EngineServer): void {
     socket?.uncork();
   };
   engine.on("flush", (conn: EngineSocket, buffer: readonly unknown[]) => {
+    // Normally nothing is corked here. After a send that threw, another flush can come before
+    // the microtask below runs; releasing first keeps that socket from being forgotten.
     release();
     if (buffer.length < 2) return;
     corked = tcpSocketOf(conn);
