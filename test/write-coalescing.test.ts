@@ -3,27 +3,43 @@ import type { AddressInfo } from "node:net";
 import { Server, type Socket } from "socket.io";
 import { io as connect, type Socket as ClientSocket } from "socket.io-client";
 import { describe, expect, it, onTestFinished } from "vitest";
-import { coalesceFlushedWrites, tcpSocketOf } from "../src/worker/write-coalescing.js";
+import { BroadcastBatching, coalesceFlushedWrites, tcpSocketOf } from "../src/worker/write-coalescing.js";
 
 const BURST = 8;
 
-/**
- * A real socket.io server and client in this process. The server-side connection comes back with a
- * count of the write calls its TCP socket makes: each `_write`/`_writev` is one system call.
- */
-async function connected(coalesce: boolean, transport: "websocket" | "polling") {
+interface ServerOptions {
+  coalesce: boolean;
+  batch?: boolean;
+  recovery?: boolean;
+}
+
+/** A real socket.io server in this process, optionally with the worker's write hooks. */
+async function serve(opts: ServerOptions) {
   const http = createServer();
-  const io = new Server(http, { serveClient: false });
-  if (coalesce) coalesceFlushedWrites(io.engine);
-  const arrived = new Promise<Socket>((resolve) => io.once("connection", resolve));
-  await new Promise<void>((resolve) => http.listen(0, "127.0.0.1", resolve));
-  const client: ClientSocket = connect(`http://127.0.0.1:${(http.address() as AddressInfo).port}`, {
-    transports: [transport],
-    reconnection: false,
+  const io = new Server(http, {
+    serveClient: false,
+    ...(opts.recovery ? { connectionStateRecovery: { maxDisconnectionDuration: 60_000 } } : {}),
   });
-  onTestFinished(async () => {
+  if (opts.coalesce) coalesceFlushedWrites(io.engine);
+  if (opts.batch) {
+    const batching = new BroadcastBatching();
+    io.on("connection", (socket) => batching.attach(socket.client));
+  }
+  await new Promise<void>((resolve) => http.listen(0, "127.0.0.1", resolve));
+  onTestFinished(() => io.close());
+  return { io, url: `http://127.0.0.1:${(http.address() as AddressInfo).port}` };
+}
+
+/**
+ * A real socket.io client of `server`. The server-side connection comes back with a count of the
+ * write calls its TCP socket makes: each `_write`/`_writev` is one system call.
+ */
+async function join(server: { io: Server; url: string }, transport: "websocket" | "polling") {
+  const { io } = server;
+  const arrived = new Promise<Socket>((resolve) => io.once("connection", resolve));
+  const client: ClientSocket = connect(server.url, { transports: [transport], reconnection: false });
+  onTestFinished(() => {
     client.close();
-    await io.close();
   });
   const socket = await arrived;
   socket.on("ping!", (ack: () => void) => ack());
@@ -40,6 +56,10 @@ async function connected(coalesce: boolean, transport: "websocket" | "polling") 
     });
   }
   return { io, socket, client, tcp, writes };
+}
+
+async function connected(coalesce: boolean, transport: "websocket" | "polling") {
+  return join(await serve({ coalesce }), transport);
 }
 
 function received(client: ClientSocket, event: string, count: number): Promise<number[]> {
@@ -106,3 +126,119 @@ describe("write coalescing", () => {
     expect(await got).toEqual([...Array(BURST).keys()]);
   });
 });
+
+describe("broadcast batching", () => {
+  const all = [...Array(BURST).keys()];
+
+  it("in a burst, sends each websocket recipient a tick's broadcasts in one write from one shared buffer", async () => {
+    const server = await serve({ coalesce: true, batch: true });
+    const a = await join(server, "websocket");
+    const b = await join(server, "websocket");
+    const frames: unknown[] = [];
+    for (const { socket } of [a, b]) {
+      socket.join("room");
+      const write = socket.conn.write.bind(socket.conn);
+      socket.conn.write = (data, opts, cb) => {
+        frames.push((opts as { wsPreEncodedFrame?: unknown[] } | undefined)?.wsPreEncodedFrame?.[0]);
+        return write(data, opts, cb);
+      };
+    }
+    const burst = async (from: number) => {
+      const got = [received(a.client, "n", BURST), received(b.client, "n", BURST)];
+      for (let n = from; n < from + BURST; n++) server.io.to("room").emit("n", n);
+      const sent = [a.writes.count, b.writes.count];
+      expect(await Promise.all(got)).toEqual([0, 1].map(() => [...Array(BURST).keys()].map((n) => n + from)));
+      return sent;
+    };
+    // The first burst after a quiet spell: the first broadcast goes out at once, the other seven
+    // are held to the end of the tick and go out together.
+    expect(await burst(0)).toEqual([1, 1]);
+    expect([a.writes.count, b.writes.count]).toEqual([2, 2]);
+    // The next tick follows a burst: all of it is held, one write per recipient.
+    frames.length = 0;
+    a.writes.count = b.writes.count = 0;
+    expect(await burst(100)).toEqual([0, 0]);
+    expect([a.writes.count, b.writes.count]).toEqual([1, 1]);
+    // One Engine.IO packet per recipient, and both carry the same concatenated frame.
+    expect(frames).toHaveLength(2);
+    expect(frames[0]).toBeInstanceOf(Buffer);
+    expect(frames[1]).toBe(frames[0]);
+  });
+
+  it("holds nothing at one broadcast per tick, except in the tick right after a burst", async () => {
+    const server = await serve({ coalesce: true, batch: true });
+    const { socket, client, writes } = await join(server, "websocket");
+    socket.join("room");
+    const lone = async (n: number) => {
+      const got = received(client, "n", 1);
+      server.io.to("room").emit("n", n);
+      const sent = writes.count;
+      expect(await got).toEqual([n]);
+      writes.count = 0;
+      return sent;
+    };
+    expect(await lone(1)).toBe(1); // written during the emit
+    expect(await lone(2)).toBe(1);
+    const got = received(client, "n", 2);
+    server.io.to("room").emit("n", 3);
+    server.io.to("room").emit("n", 4);
+    expect(await got).toEqual([3, 4]);
+    writes.count = 0;
+    expect(await lone(5)).toBe(0); // right after a burst: held to the end of the tick
+    expect(await lone(6)).toBe(1);
+  });
+
+  it("keeps each client's order around the packets it does not hold (own emits, binary)", async () => {
+    const server = await serve({ coalesce: true, batch: true });
+    const { socket, client } = await join(server, "websocket");
+    socket.join("room");
+    const got = received(client, "n", BURST);
+    const room = server.io.to("room");
+    room.emit("n", 0);
+    room.emit("n", 1);
+    socket.emit("n", 2); // its own emit: no pre-encoded frame
+    room.emit("n", 3);
+    room.emit("n", 4, Buffer.from([4])); // binary: no pre-encoded frame
+    room.emit("n", 5);
+    room.emit("n", 6);
+    socket.emit("n", 7);
+    expect(await got).toEqual(all);
+  });
+
+  it("does not hold polling clients, which get every broadcast in order beside websocket ones", async () => {
+    const server = await serve({ coalesce: true, batch: true });
+    const ws = await join(server, "websocket");
+    const polling = await join(server, "polling");
+    ws.socket.join("room");
+    polling.socket.join("room");
+    const got = [received(ws.client, "n", BURST), received(polling.client, "n", BURST)];
+    for (let n = 0; n < BURST; n++) server.io.to("room").emit("n", n);
+    expect(await Promise.all(got)).toEqual([all, all]);
+    expect(ws.writes.count).toBe(2); // a first burst: the first at once, the rest together
+  });
+
+  it("keeps every packet's recovery offset: a recovered client gets exactly what it missed", async () => {
+    const server = await serve({ coalesce: true, batch: true, recovery: true });
+    const { socket, client } = await join(server, "websocket");
+    socket.join("room");
+    const got: number[] = [];
+    client.on("n", (n: number) => got.push(n));
+    for (let n = 0; n < BURST; n++) server.io.to("room").emit("n", n);
+    await until(() => got.length === BURST);
+    // Drop the connection (not a clean disconnect, so the session is kept), miss two, come back.
+    const gone = new Promise((resolve) => socket.once("disconnect", resolve));
+    client.io.engine.close();
+    await gone;
+    server.io.to("room").emit("n", BURST);
+    server.io.to("room").emit("n", BURST + 1);
+    const back = new Promise<Socket>((resolve) => server.io.once("connection", resolve));
+    client.connect();
+    expect((await back).recovered).toBe(true);
+    await until(() => got.length >= BURST + 2);
+    expect(got).toEqual([...Array(BURST + 2).keys()]);
+  });
+});
+
+async function until(done: () => boolean): Promise<void> {
+  while (!done()) await new Promise((resolve) => setTimeout(resolve, 5));
+}

@@ -9,7 +9,7 @@ import type { AppServer, AppSocket } from "./handlers/context.js";
 import { EmbeddedAdapter } from "./adapter/embedded-adapter.js";
 import type { Evictions } from "./adapter/evictions.js";
 import { EVICT_EVENT, RedisRecovery } from "./adapter/redis-recovery.js";
-import { coalesceFlushedWrites } from "./write-coalescing.js";
+import { BroadcastBatching, coalesceFlushedWrites } from "./write-coalescing.js";
 
 /** Engine.IO session ids start with the owning worker's id, so the balancer routes them without state. */
 export function sessionIdFor(workerId: number): string {
@@ -83,6 +83,8 @@ export function createSocketServer(
   const io: AppServer = new Server(httpServer, options);
   io.engine.generateId = () => sessionIdFor(workerId);
   coalesceFlushedWrites(io.engine);
+  const batching = new BroadcastBatching();
+  io.on("connection", (socket) => batching.attach(socket.client));
   if (redisRecovery) {
     const recovery = redisRecovery;
     io.on(EVICT_EVENT as never, (sid: unknown) => {

@@ -56,3 +56,149 @@ export function tcpSocketOf(conn: EngineSocket): TcpSocket | undefined {
   const raw = transport.socket?._socket;
   return raw instanceof TcpSocket ? raw : undefined;
 }
+
+/** The options Socket.IO passes with an encoded packet (`wsPreEncodedFrame`: set on broadcasts). */
+interface PacketOptions {
+  preEncoded?: boolean;
+  volatile?: boolean;
+  compress?: boolean;
+  wsPreEncodedFrame?: readonly Buffer[];
+}
+
+/**
+ * Socket.IO's `Client`, reached as `socket.client`. Every packet to a socket goes through its
+ * `writeToEngine`: the adapter calls it for each recipient of a broadcast, the socket for its
+ * own emits. The method is private in the typings, public in use (`socket.io-adapter` calls it).
+ */
+interface EngineClient {
+  readonly conn: EngineSocket;
+  writeToEngine(encoded: unknown, opts: PacketOptions): void;
+}
+
+/** One client's broadcast packets of this tick, not yet handed to Engine.IO. */
+interface Held {
+  readonly conn: EngineSocket;
+  readonly write: (encoded: unknown, opts: PacketOptions) => void;
+  encoded: unknown[];
+  opts: PacketOptions[];
+}
+
+/** Per flush: the combined frame for each sequence of broadcasts, so recipients share one buffer. */
+interface Combined {
+  next?: Map<readonly Buffer[], Combined>;
+  opts?: PacketOptions;
+}
+
+/**
+ * Sends each websocket client the broadcasts of one tick as one write, once broadcasts come in
+ * bursts.
+ *
+ * Under load a worker delivers several broadcasts per tick to the same sockets (a burst of
+ * publishes read together, or a batch of relays). Engine.IO sends the first packet at once and
+ * holds the rest until that write completes, so even with `coalesceFlushedWrites` a socket takes
+ * two system calls per tick. Here a client's broadcast packets are held to the end of the tick
+ * (`process.nextTick`, after the microtasks that deliver them) and go to Engine.IO as one packet
+ * whose pre-encoded websocket frame is the concatenation of theirs: the client reads the same
+ * frames in the same order. Recipients of the same broadcasts share one concatenated buffer.
+ *
+ * Holding costs the first recipients of a lone broadcast the time the worker takes to reach the
+ * last, so it is done only in a burst: from the second broadcast of a tick on, and for the whole
+ * tick after one that had several. At one broadcast per tick nothing is held.
+ *
+ * Only what Engine.IO would send as a pre-encoded frame anyway is held: a broadcast's text packet
+ * (Socket.IO pre-computes its frame) on a websocket without per-message deflate. Anything else to
+ * the client (its own emits, acks, binary, volatile, polling) first releases what is held, so
+ * order is kept per client.
+ */
+export class BroadcastBatching {
+  private held: Held[] = [];
+  private readonly attached = new WeakSet<object>();
+  /** A tick is open from its first broadcast write to the end-of-tick callback. */
+  private tickOpen = false;
+  /** Broadcasts written this tick (distinct packet options; recipients of one share them). */
+  private broadcasts = 0;
+  private last: PacketOptions | undefined;
+  /** The previous tick had several broadcasts: hold this whole tick. */
+  private bursting = false;
+
+  /** Holds this client's broadcasts from now on (once per client, whatever its namespaces). */
+  attach(target: unknown): void {
+    const client = target as EngineClient;
+    if (this.attached.has(client)) return;
+    this.attached.add(client);
+    const held: Held = { conn: client.conn, write: client.writeToEngine.bind(client), encoded: [], opts: [] };
+    client.writeToEngine = (encoded, opts) => {
+      if (opts.wsPreEncodedFrame !== undefined && !opts.volatile && sendsFramesAsIs(held.conn)) {
+        if (opts !== this.last) this.count(opts);
+        if (this.bursting || this.broadcasts > 1) {
+          if (held.opts.length === 0) this.held.push(held);
+          held.encoded.push(encoded);
+          held.opts.push(opts);
+          return;
+        }
+      }
+      if (held.opts.length > 0) release(held, {});
+      held.write(encoded, opts);
+    };
+  }
+
+  private count(opts: PacketOptions): void {
+    this.last = opts;
+    this.broadcasts++;
+    if (this.tickOpen) return;
+    this.tickOpen = true;
+    process.nextTick(this.endTick);
+  }
+
+  private readonly endTick = () => {
+    this.bursting = this.broadcasts > 1;
+    this.tickOpen = false;
+    this.broadcasts = 0;
+    this.last = undefined;
+    const held = this.held;
+    this.held = [];
+    const combined: Combined = {};
+    for (const one of held) if (one.opts.length > 0) release(one, combined);
+  };
+}
+
+const COMBINED = "(pre-encoded frames)";
+
+/** Hands a client's held packets to Engine.IO: one packet, or one combined frame for several. */
+function release(held: Held, combined: Combined): void {
+  const { encoded, opts } = held;
+  held.encoded = [];
+  held.opts = [];
+  if (opts.length === 1 || !sendsFramesAsIs(held.conn)) {
+    for (let i = 0; i < opts.length; i++) held.write(encoded[i], opts[i]!);
+    return;
+  }
+  let node = combined;
+  for (const o of opts) {
+    node.next ??= new Map();
+    const frame = o.wsPreEncodedFrame!;
+    let next = node.next.get(frame);
+    if (!next) node.next.set(frame, (next = {}));
+    node = next;
+  }
+  node.opts ??= { preEncoded: true, wsPreEncodedFrame: [Buffer.concat(opts.flatMap((o) => o.wsPreEncodedFrame!))] };
+  // The data only shows in Engine.IO's packetCreate event and debug log; the frame is what it sends.
+  held.conn.write(COMBINED, node.opts);
+}
+
+/**
+ * Whether Engine.IO sends this connection a packet's `wsPreEncodedFrame` as it is (its websocket
+ * transport's `_canSendPreEncodedFrame`). A connection on websocket stays on it.
+ */
+function sendsFramesAsIs(conn: EngineSocket): boolean {
+  const transport = conn.transport as unknown as {
+    name: string;
+    opts?: { perMessageDeflate?: unknown };
+    socket?: { _sender?: { sendFrame?: unknown } };
+  };
+  return (
+    transport.name === "websocket" &&
+    !transport.opts?.perMessageDeflate &&
+    typeof transport.socket?._sender?.sendFrame === "function"
+  );
+}
