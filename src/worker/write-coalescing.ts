@@ -113,15 +113,15 @@ interface Combined {
 export class BroadcastBatching {
   private held: Held[] = [];
   private readonly attached = new WeakSet<object>();
-  /** A tick is open from its first broadcast write to the end-of-tick callback. */
-  private tickOpen = false;
-  /** Broadcasts written this tick (distinct packet options; recipients of one share them). */
+  /** Broadcasts written this tick (distinct packet options; recipients of one share them). The
+   * first schedules the end of the tick. */
   private broadcasts = 0;
   private last: PacketOptions | undefined;
   /** The previous tick had several broadcasts: hold this whole tick. */
   private bursting = false;
 
-  /** Holds this client's broadcasts from now on (once per client, whatever its namespaces). */
+  /** Holds this client's broadcasts from now on. Once per client: a client can open the namespace
+   * again on the same connection. */
   attach(target: unknown): void {
     const client = target as EngineClient;
     if (this.attached.has(client)) return;
@@ -144,15 +144,11 @@ export class BroadcastBatching {
 
   private count(opts: PacketOptions): void {
     this.last = opts;
-    this.broadcasts++;
-    if (this.tickOpen) return;
-    this.tickOpen = true;
-    process.nextTick(this.endTick);
+    if (this.broadcasts++ === 0) process.nextTick(this.endTick);
   }
 
   private readonly endTick = () => {
     this.bursting = this.broadcasts > 1;
-    this.tickOpen = false;
     this.broadcasts = 0;
     this.last = undefined;
     const held = this.held;
