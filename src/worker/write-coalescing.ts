@@ -79,6 +79,9 @@ interface EngineClient {
 interface Held {
   readonly conn: EngineSocket;
   readonly write: (encoded: unknown, opts: PacketOptions) => void;
+  /** Engine.IO sends this client pre-encoded frames as they are. Once true it stays true: a
+   * connection on websocket never goes back to polling. */
+  framed: boolean;
   encoded: unknown[];
   opts: PacketOptions[];
 }
@@ -126,9 +129,9 @@ export class BroadcastBatching {
     const client = target as EngineClient;
     if (this.attached.has(client)) return;
     this.attached.add(client);
-    const held: Held = { conn: client.conn, write: client.writeToEngine.bind(client), encoded: [], opts: [] };
+    const held: Held = { conn: client.conn, write: client.writeToEngine.bind(client), framed: false, encoded: [], opts: [] };
     client.writeToEngine = (encoded, opts) => {
-      if (opts.wsPreEncodedFrame !== undefined && !opts.volatile && sendsFramesAsIs(held.conn)) {
+      if (opts.wsPreEncodedFrame !== undefined && !opts.volatile && (held.framed ||= sendsFramesAsIs(held.conn))) {
         if (opts !== this.last) this.count(opts);
         if (this.bursting || this.broadcasts > 1) {
           if (held.opts.length === 0) this.held.push(held);
@@ -160,13 +163,16 @@ export class BroadcastBatching {
 
 const COMBINED = "(pre-encoded frames)";
 
-/** Hands a client's held packets to Engine.IO: one packet, or one combined frame for several. */
+/**
+ * Hands a client's held packets to Engine.IO: one packet, or one combined frame for several (only
+ * framed clients hold packets, and they stay framed).
+ */
 function release(held: Held, combined: Combined): void {
   const { encoded, opts } = held;
   held.encoded = [];
   held.opts = [];
-  if (opts.length === 1 || !sendsFramesAsIs(held.conn)) {
-    for (let i = 0; i < opts.length; i++) held.write(encoded[i], opts[i]!);
+  if (opts.length === 1) {
+    held.write(encoded[0], opts[0]!);
     return;
   }
   let node = combined;
@@ -184,7 +190,7 @@ function release(held: Held, combined: Combined): void {
 
 /**
  * Whether Engine.IO sends this connection a packet's `wsPreEncodedFrame` as it is (its websocket
- * transport's `_canSendPreEncodedFrame`). A connection on websocket stays on it.
+ * transport's `_canSendPreEncodedFrame`).
  */
 function sendsFramesAsIs(conn: EngineSocket): boolean {
   const transport = conn.transport as unknown as {
