@@ -1,3 +1,4 @@
+import { spawn } from "node:child_process";
 import { connect as tcpConnect, type Socket as NetSocket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Socket } from "socket.io-client";
@@ -201,6 +202,50 @@ describe("balancer hand-over", () => {
     }
   });
 });
+
+describe("balancer sockets", () => {
+  it("hands over connections with TCP_NODELAY set, as Node's HTTP server would", async () => {
+    const held: NetSocket[] = [];
+    const target: Target = {
+      id: 1,
+      send: (_message, handle) => {
+        held.push(handle);
+        return true;
+      },
+    };
+    const balancer = new Balancer({
+      byId: () => undefined,
+      ready: () => [target],
+      message: (head) => head,
+      headerTimeoutMs: 10_000,
+      log: createLogger("silent", {}),
+    });
+    const port = await balancer.listen(0, "127.0.0.1");
+    const client = tcpConnect(port, "127.0.0.1");
+    try {
+      client.write("GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\n\r\n");
+      await until(() => held.length === 1);
+      // Node has no getter for the option: ask the kernel, through a child that shares the descriptor.
+      expect(await tcpNoDelayOf(held[0]!)).toBe(1);
+    } finally {
+      client.destroy();
+      for (const socket of held) socket.destroy();
+      await balancer.close();
+    }
+  });
+});
+
+/** getsockopt(TCP_NODELAY) of a connected socket, read by python3 from a shared descriptor. */
+function tcpNoDelayOf(socket: NetSocket): Promise<number> {
+  const script = "import socket; s = socket.socket(fileno=3); print(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)); s.detach()";
+  return new Promise((resolve, reject) => {
+    const child = spawn("python3", ["-c", script], { stdio: ["ignore", "pipe", "inherit", socket] });
+    let out = "";
+    child.stdout!.on("data", (d: Buffer) => (out += d.toString("utf8")));
+    child.on("error", reject);
+    child.on("exit", (code) => (code === 0 ? resolve(Number(out.trim())) : reject(new Error(`python3 exited with ${code}`))));
+  });
+}
 
 async function until(check: () => boolean): Promise<void> {
   const deadline = Date.now() + 5_000;

@@ -33,7 +33,10 @@ export class Balancer {
   private cursor = 0;
 
   constructor(private readonly options: BalancerOptions) {
-    this.server = createServer((socket) => this.accept(socket));
+    // TCP_NODELAY, as Node's own HTTP server sets it: the option lives on the socket, so it holds
+    // in the worker after the hand-over. Without it Nagle holds a small frame while an earlier
+    // one is unacknowledged, and a subscriber's delayed ACK can stall its next message by 40 ms.
+    this.server = createServer({ noDelay: true }, (socket) => this.accept(socket));
     this.server.on("error", (err) => options.log.error({ err }, "balancer error"));
   }
 
