@@ -15,7 +15,7 @@ import { renderHtml } from "../scripts/loadtest/report-html.js";
 import { buildResult, type LoadtestResult } from "../scripts/loadtest/result.js";
 import { stagePlan } from "../scripts/loadtest/runtime.js";
 import { PublisherTrack, tallyDeliveries, type ReceivedTally } from "../scripts/loadtest/sequence.js";
-import { parseStat, parseStatusRss, processTree } from "../scripts/loadtest/server-stats.js";
+import { parseSchedstat, parseStat, parseStatusRss, processTree } from "../scripts/loadtest/server-stats.js";
 import { formatBench, median, summarizeBench, type TargetRun } from "../scripts/bench/report.js";
 import { startServer, stopAllServers } from "./helpers/server.js";
 
@@ -219,6 +219,9 @@ describe("server readings from /proc", () => {
     const line = "4242 (cerebellum (w) 1) S 4200 4242 4242 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 11 0 100 1000 2000";
     expect(parseStat(line)).toEqual({ name: "cerebellum (w) 1", ppid: 4200, ticks: 300 });
     expect(parseStatusRss("Name:\tnode\nVmRSS:\t  123456 kB\nThreads: 7\n")).toBe(123456 * 1024);
+    expect(parseSchedstat("24912389 9203745 27\n")).toEqual({ runNs: 24912389, waitNs: 9203745, slices: 27 });
+    expect(parseSchedstat("24912389 9203745\n")).toBeUndefined();
+    expect(parseSchedstat("a b c")).toBeUndefined();
   });
 });
 
@@ -325,7 +328,7 @@ describe("result file", () => {
 
 describe("bench summary", () => {
   const run = (target: TargetRun["target"], n: number, fanout: number, p50: number, rss: number, hung = 0): TargetRun => ({
-    target, run: n, fanoutPerSec: fanout, serverUsPerDelivery: 9, serverCores: 1, primaryUsPerBroadcast: null, redisUsPerBroadcast: null, latencyP50Ms: p50, latencyP99Ms: p50 * 3, rssPerConnectionBytes: rss, idleRssBytes: 50e6, hung, lost: 0, duplicated: 0, errors: 0,
+    target, run: n, fanoutPerSec: fanout, serverUsPerDelivery: 9, serverCores: 1, primaryUsPerBroadcast: null, redisUsPerBroadcast: null, generatorWaitUsPerBroadcast: null, latencyP50Ms: p50, latencyP99Ms: p50 * 3, rssPerConnectionBytes: rss, idleRssBytes: 50e6, hung, lost: 0, duplicated: 0, errors: 0,
   });
 
   it("takes medians and judges the ratios against the bar", () => {
@@ -367,6 +370,26 @@ describe("bench summary", () => {
     expect(text).toMatch(/plain socket\.io, 2 processes \(reference\) against the baseline +fan-out 0\.80× {2}p50 1\.25×/);
     expect(text).toMatch(/product, embedded, WORKERS=2 against plain socket\.io, 2 processes +fan-out 1\.05× {2}p50 1\.20×/);
     expect(text).toContain("The product meets the bar in every mode.");
+  });
+
+  it("reports the load generator's wait for a core per broadcast where it was measured", () => {
+    const summary = summarizeBench([
+      { ...run("baseline", 1, 100_000, 4, 30_000), generatorWaitUsPerBroadcast: 400 },
+      { ...run("baseline", 2, 100_000, 4, 30_000), generatorWaitUsPerBroadcast: 600 },
+      { ...run("embedded-w2", 1, 90_000, 6, 30_000), generatorWaitUsPerBroadcast: 2_900 },
+      run("embedded-w1", 1, 90_000, 5, 30_000),
+    ]);
+    expect(summary.medians.baseline!.generatorWaitUsPerBroadcast).toBe(500);
+    expect(summary.medians["embedded-w1"]!.generatorWaitUsPerBroadcast).toBeNull();
+    const lines = formatBench([], summary).split("\n");
+    const at = lines.findIndex((l) => l.startsWith("Load generator's wait for a core per broadcast"));
+    expect(at).toBeGreaterThan(-1);
+    const section = lines.slice(at + 1, lines.indexOf("", at));
+    // Only the targets where it was measured.
+    expect(section.map((l) => l.trim().replace(/ {2,}/g, " | "))).toEqual([
+      "baseline (plain socket.io, 1 process) | 500 µs",
+      "product, embedded, WORKERS=2 | 2,900 µs",
+    ]);
   });
 
   it("never passes a run of the references alone", () => {

@@ -26,7 +26,7 @@ import { cpus, totalmem } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { sleep } from "../loadtest/clock.js";
-import { readProcess } from "../loadtest/server-stats.js";
+import { readOwnSchedstat, readProcess } from "../loadtest/server-stats.js";
 import { runLoadtest } from "../loadtest/coordinator.js";
 import { buildOptions } from "../loadtest/options.js";
 import { buildResult, type LoadtestResult } from "../loadtest/result.js";
@@ -145,6 +145,7 @@ async function roundOf(target: RunningTarget, run: number, redisPid: number | un
   const fan = await measure(target, { connections: CONNECTIONS, rate: "max", windowBy: "delivery", inflight: 8, duration: DURATION, warmup: 2 });
   const redisAfter = redisPid === undefined ? undefined : readProcess(redisPid);
   await sleep(1000, abort.signal);
+  const schedBefore = readOwnSchedstat();
   const lat = await measure(target, {
     connections: LATENCY_SUBSCRIBERS,
     rate: "max",
@@ -153,6 +154,7 @@ async function roundOf(target: RunningTarget, run: number, redisPid: number | un
     duration: Math.max(3, Math.round(DURATION * 0.6)),
     warmup: 1,
   });
+  const schedAfter = readOwnSchedstat();
   const all = [mem, fan, lat];
   const stage = fan.stages[0];
   // The primary's CPU per broadcast in the fan-out's measured window: sequencing (embedded mode),
@@ -172,6 +174,8 @@ async function roundOf(target: RunningTarget, run: number, redisPid: number | un
     serverCores: stage?.server?.cores ?? null,
     primaryUsPerBroadcast,
     redisUsPerBroadcast,
+    generatorWaitUsPerBroadcast:
+      schedBefore && schedAfter && lat.totals.published > 0 ? (schedAfter.waitNs - schedBefore.waitNs) / 1e3 / lat.totals.published : null,
     latencyP50Ms: lat.latencyMs.delivery.p50,
     latencyP99Ms: lat.latencyMs.delivery.p99,
     rssPerConnectionBytes: mem.server?.rssPerConnectionBytes ?? null,

@@ -14,6 +14,12 @@ export interface TargetRun {
   primaryUsPerBroadcast: number | null;
   /** Clustered: redis-server's CPU per broadcast over the fan-out run, µs. */
   redisUsPerBroadcast: number | null;
+  /**
+   * Latency test: how long the load generator (this process's main thread) waited on a run
+   * queue per broadcast, µs: runnable while the server held every core. Whole test, connects
+   * included; null where /proc has no schedstat.
+   */
+  generatorWaitUsPerBroadcast: number | null;
   /** One broadcast in flight to the latency subscribers: publish → deliver, ms. */
   latencyP50Ms: number;
   latencyP99Ms: number;
@@ -86,6 +92,7 @@ export function summarizeBench(runs: readonly TargetRun[]): BenchSummary {
       serverCores: medianOrNull(mine.map((r) => r.serverCores)),
       primaryUsPerBroadcast: medianOrNull(mine.map((r) => r.primaryUsPerBroadcast)),
       redisUsPerBroadcast: medianOrNull(mine.map((r) => r.redisUsPerBroadcast)),
+      generatorWaitUsPerBroadcast: medianOrNull(mine.map((r) => r.generatorWaitUsPerBroadcast)),
       latencyP50Ms: median(mine.map((r) => r.latencyP50Ms)),
       latencyP99Ms: median(mine.map((r) => r.latencyP99Ms)),
       rssPerConnectionBytes: medianOrNull(mine.map((r) => r.rssPerConnectionBytes)),
@@ -192,6 +199,11 @@ export function formatBench(runs: readonly TargetRun[], summary: BenchSummary): 
     if (target === "baseline") continue;
     const redis = m.redisUsPerBroadcast === null ? "" : `, redis-server ${fmt(m.redisUsPerBroadcast, 0)} µs (upper bound)`;
     lines.push(`  ${TARGET_LABELS[target].padEnd(40)} primary ${fmt(m.primaryUsPerBroadcast, 0)} µs${redis}`);
+  }
+  const waits = (Object.entries(summary.medians) as Array<[TargetName, TargetMedians]>).filter(([, m]) => m.generatorWaitUsPerBroadcast !== null);
+  if (waits.length > 0) {
+    lines.push("", "Load generator's wait for a core per broadcast, latency test (medians; it shares the machine's cores):");
+    for (const [target, m] of waits) lines.push(`  ${TARGET_LABELS[target].padEnd(40)} ${fmt(m.generatorWaitUsPerBroadcast, 0)} µs`);
   }
   const base = summary.medians.baseline;
   if (base?.serverUsPerDelivery) {
