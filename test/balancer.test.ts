@@ -156,32 +156,49 @@ describe("balancer", () => {
   });
 });
 
+const WEBSOCKET_HEAD = "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\n\r\n";
+
+/**
+ * A balancer on a free port whose one worker keeps the sockets handed to it (`held`), the way
+ * Node's hand-over queue holds them until the worker acknowledges.
+ */
+async function holdingBalancer(): Promise<{ port: number; held: NetSocket[]; close(): Promise<void> }> {
+  const held: NetSocket[] = [];
+  const target: Target = {
+    id: 1,
+    send: (_message, handle) => {
+      held.push(handle);
+      return true;
+    },
+  };
+  const balancer = new Balancer({
+    byId: () => undefined,
+    ready: () => [target],
+    message: (head) => head,
+    headerTimeoutMs: 10_000,
+    log: createLogger("silent", {}),
+  });
+  const port = await balancer.listen(0, "127.0.0.1");
+  return {
+    port,
+    held,
+    close: async () => {
+      for (const socket of held) socket.destroy();
+      await balancer.close();
+    },
+  };
+}
+
 describe("balancer hand-over", () => {
   it("stops reading the connection for good once it routed it, even while the hand-over waits", async () => {
     // Node queues a hand-over while the previous one to that worker is unacknowledged, and
     // until the worker acknowledges, the primary's copy of the handle would drop what it reads.
-    // This target holds the sockets the way that queue does: nothing more may be read from them.
-    const held: NetSocket[] = [];
-    const target: Target = {
-      id: 1,
-      send: (_message, handle) => {
-        held.push(handle);
-        return true;
-      },
-    };
-    const balancer = new Balancer({
-      byId: () => undefined,
-      ready: () => [target],
-      message: (head) => head,
-      headerTimeoutMs: 10_000,
-      log: createLogger("silent", {}),
-    });
-    const port = await balancer.listen(0, "127.0.0.1");
-    const head = "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\n\r\n";
+    // The target holds the sockets the way that queue does: nothing more may be read from them.
+    const { port, held, close } = await holdingBalancer();
     const client = tcpConnect(port, "127.0.0.1");
     let latch: NetSocket | undefined;
     try {
-      client.write(head);
+      client.write(WEBSOCKET_HEAD);
       await until(() => held.length === 1);
       // Several event-loop turns (the read-ahead that used to restart reads runs on the next
       // one), then what a client sends once its upgrade is answered.
@@ -190,47 +207,28 @@ describe("balancer hand-over", () => {
       // The latch: a second connection, opened only now, gets routed in a later poll of the
       // event loop than the one that saw those bytes arrive. A reading handle would have
       // taken them by the time it is routed.
-      latch = tcpConnect(port, "127.0.0.1", () => latch!.write(head));
+      latch = tcpConnect(port, "127.0.0.1", () => latch!.write(WEBSOCKET_HEAD));
       await until(() => held.length === 2);
-      expect(held[0]!.bytesRead).toBe(Buffer.byteLength(head));
+      expect(held[0]!.bytesRead).toBe(Buffer.byteLength(WEBSOCKET_HEAD));
       expect((held[0] as unknown as { _handle: { reading: boolean } })._handle.reading).toBe(false);
     } finally {
       client.destroy();
       latch?.destroy();
-      for (const socket of held) socket.destroy();
-      await balancer.close();
+      await close();
     }
   });
-});
 
-describe("balancer sockets", () => {
   it("hands over connections with TCP_NODELAY set, as Node's HTTP server would", async () => {
-    const held: NetSocket[] = [];
-    const target: Target = {
-      id: 1,
-      send: (_message, handle) => {
-        held.push(handle);
-        return true;
-      },
-    };
-    const balancer = new Balancer({
-      byId: () => undefined,
-      ready: () => [target],
-      message: (head) => head,
-      headerTimeoutMs: 10_000,
-      log: createLogger("silent", {}),
-    });
-    const port = await balancer.listen(0, "127.0.0.1");
+    const { port, held, close } = await holdingBalancer();
     const client = tcpConnect(port, "127.0.0.1");
     try {
-      client.write("GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\n\r\n");
+      client.write(WEBSOCKET_HEAD);
       await until(() => held.length === 1);
       // Node has no getter for the option: ask the kernel, through a child that shares the descriptor.
       expect(await tcpNoDelayOf(held[0]!)).toBe(1);
     } finally {
       client.destroy();
-      for (const socket of held) socket.destroy();
-      await balancer.close();
+      await close();
     }
   });
 });
