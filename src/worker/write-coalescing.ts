@@ -77,14 +77,19 @@ interface EngineClient {
 
 /** One client's broadcast packets of this tick, not yet handed to Engine.IO. */
 interface Held {
-  readonly conn: EngineSocket;
-  readonly write: (encoded: unknown, opts: PacketOptions) => void;
+  readonly client: EngineClient;
+  /** The client's own `writeToEngine` (Socket.IO's), which the hook stands in front of. */
+  readonly write: EngineClient["writeToEngine"];
   /** Engine.IO sends this client pre-encoded frames as they are. Once true it stays true: a
    * connection on websocket never goes back to polling. */
   framed: boolean;
   encoded: unknown[];
   opts: PacketOptions[];
 }
+
+/** Where an attached client keeps its `Held`. */
+const HELD = Symbol("cerebellum.broadcastBatching");
+type AttachedClient = EngineClient & { [HELD]?: Held };
 
 /** Per flush: the combined frame for each sequence of broadcasts, so recipients share one buffer. */
 interface Combined {
@@ -112,37 +117,46 @@ interface Combined {
  * (Socket.IO pre-computes its frame) on a websocket without per-message deflate. Anything else to
  * the client (its own emits, acks, binary, volatile, polling) first releases what is held, so
  * order is kept per client.
+ *
+ * Every attached client gets the same hook function (its state hangs off the client), so the
+ * adapter's per-recipient call has one target, which V8 can inline, and a client costs no
+ * closure or bound function of its own.
  */
 export class BroadcastBatching {
   private held: Held[] = [];
-  private readonly attached = new WeakSet<object>();
   /** Broadcasts written this tick (distinct packet options; recipients of one share them). The
    * first schedules the end of the tick. */
   private broadcasts = 0;
   private last: PacketOptions | undefined;
   /** The previous tick had several broadcasts: hold this whole tick. */
   private bursting = false;
+  private readonly hook: EngineClient["writeToEngine"];
 
-  /** Holds this client's broadcasts from now on. Once per client: a client can open the namespace
-   * again on the same connection. */
-  attach(target: unknown): void {
-    const client = target as EngineClient;
-    if (this.attached.has(client)) return;
-    this.attached.add(client);
-    const held: Held = { conn: client.conn, write: client.writeToEngine.bind(client), framed: false, encoded: [], opts: [] };
-    client.writeToEngine = (encoded, opts) => {
-      if (opts.wsPreEncodedFrame !== undefined && !opts.volatile && (held.framed ||= sendsFramesAsIs(held.conn))) {
-        if (opts !== this.last) this.count(opts);
-        if (this.bursting || this.broadcasts > 1) {
-          if (held.opts.length === 0) this.held.push(held);
+  constructor() {
+    const batching = this;
+    this.hook = function writeToEngine(this: AttachedClient, encoded, opts) {
+      const held = this[HELD]!;
+      if (opts.wsPreEncodedFrame !== undefined && !opts.volatile && (held.framed ||= sendsFramesAsIs(this.conn))) {
+        if (opts !== batching.last) batching.count(opts);
+        if (batching.bursting || batching.broadcasts > 1) {
+          if (held.opts.length === 0) batching.held.push(held);
           held.encoded.push(encoded);
           held.opts.push(opts);
           return;
         }
       }
       if (held.opts.length > 0) release(held, {});
-      held.write(encoded, opts);
+      held.write.call(this, encoded, opts);
     };
+  }
+
+  /** Holds this client's broadcasts from now on. Once per client: a client can open the namespace
+   * again on the same connection. */
+  attach(target: unknown): void {
+    const client = target as AttachedClient;
+    if (client[HELD]) return;
+    client[HELD] = { client, write: client.writeToEngine, framed: false, encoded: [], opts: [] };
+    client.writeToEngine = this.hook;
   }
 
   private count(opts: PacketOptions): void {
@@ -172,7 +186,7 @@ function release(held: Held, combined: Combined): void {
   held.encoded = [];
   held.opts = [];
   if (opts.length === 1) {
-    held.write(encoded[0], opts[0]!);
+    held.write.call(held.client, encoded[0], opts[0]!);
     return;
   }
   let node = combined;
@@ -185,7 +199,7 @@ function release(held: Held, combined: Combined): void {
   }
   node.opts ??= { preEncoded: true, wsPreEncodedFrame: [Buffer.concat(opts.flatMap((o) => o.wsPreEncodedFrame!))] };
   // The data only shows in Engine.IO's packetCreate event and debug log; the frame is what it sends.
-  held.conn.write(COMBINED, node.opts);
+  held.client.conn.write(COMBINED, node.opts);
 }
 
 /**
