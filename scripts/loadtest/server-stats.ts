@@ -53,22 +53,26 @@ export function parseStat(text: string): { name: string; ppid: number; ticks: nu
   return { name: text.slice(open + 1, close), ppid, ticks: utime + stime };
 }
 
-/**
- * /proc/<pid>/schedstat text: nanoseconds the thread ran on a CPU and waited on a run queue
- * (runnable, but every core busy), and its time slices. Undefined for anything else.
- */
-export function parseSchedstat(text: string): { runNs: number; waitNs: number; slices: number } | undefined {
+/** A thread's scheduler times: ns on a CPU, ns waiting on a run queue (runnable, every core busy), time slices. */
+export interface Schedstat {
+  runNs: number;
+  waitNs: number;
+  slices: number;
+}
+
+/** /proc/<pid>/schedstat text; undefined for anything else. */
+export function parseSchedstat(text: string): Schedstat | undefined {
   const fields = text.trim().split(/\s+/).map(Number);
   if (fields.length !== 3 || !fields.every((f) => Number.isSafeInteger(f) && f >= 0)) return undefined;
   return { runNs: fields[0]!, waitNs: fields[1]!, slices: fields[2]! };
 }
 
 /** This process's main thread's schedstat (Linux; undefined where /proc has none). */
-export function readOwnSchedstat(): { runNs: number; waitNs: number; slices: number } | undefined {
+export function readOwnSchedstat(): Schedstat | undefined {
   try {
     return parseSchedstat(readFileSync("/proc/self/schedstat", "utf8"));
   } catch {
-    return undefined;
+    return undefined; // no /proc (not Linux), or a kernel without schedstat: the figure is left out
   }
 }
 
