@@ -328,7 +328,7 @@ describe("result file", () => {
 
 describe("bench summary", () => {
   const run = (target: TargetRun["target"], n: number, fanout: number, p50: number, rss: number, hung = 0): TargetRun => ({
-    target, run: n, fanoutPerSec: fanout, serverUsPerDelivery: 9, serverCores: 1, primaryUsPerBroadcast: null, redisUsPerBroadcast: null, generatorWaitUsPerBroadcast: null, latencyP50Ms: p50, latencyP99Ms: p50 * 3, rssPerConnectionBytes: rss, idleRssBytes: 50e6, hung, lost: 0, duplicated: 0, errors: 0,
+    target, run: n, fanoutPerSec: fanout, serverUsPerDelivery: 9, serverCores: 1, primaryUsPerBroadcast: null, redisUsPerBroadcast: null, latencyServerUsPerBroadcast: null, generatorRunUsPerBroadcast: null, generatorWaitUsPerBroadcast: null, latencyP50Ms: p50, latencyP99Ms: p50 * 3, rssPerConnectionBytes: rss, idleRssBytes: 50e6, hung, lost: 0, duplicated: 0, errors: 0,
   });
 
   it("takes medians and judges the ratios against the bar", () => {
@@ -372,23 +372,25 @@ describe("bench summary", () => {
     expect(text).toContain("The product meets the bar in every mode.");
   });
 
-  it("reports the load generator's wait for a core per broadcast where it was measured", () => {
+  it("reports the latency test's CPU and the generator's wait per broadcast where they were measured", () => {
+    const measured = (cpu: number, run: number, wait: number) => ({ latencyServerUsPerBroadcast: cpu, generatorRunUsPerBroadcast: run, generatorWaitUsPerBroadcast: wait });
     const summary = summarizeBench([
-      { ...run("baseline", 1, 100_000, 4, 30_000), generatorWaitUsPerBroadcast: 400 },
-      { ...run("baseline", 2, 100_000, 4, 30_000), generatorWaitUsPerBroadcast: 600 },
-      { ...run("embedded-w2", 1, 90_000, 6, 30_000), generatorWaitUsPerBroadcast: 2_900 },
+      { ...run("baseline", 1, 100_000, 4, 30_000), ...measured(6_000, 6_400, 400) },
+      { ...run("baseline", 2, 100_000, 4, 30_000), ...measured(7_000, 6_600, 600) },
+      { ...run("embedded-w2", 1, 90_000, 6, 30_000), ...measured(9_700, 7_200, 2_900) },
       run("embedded-w1", 1, 90_000, 5, 30_000),
     ]);
-    expect(summary.medians.baseline!.generatorWaitUsPerBroadcast).toBe(500);
-    expect(summary.medians["embedded-w1"]!.generatorWaitUsPerBroadcast).toBeNull();
+    expect(summary.medians.baseline).toMatchObject(measured(6_500, 6_500, 500));
+    expect(summary.medians["embedded-w1"]).toMatchObject({ latencyServerUsPerBroadcast: null, generatorRunUsPerBroadcast: null, generatorWaitUsPerBroadcast: null });
     const lines = formatBench([], summary).split("\n");
-    const at = lines.findIndex((l) => l.startsWith("Load generator's wait for a core per broadcast"));
+    const at = lines.findIndex((l) => l.startsWith("Latency test, µs per broadcast"));
     expect(at).toBeGreaterThan(-1);
     const section = lines.slice(at + 1, lines.indexOf("", at));
-    // Only the targets where it was measured.
+    // A header, then only the targets where something was measured.
     expect(section.map((l) => l.trim().replace(/ {2,}/g, " | "))).toEqual([
-      "baseline (plain socket.io, 1 process) | 500 µs",
-      "product, embedded, WORKERS=2 | 2,900 µs",
+      "target | server CPU | generator CPU | generator waits | p50 ms",
+      "baseline (plain socket.io, 1 process) | 6,500 | 6,500 | 500 | 4.00",
+      "product, embedded, WORKERS=2 | 9,700 | 7,200 | 2,900 | 6.00",
     ]);
   });
 

@@ -26,8 +26,8 @@ import { cpus, totalmem } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { sleep } from "../loadtest/clock.js";
-import { readOwnSchedstat, readProcess } from "../loadtest/server-stats.js";
-import { runLoadtest } from "../loadtest/coordinator.js";
+import { readOwnSchedstat, readProcess, type Schedstat } from "../loadtest/server-stats.js";
+import { runLoadtest, type RunHooks } from "../loadtest/coordinator.js";
 import { buildOptions } from "../loadtest/options.js";
 import { buildResult, type LoadtestResult } from "../loadtest/result.js";
 import { formatBench, summarizeBench, type TargetRun } from "./report.js";
@@ -115,7 +115,7 @@ function machine(): string {
 }
 
 /** One load test against a running target, in this process, raw engine. */
-async function measure(target: RunningTarget, raw: Record<string, unknown>): Promise<LoadtestResult> {
+async function measure(target: RunningTarget, raw: Record<string, unknown>, onTick?: RunHooks["onTick"]): Promise<LoadtestResult> {
   const options = buildOptions({
     url: target.url,
     engine: "raw",
@@ -132,7 +132,34 @@ async function measure(target: RunningTarget, raw: Record<string, unknown>): Pro
     ...(target.apiKey ? { apiKey: target.apiKey } : {}),
     ...raw,
   } as Parameters<typeof buildOptions>[0]);
-  return buildResult(await runLoadtest(options, { signal: abort.signal }));
+  return buildResult(await runLoadtest(options, { signal: abort.signal, ...(onTick ? { onTick } : {}) }));
+}
+
+/**
+ * The generator's own scheduler times over a test's measured window: from its first second to its
+ * last, with the broadcasts published in between (the first second's are before the window).
+ */
+function generatorWindow(): { onTick: NonNullable<RunHooks["onTick"]>; perBroadcast(): { runUs: number; waitUs: number } | null } {
+  let first: Schedstat | undefined;
+  let last: Schedstat | undefined;
+  let published = 0;
+  return {
+    onTick: (point) => {
+      if (point.phase !== "measure") return;
+      const now = readOwnSchedstat();
+      if (!now) return;
+      if (!first) {
+        first = now;
+        return;
+      }
+      last = now;
+      published += point.counters.published;
+    },
+    perBroadcast: () =>
+      first && last && published > 0
+        ? { runUs: (last.runNs - first.runNs) / 1e3 / published, waitUs: (last.waitNs - first.waitNs) / 1e3 / published }
+        : null,
+  };
 }
 
 async function roundOf(target: RunningTarget, run: number, redisPid: number | undefined): Promise<TargetRun> {
@@ -145,16 +172,22 @@ async function roundOf(target: RunningTarget, run: number, redisPid: number | un
   const fan = await measure(target, { connections: CONNECTIONS, rate: "max", windowBy: "delivery", inflight: 8, duration: DURATION, warmup: 2 });
   const redisAfter = redisPid === undefined ? undefined : readProcess(redisPid);
   await sleep(1000, abort.signal);
-  const schedBefore = readOwnSchedstat();
-  const lat = await measure(target, {
-    connections: LATENCY_SUBSCRIBERS,
-    rate: "max",
-    windowBy: "delivery",
-    inflight: 1,
-    duration: Math.max(3, Math.round(DURATION * 0.6)),
-    warmup: 1,
-  });
-  const schedAfter = readOwnSchedstat();
+  const generator = generatorWindow();
+  const lat = await measure(
+    target,
+    {
+      connections: LATENCY_SUBSCRIBERS,
+      rate: "max",
+      windowBy: "delivery",
+      inflight: 1,
+      duration: Math.max(3, Math.round(DURATION * 0.6)),
+      warmup: 1,
+    },
+    generator.onTick,
+  );
+  const generatorCpu = generator.perBroadcast();
+  const latStage = lat.stages[0];
+  const latPublished = latStage?.counters.published ?? 0;
   const all = [mem, fan, lat];
   const stage = fan.stages[0];
   // The primary's CPU per broadcast in the fan-out's measured window: sequencing (embedded mode),
@@ -174,8 +207,9 @@ async function roundOf(target: RunningTarget, run: number, redisPid: number | un
     serverCores: stage?.server?.cores ?? null,
     primaryUsPerBroadcast,
     redisUsPerBroadcast,
-    generatorWaitUsPerBroadcast:
-      schedBefore && schedAfter && lat.totals.published > 0 ? (schedAfter.waitNs - schedBefore.waitNs) / 1e3 / lat.totals.published : null,
+    latencyServerUsPerBroadcast: latStage?.server && latPublished > 0 ? (latStage.server.cpuS * 1e6) / latPublished : null,
+    generatorRunUsPerBroadcast: generatorCpu?.runUs ?? null,
+    generatorWaitUsPerBroadcast: generatorCpu?.waitUs ?? null,
     latencyP50Ms: lat.latencyMs.delivery.p50,
     latencyP99Ms: lat.latencyMs.delivery.p99,
     rssPerConnectionBytes: mem.server?.rssPerConnectionBytes ?? null,

@@ -15,10 +15,15 @@ export interface TargetRun {
   /** Clustered: redis-server's CPU per broadcast over the fan-out run, µs. */
   redisUsPerBroadcast: number | null;
   /**
-   * Latency test: how long the load generator (this process's main thread) waited on a run
-   * queue per broadcast, µs: runnable while the server held every core. Whole test, connects
-   * included; null where /proc has no schedstat.
+   * Latency test, per broadcast over its measured window, µs. At one broadcast in flight on a
+   * machine the generator shares, the processes are bound by CPU, so the p50 follows what the
+   * server and the generator spend per broadcast and how long the generator waits for a core.
+   * The server: every process of the target. The generator: this process's main thread, and how
+   * long it waited on a run queue, runnable while the server held every core (null where /proc
+   * has no schedstat).
    */
+  latencyServerUsPerBroadcast: number | null;
+  generatorRunUsPerBroadcast: number | null;
   generatorWaitUsPerBroadcast: number | null;
   /** One broadcast in flight to the latency subscribers: publish → deliver, ms. */
   latencyP50Ms: number;
@@ -92,6 +97,8 @@ export function summarizeBench(runs: readonly TargetRun[]): BenchSummary {
       serverCores: medianOrNull(mine.map((r) => r.serverCores)),
       primaryUsPerBroadcast: medianOrNull(mine.map((r) => r.primaryUsPerBroadcast)),
       redisUsPerBroadcast: medianOrNull(mine.map((r) => r.redisUsPerBroadcast)),
+      latencyServerUsPerBroadcast: medianOrNull(mine.map((r) => r.latencyServerUsPerBroadcast)),
+      generatorRunUsPerBroadcast: medianOrNull(mine.map((r) => r.generatorRunUsPerBroadcast)),
       generatorWaitUsPerBroadcast: medianOrNull(mine.map((r) => r.generatorWaitUsPerBroadcast)),
       latencyP50Ms: median(mine.map((r) => r.latencyP50Ms)),
       latencyP99Ms: median(mine.map((r) => r.latencyP99Ms)),
@@ -200,10 +207,17 @@ export function formatBench(runs: readonly TargetRun[], summary: BenchSummary): 
     const redis = m.redisUsPerBroadcast === null ? "" : `, redis-server ${fmt(m.redisUsPerBroadcast, 0)} µs (upper bound)`;
     lines.push(`  ${TARGET_LABELS[target].padEnd(40)} primary ${fmt(m.primaryUsPerBroadcast, 0)} µs${redis}`);
   }
-  const waits = (Object.entries(summary.medians) as Array<[TargetName, TargetMedians]>).filter(([, m]) => m.generatorWaitUsPerBroadcast !== null);
-  if (waits.length > 0) {
-    lines.push("", "Load generator's wait for a core per broadcast, latency test (medians; it shares the machine's cores):");
-    for (const [target, m] of waits) lines.push(`  ${TARGET_LABELS[target].padEnd(40)} ${fmt(m.generatorWaitUsPerBroadcast, 0)} µs`);
+  const perBroadcast = (Object.entries(summary.medians) as Array<[TargetName, TargetMedians]>).filter(
+    ([, m]) => m.latencyServerUsPerBroadcast !== null || m.generatorRunUsPerBroadcast !== null || m.generatorWaitUsPerBroadcast !== null,
+  );
+  if (perBroadcast.length > 0) {
+    const cols = [40, 10, 13, 16];
+    lines.push("", "Latency test, µs per broadcast (medians; the generator shares the machine's cores, so the p50 follows these):");
+    lines.push(`  ${pad(["target", "server CPU", "generator CPU", "generator waits", "p50 ms"], [...cols, 7])}`);
+    for (const [target, m] of perBroadcast) {
+      const cells = [TARGET_LABELS[target], fmt(m.latencyServerUsPerBroadcast), fmt(m.generatorRunUsPerBroadcast), fmt(m.generatorWaitUsPerBroadcast), fmt(m.latencyP50Ms, 2)];
+      lines.push(`  ${pad(cells, [...cols, 7])}`);
+    }
   }
   const base = summary.medians.baseline;
   if (base?.serverUsPerDelivery) {
