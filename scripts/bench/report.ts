@@ -15,12 +15,11 @@ export interface TargetRun {
   /** Clustered: redis-server's CPU per broadcast over the fan-out run, µs. */
   redisUsPerBroadcast: number | null;
   /**
-   * Latency test, per broadcast over its measured window, µs. At one broadcast in flight on a
-   * machine the generator shares, the processes are bound by CPU, so the p50 follows what the
-   * server and the generator spend per broadcast and how long the generator waits for a core.
-   * The server: every process of the target. The generator: this process's main thread, and how
-   * long it waited on a run queue, runnable while the server held every core (null where /proc
-   * has no schedstat).
+   * Latency test, per broadcast over its measured window, µs: what its p50 is made of on a
+   * machine the generator shares. The server's CPU (every process of the target); the
+   * generator's (this process's main thread), and how long it waited on a run queue, runnable
+   * while the server held every core (null where /proc has no schedstat). Not every microsecond
+   * is on the way to a delivery: a store write between broadcasts costs CPU, not latency.
    */
   latencyServerUsPerBroadcast: number | null;
   generatorRunUsPerBroadcast: number | null;
@@ -212,7 +211,7 @@ export function formatBench(runs: readonly TargetRun[], summary: BenchSummary): 
   );
   if (perBroadcast.length > 0) {
     const cols = [40, 10, 13, 16];
-    lines.push("", "Latency test, µs per broadcast (medians; the generator shares the machine's cores, so the p50 follows these):");
+    lines.push("", "Latency test, µs per broadcast (medians; the generator shares the machine's cores):");
     lines.push(`  ${pad(["target", "server CPU", "generator CPU", "generator waits", "p50 ms"], [...cols, 7])}`);
     for (const [target, m] of perBroadcast) {
       const cells = [TARGET_LABELS[target], fmt(m.latencyServerUsPerBroadcast), fmt(m.generatorRunUsPerBroadcast), fmt(m.generatorWaitUsPerBroadcast), fmt(m.latencyP50Ms, 2)];
