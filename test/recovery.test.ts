@@ -82,6 +82,26 @@ describe.each(MODES)("connection state recovery (%s)", (mode: ModeName) => {
     await expectAllReceived(clients, 40);
   });
 
+  it("recovers exactly once while a publisher keeps publishing through the drop and the restores", async () => {
+    const server = await start();
+    const clients = await subscribers(server, 8);
+    const publisher = await connect(server.url, server.token(), { transports: ["websocket"] });
+    // Restores on the publisher's worker overlap its own broadcasts (which then wait for the log).
+    expect(clients.some((c) => workerOf(c.socket) === workerOf(publisher))).toBe(true);
+    await publish(publisher, 0, 5);
+    let total = 5;
+    let allBack = false;
+    const publishing = (async () => {
+      while (!allBack || total < 60) await publish(publisher, total, ++total);
+    })();
+    const back = clients.map((c) => nextConnect(c.socket));
+    for (const { socket } of clients) socket.io.engine.close();
+    expect(await Promise.all(back)).toEqual(clients.map(() => true));
+    allBack = true;
+    await publishing;
+    await expectAllReceived(clients, total);
+  });
+
   it("recovers a connection that never received a message (the welcome event gives it an offset)", async () => {
     const server = await start();
     const socket = await recoveringClient(server.url, server.token());

@@ -5,6 +5,15 @@ import type { Logger } from "../../shared/logger.js";
 import type { Evictions } from "./evictions.js";
 import { hookBeforeLocalDelivery, PendingRestores, restoreStage, writeEventPacket } from "./pending-restores.js";
 import { sessionRecordOf, type RecoverableSocket } from "./session-record.js";
+import {
+  compareStreamIds,
+  formatStreamPosition,
+  parseStreamPosition,
+  StreamBroadcasts,
+  UNNUMBERED_OWN,
+  type BroadcastingAdapter,
+  type StreamPosition,
+} from "./stream-broadcasts.js";
 
 /** Stream entries read per XRANGE call while restoring (the stock adapter reads without a bound). */
 const RESTORE_PAGE = 500;
@@ -58,8 +67,7 @@ export interface RedisRecoveryOptions {
 }
 
 /** The parts of the Redis Streams adapter instance this module works with. */
-interface StreamsAdapter {
-  uid: string;
+interface StreamsAdapter extends BroadcastingAdapter {
   nsp: { name: string; sockets: Map<string, RecoverableSocket>; server: { serverSideEmit(ev: string, ...a: unknown[]): void } };
   sids: Map<string, Set<string>>;
   persistSession(session: SessionRecord): void;
@@ -68,7 +76,6 @@ interface StreamsAdapter {
   del(id: string, room: string): void;
   delAll(id: string): void;
   close(): void;
-  onMessage(message: unknown, offset?: string): void;
 }
 
 /** Internal event: close a half-open socket whose session a newer connection took. */
@@ -79,7 +86,8 @@ export const EVICT_EVENT = "cerebellum:evict";
  * handled (DESIGN.md): sessions are saved eagerly (on connect and room changes, refreshed while
  * live) so a crashed worker's clients recover; a half-open connection is closed at once when its
  * client comes back; restore reads are paged and bounded; volatile packets are not replayed;
- * packets that arrive while the new socket is being built are not lost.
+ * packets that arrive while the new socket is being built are not lost. Own broadcasts reach
+ * own sockets without waiting for Redis (StreamBroadcasts), except while a restore is under way.
  */
 export class RedisRecovery {
   private readonly redis: Scripted;
@@ -90,9 +98,13 @@ export class RedisRecovery {
   private polling = false;
   private readonly pending = new PendingRestores((sid) => restoreStage(this.adapter.sids, this.adapter.nsp.sockets, sid), {
     // The poll delivers the stream in order: once it delivers past the restore's read, nothing
-    // the restore read can come again. (Own broadcasts are delivered before the read ends.)
-    isCaughtUp: (offset, isNewer) => this.polling && isNewer(offset),
+    // the restore read can come again. (Own broadcasts wait for Redis while a restore reads, and
+    // one delivered on its XADD's answer is not `polling`: it never ends the watch.)
+    isCaughtUp: (entry, isNewer) => this.polling && isNewer(entry),
   });
+  /** Restores reading the stream on this worker: own broadcasts wait for Redis meanwhile. */
+  private restoring = 0;
+  private broadcasts!: StreamBroadcasts;
   private flushScheduled = false;
   private streamTtlSet = false;
   private readonly refreshTimer: NodeJS.Timeout;
@@ -121,10 +133,18 @@ export class RedisRecovery {
     const adapter = instance as StreamsAdapter;
     this.adapter = adapter;
     const { addAll, del, delAll, close, onMessage } = adapter;
+    this.broadcasts = new StreamBroadcasts(
+      adapter,
+      () => this.restoring === 0 && this.opts.redis.status === "ready" && !this.pending.unsettled(Date.now()),
+      this.opts.log,
+    );
+    const deliver = (message: unknown, offset: string) => onMessage.call(adapter, message, offset);
     adapter.onMessage = (message, offset) => {
+      // Pub/sub messages (no offset) are not stream entries: nothing to position or catch up.
+      if (offset === undefined) return onMessage.call(adapter, message, offset);
       this.polling = true;
       try {
-        onMessage.call(adapter, message, offset);
+        this.broadcasts.polled(message, offset, deliver);
       } finally {
         this.polling = false;
       }
@@ -147,7 +167,8 @@ export class RedisRecovery {
       clearInterval(this.refreshTimer);
       close.call(adapter);
     };
-    hookBeforeLocalDelivery(adapter, (packet, opts, offset) => this.pending.catchUp(packet, opts as BroadcastOptions, offset));
+    // Restores compare entries, not the positions stamped on them: the entry going out is known here.
+    hookBeforeLocalDelivery(adapter, (packet, opts) => this.pending.catchUp(packet, opts as BroadcastOptions, this.broadcasts.deliveringEntry));
   }
 
   /** Starts tracking a connected socket: its session is saved now, not only when it closes. */
@@ -242,15 +263,20 @@ export class RedisRecovery {
   }
 
   private async restore(pid: string, offset: string): Promise<Session | null> {
-    if (!/^\d+-\d+$/.test(offset)) return null;
+    const from = parseStreamPosition(offset);
+    if (!from) return null;
     // Packets delivered here while the stream is read must not slip between the read and the
-    // moment the new socket joins its rooms: record them from now on.
+    // moment the new socket joins its rooms: record them from now on. Own broadcasts wait for
+    // Redis meanwhile, so every delivery here has an entry id to compare with the read's end;
+    // those already sent go out first (their entries precede the read).
+    this.broadcasts.flush();
     const collector = this.pending.collect();
+    this.restoring++;
     try {
       const raw = await this.redis.cbTake(this.key(pid), this.adapter.uid, this.liveTtl);
       if (!raw) return (collector.abort(), null);
       const stored = JSON.parse(raw) as StoredSession;
-      const missed = await this.readSince(offset, stored.rooms);
+      const missed = await this.readSince(from, stored.rooms);
       if (!missed) {
         collector.abort();
         this.opts.log.info({ sid: stored.sid }, "recovery failed: the stream no longer reaches the client's offset");
@@ -265,20 +291,24 @@ export class RedisRecovery {
       }
       const session: Session = { sid: stored.sid, pid: stored.pid, rooms: stored.rooms, data: stored.data, missedPackets: missed.packets };
       const last = missed.lastId;
-      collector.finish(session, (id) => compareStreamIds(id, last) > 0);
+      collector.finish(session, (entry) => entry === UNNUMBERED_OWN || compareStreamIds(entry, last) > 0);
       return session;
     } catch (err) {
       collector.abort();
       throw err;
+    } finally {
+      this.restoring--;
     }
   }
 
   /**
-   * Reads the stream after `offset` up to its end at the time of the call, in pages, bounded by
-   * the stream's length. Undefined when the offset is no longer in the stream (trimmed).
+   * Reads the stream after `from` up to its end at the time of the call, in pages, bounded by
+   * the stream's length, leaving out the own broadcasts of `from.origin` the client already has.
+   * Undefined when the position is no longer in the stream (trimmed).
    */
-  private async readSince(offset: string, rooms: string[]): Promise<{ packets: unknown[][]; lastId: string } | undefined> {
+  private async readSince(from: StreamPosition, rooms: string[]): Promise<{ packets: unknown[][]; lastId: string } | undefined> {
     const { redis, streamName, maxReplay } = this.opts;
+    const offset = from.id;
     const [exists, tail] = await Promise.all([
       redis.xrange(streamName, offset, offset),
       redis.xrevrange(streamName, "+", "-", "COUNT", 1),
@@ -287,6 +317,9 @@ export class RedisRecovery {
     const lastId = tail[0]?.[0] ?? offset;
     const packets: unknown[][] = [];
     const roomSet = new Set(rooms);
+    // Until the last own broadcast the client has is passed, its replayed packets keep saying
+    // they have it (a restore from one of them must leave it out again).
+    let skipping = from.origin !== undefined;
     let cursor = offset;
     let read = 0;
     while (compareStreamIds(cursor, lastId) < 0 && read < maxReplay) {
@@ -297,10 +330,16 @@ export class RedisRecovery {
         read++;
         const packet = decodeBroadcast(fields, this.adapter.nsp.name);
         if (!packet) continue;
-        const { data, rooms: to, except, volatile } = packet;
+        const { data, rooms: to, except, volatile, uid, n } = packet;
+        if (skipping && uid === from.origin && n !== undefined) {
+          skipping = n < from.n!;
+          if (n <= from.n!) continue;
+        }
         if (volatile) continue;
         const included = to.length === 0 || to.some((r) => roomSet.has(r));
-        if (included && !except.some((r) => roomSet.has(r))) packets.push([...data, id]);
+        if (included && !except.some((r) => roomSet.has(r))) {
+          packets.push([...data, formatStreamPosition(skipping ? { ...from, id } : { id })]);
+        }
       }
     }
     // Never a partial replay: past the bound the client starts afresh instead.
@@ -309,18 +348,11 @@ export class RedisRecovery {
   }
 }
 
-/** Compares two stream ids ("ms-seq"). */
-export function compareStreamIds(a: string, b: string): number {
-  const [am = 0, as = 0] = a.split("-").map(Number);
-  const [bm = 0, bs = 0] = b.split("-").map(Number);
-  return am - bm || as - bs;
-}
-
 /** A stream entry's broadcast, when it is an event packet without ack for this namespace. */
 function decodeBroadcast(
   fields: string[],
   nsp: string,
-): { data: unknown[]; rooms: string[]; except: string[]; volatile: boolean } | undefined {
+): { data: unknown[]; rooms: string[]; except: string[]; volatile: boolean; uid: string | undefined; n: number | undefined } | undefined {
   const entry: Record<string, string> = {};
   for (let i = 0; i + 1 < fields.length; i += 2) entry[fields[i]!] = fields[i + 1]!;
   // type 3 is BROADCAST; binary payloads (msgpack, not "{") never come from this server.
@@ -328,6 +360,7 @@ function decodeBroadcast(
   const body = JSON.parse(entry.data) as {
     packet?: { type?: number; id?: number; data?: unknown[] };
     opts?: { rooms?: string[]; except?: string[]; flags?: { volatile?: boolean } };
+    n?: unknown;
   };
   const packet = body.packet;
   if (!packet || packet.type !== 2 || packet.id !== undefined || !Array.isArray(packet.data)) return undefined;
@@ -336,5 +369,7 @@ function decodeBroadcast(
     rooms: body.opts?.rooms ?? [],
     except: body.opts?.except ?? [],
     volatile: Boolean(body.opts?.flags?.volatile),
+    uid: entry.uid,
+    n: typeof body.n === "number" ? body.n : undefined,
   };
 }

@@ -1,0 +1,243 @@
+import { MessageType, type BroadcastOptions, type ClusterMessage } from "socket.io-adapter";
+import { isLoggedBroadcast } from "../../shared/adapter-ipc.js";
+import type { Logger } from "../../shared/logger.js";
+
+/** Own broadcasts held for Redis beyond this are dropped rather than queued (logged). */
+const MAX_HELD = 100_000;
+
+/**
+ * Where a socket is in the Redis stream, as the offset it last received says. Offsets are
+ * `<id>` or `<id>.<origin>.<n>`:
+ * - `id` (a stream entry id): the socket has had every entry for it up to `id`;
+ * - `origin`/`n`: and also the first `n` broadcasts that the adapter `origin` published, which
+ *   it delivers to its own sockets before Redis has given them an id.
+ */
+export interface StreamPosition {
+  id: string;
+  origin?: string;
+  n?: number;
+}
+
+const POSITION = /^([0-9]{1,16}-[0-9]{1,16})(?:\.([0-9a-f]{1,32})\.([1-9][0-9]{0,15}))?$/;
+
+export function formatStreamPosition(p: StreamPosition): string {
+  return p.origin === undefined ? p.id : `${p.id}.${p.origin}.${p.n}`;
+}
+
+/** The position an offset names, or undefined when it is not one (clients send anything). */
+export function parseStreamPosition(offset: string): StreamPosition | undefined {
+  const match = POSITION.exec(offset);
+  if (!match) return undefined;
+  const [, id, origin, count] = match;
+  if (origin === undefined) return { id: id! };
+  const n = Number(count);
+  return Number.isSafeInteger(n) ? { id: id!, origin, n } : undefined;
+}
+
+/** Compares two stream ids ("ms-seq"). */
+export function compareStreamIds(a: string, b: string): number {
+  const [am = 0, as = 0] = a.split("-").map(Number);
+  const [bm = 0, bs = 0] = b.split("-").map(Number);
+  return am - bm || as - bs;
+}
+
+/** The entry being delivered when it is an own broadcast Redis has not numbered yet. */
+export const UNNUMBERED_OWN = "own";
+
+type EventPacket = { type: number; id?: number; data: unknown[] };
+
+/** The parts of the Redis Streams adapter instance this module works with. */
+export interface BroadcastingAdapter {
+  uid: string;
+  nsp: { name: string };
+  broadcast(packet: EventPacket, opts: BroadcastOptions): Promise<void>;
+  onMessage(message: unknown, offset?: string): void;
+}
+
+/** ClusterAdapter's protected/private members used here (not in its typed API). */
+interface ClusterInternals {
+  publishAndReturnOffset(message: Partial<ClusterMessage>): Promise<string>;
+  addOffsetIfNecessary(packet: EventPacket, opts: BroadcastOptions, offset: string): void;
+}
+
+/** The data of a stream entry this module writes: the stock broadcast plus the origin's count. */
+interface CountedBroadcast {
+  packet: EventPacket;
+  opts: { rooms: string[]; except: string[]; flags?: BroadcastOptions["flags"] };
+  n?: number;
+}
+
+/**
+ * Clustered mode's broadcasts, delivered to this worker's own sockets at once.
+ *
+ * The stock Redis Streams adapter delivers a worker's own broadcast to its own sockets only
+ * after Redis answers the XADD, because it stamps the entry id on each delivery for recovery:
+ * a Redis round trip on every publish, and a Redis stall stalls even same-worker broadcasts.
+ * Here, as in embedded mode, the offset a delivery carries is a `StreamPosition` built from the
+ * last entry this worker's stream poll delivered plus a count of own broadcasts not yet heard
+ * back from the stream; each own entry carries its count, so a restore can tell which of them
+ * a client already has.
+ *
+ * An own broadcast waits for Redis instead (delivered when the XADD answers or the poll reads it
+ * back, whichever comes first) while `mayDeliverAtOnce` says no: before the poll has delivered
+ * anything, while a restore is under way on this worker, or while Redis is not connected.
+ */
+export class StreamBroadcasts {
+  /** The last stream entry the poll delivered (every entry up to it went to this worker's sockets). */
+  private heard: string | undefined;
+  /** Own counted broadcasts: how many were sent, delivered here, and read back by the poll. */
+  private counted = 0;
+  private delivered = 0;
+  private heardOwn = 0;
+  /** Own broadcasts waiting for Redis before they are delivered here, by count. */
+  private readonly held = new Map<number, { packet: EventPacket; opts: BroadcastOptions }>();
+  /** Own broadcasts already sent, to deliver here at the end of this tick. */
+  private readonly soon: Array<{ packet: EventPacket; opts: BroadcastOptions; n: number | undefined }> = [];
+  /** The entry going out right now: its stream id, or UNNUMBERED_OWN (see `deliveringEntry`). */
+  private entry: string | undefined;
+  private readonly adapter: BroadcastingAdapter & ClusterInternals;
+  private readonly stockBroadcast: BroadcastingAdapter["broadcast"];
+
+  constructor(
+    adapter: BroadcastingAdapter,
+    private readonly mayDeliverAtOnce: () => boolean,
+    private readonly log: Logger,
+  ) {
+    this.adapter = adapter as BroadcastingAdapter & ClusterInternals;
+    if (typeof this.adapter.publishAndReturnOffset !== "function" || typeof this.adapter.addOffsetIfNecessary !== "function") {
+      throw new Error("socket.io-adapter changed: publishAndReturnOffset or addOffsetIfNecessary is missing");
+    }
+    this.stockBroadcast = adapter.broadcast;
+    adapter.broadcast = (packet, opts) => this.broadcast(packet, opts);
+  }
+
+  /** The stream entry being delivered to local sockets now, or UNNUMBERED_OWN; undefined outside a delivery. */
+  get deliveringEntry(): string | undefined {
+    return this.entry;
+  }
+
+  /** Whether the poll has delivered anything yet and no own broadcast waits for Redis. */
+  get positioned(): boolean {
+    return this.heard !== undefined && this.held.size === 0;
+  }
+
+  /**
+   * Delivers one entry the stream poll read (every entry, own ones included, in stream order)
+   * through the stock handler, stamped with this worker's position.
+   */
+  polled(message: unknown, id: string, deliver: (message: unknown, offset: string) => void): void {
+    this.heard = id;
+    const own = message as { uid?: string; type?: number; data?: { n?: unknown } };
+    if (own.uid === this.adapter.uid) {
+      const n = own.type === MessageType.BROADCAST ? own.data?.n : undefined;
+      if (typeof n !== "number") return;
+      this.heardOwn = n;
+      // Read back before the XADD's answer arrived: delivered now, in stream order.
+      const held = this.held.get(n);
+      if (held) this.deliverHeld(n, held, id);
+      return;
+    }
+    this.entry = id;
+    try {
+      deliver(message, this.position());
+    } finally {
+      this.entry = undefined;
+    }
+  }
+
+  private position(): string {
+    const id = this.heard!;
+    return formatStreamPosition(this.delivered > this.heardOwn ? { id, origin: this.adapter.uid, n: this.delivered } : { id });
+  }
+
+  private broadcast(packet: EventPacket, opts: BroadcastOptions): Promise<void> {
+    if (opts.flags?.local) return this.stockBroadcast.call(this.adapter, packet, opts);
+    const counted = isLoggedBroadcast(packet, opts.flags);
+    const atOnce = this.positioned && this.mayDeliverAtOnce();
+    // Not stamped (volatile or with an ack id) and Redis must be waited for: the stock path
+    // (a volatile packet may then overtake a held one; nothing of this server sends volatile).
+    if (!counted && !atOnce) return this.stockBroadcast.call(this.adapter, packet, opts);
+    if (counted && !atOnce && this.held.size >= MAX_HELD) {
+      this.log.error({ held: this.held.size }, "broadcast dropped: too many waiting for Redis");
+      return Promise.resolve();
+    }
+    const n = counted ? this.counted + 1 : undefined;
+    const data: CountedBroadcast = { packet, opts: { rooms: [...opts.rooms], except: [...(opts.except ?? [])], flags: opts.flags }, n };
+    let published: Promise<string>;
+    try {
+      // Encoded (JSON) synchronously here, before any delivery stamps an offset on the packet.
+      published = this.adapter.publishAndReturnOffset({ type: MessageType.BROADCAST, data } as Partial<ClusterMessage>);
+    } catch (err) {
+      this.log.error({ err }, "broadcast dropped: its data is not JSON");
+      return Promise.resolve();
+    }
+    if (n !== undefined) this.counted = n;
+    if (atOnce) {
+      published.catch((err: unknown) => this.log.error({ err }, "broadcast delivered here but not published to Redis"));
+      this.deliverSoon(packet, opts, n);
+      return Promise.resolve();
+    }
+    this.held.set(n!, { packet, opts });
+    published.then(
+      (id) => {
+        const held = this.held.get(n!);
+        if (held) this.deliverHeld(n!, held, id);
+      },
+      (err: unknown) => {
+        this.held.delete(n!);
+        this.log.error({ err }, "broadcast dropped: Redis refused it");
+      },
+    );
+    return Promise.resolve();
+  }
+
+  /**
+   * Delivers an own broadcast here once the current tick's handlers have run (a microtask), in
+   * order: a burst of client packets reaches Redis as one burst, before this worker spends its
+   * time on the deliveries.
+   */
+  private deliverSoon(packet: EventPacket, opts: BroadcastOptions, n: number | undefined): void {
+    this.soon.push({ packet, opts, n });
+    if (this.soon.length === 1) queueMicrotask(this.flush);
+  }
+
+  /** Delivers the own broadcasts already sent and not yet delivered here (see `deliverSoon`). */
+  readonly flush = (): void => {
+    for (const { packet, opts, n } of this.soon.splice(0)) {
+      if (n === undefined) {
+        this.deliverLocally(packet, opts, undefined);
+        continue;
+      }
+      this.delivered = n;
+      this.entry = UNNUMBERED_OWN;
+      try {
+        this.deliverLocally(packet, opts, this.position());
+      } finally {
+        this.entry = undefined;
+      }
+    }
+  };
+
+  /**
+   * Delivers an own broadcast that waited for Redis, by whichever of the XADD's answer and the
+   * poll comes first: both come in count order, so held broadcasts go out in order.
+   */
+  private deliverHeld(n: number, held: { packet: EventPacket; opts: BroadcastOptions }, id: string): void {
+    this.held.delete(n);
+    this.delivered = Math.max(this.delivered, n);
+    this.entry = id;
+    try {
+      // Before the poll delivered anything, the entry's own id is the best position (stock behaviour).
+      this.deliverLocally(held.packet, held.opts, this.heard === undefined ? id : this.position());
+    } finally {
+      this.entry = undefined;
+    }
+  }
+
+  /** Stamps the offset (through the hook every local delivery passes) and delivers to local sockets. */
+  private deliverLocally(packet: EventPacket, opts: BroadcastOptions, offset: string | undefined): void {
+    const local = { ...opts, flags: { ...opts.flags, local: true } };
+    if (offset) this.adapter.addOffsetIfNecessary(packet, local, offset);
+    void this.stockBroadcast.call(this.adapter, packet, local);
+  }
+}

@@ -1,0 +1,144 @@
+import { MessageType, type BroadcastOptions } from "socket.io-adapter";
+import { describe, expect, it } from "vitest";
+import { createLogger } from "../src/shared/logger.js";
+import {
+  compareStreamIds,
+  formatStreamPosition,
+  parseStreamPosition,
+  StreamBroadcasts,
+  UNNUMBERED_OWN,
+} from "../src/worker/adapter/stream-broadcasts.js";
+
+const UID = "c0ffee";
+const log = createLogger("silent", {});
+
+describe("clustered offsets", () => {
+  it("round-trips plain and counted positions", () => {
+    for (const p of [{ id: "1700000000000-0" }, { id: "1700000000000-12", origin: UID, n: 3 }]) {
+      expect(parseStreamPosition(formatStreamPosition(p))).toEqual(p);
+    }
+    expect(formatStreamPosition({ id: "5-1", origin: UID, n: 2 })).toBe("5-1.c0ffee.2");
+  });
+
+  it("rejects what a client may send that is not one of ours", () => {
+    for (const bad of ["", "5", "5-", "-1", "a-1", "5-1.", "5-1.c0ffee", "5-1.c0ffee.0", "5-1.c0ffee.01", "5-1.XY.2", "5-1.c0ffee.2.3", "5-1-2", "99999999999999999-0", "5-1.c0ffee.99999999999999999"]) {
+      expect(parseStreamPosition(bad), bad).toBeUndefined();
+    }
+  });
+
+  it("orders stream ids numerically", () => {
+    expect(compareStreamIds("10-0", "9-5")).toBeGreaterThan(0);
+    expect(compareStreamIds("9-10", "9-9")).toBeGreaterThan(0);
+    expect(compareStreamIds("9-9", "9-9")).toBe(0);
+  });
+});
+
+/** A stand-in for the Redis Streams adapter instance: records local deliveries, holds XADDs. */
+function fakeAdapter() {
+  const deliveries: Array<{ data: unknown[]; entry: string | undefined }> = [];
+  const xadds: Array<{ data: { n?: number }; resolve(id: string): void; reject(err: Error): void }> = [];
+  let broadcasts: StreamBroadcasts | undefined;
+  const adapter = {
+    uid: UID,
+    nsp: { name: "/" },
+    broadcast(packet: { data: unknown[] }, opts: BroadcastOptions): Promise<void> {
+      if (!opts.flags?.local) throw new Error("the stock path must not be taken here");
+      deliveries.push({ data: [...packet.data], entry: broadcasts?.deliveringEntry });
+      return Promise.resolve();
+    },
+    onMessage() {},
+    publishAndReturnOffset(message: { data: { n?: number } }): Promise<string> {
+      return new Promise((resolve, reject) => xadds.push({ data: message.data, resolve, reject }));
+    },
+    addOffsetIfNecessary(packet: { data: unknown[] }, _opts: BroadcastOptions, offset: string) {
+      packet.data.push(offset);
+    },
+  };
+  return {
+    adapter,
+    deliveries,
+    xadds,
+    attach(mayDeliverAtOnce: () => boolean) {
+      broadcasts = new StreamBroadcasts(adapter, mayDeliverAtOnce, log);
+      return broadcasts;
+    },
+  };
+}
+
+const event = (text: string) => ({ type: 2, data: ["m", text] });
+const toRoom = (): BroadcastOptions => ({ rooms: new Set(["r"]), except: new Set() });
+const entry = (uid: string, n?: number) => ({ uid, nsp: "/", type: MessageType.BROADCAST, data: { packet: event("x"), opts: {}, n } });
+const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+describe("clustered own broadcasts", () => {
+  it("delivers at once with a counted position, and drops the count once the poll reads them back", async () => {
+    const fake = fakeAdapter();
+    const b = fake.attach(() => true);
+    const relayed: string[] = [];
+    b.polled(entry("other"), "5-0", (_m, offset) => relayed.push(offset));
+    expect(relayed).toEqual(["5-0"]);
+    void fake.adapter.broadcast(event("a"), toRoom());
+    void fake.adapter.broadcast(event("b"), toRoom());
+    expect(fake.deliveries).toEqual([]); // at the end of the tick, after both went to Redis
+    expect(fake.xadds.map((x) => x.data.n)).toEqual([1, 2]);
+    await tick();
+    expect(fake.deliveries).toEqual([
+      { data: ["m", "a", "5-0.c0ffee.1"], entry: UNNUMBERED_OWN },
+      { data: ["m", "b", "5-0.c0ffee.2"], entry: UNNUMBERED_OWN },
+    ]);
+    b.polled(entry("other"), "6-0", (_m, offset) => relayed.push(offset));
+    b.polled(entry(UID, 1), "7-0", () => relayed.push("own entries are not delivered again"));
+    b.polled(entry("other"), "8-0", (_m, offset) => relayed.push(offset));
+    b.polled(entry(UID, 2), "9-0", () => relayed.push("own entries are not delivered again"));
+    b.polled(entry("other"), "10-0", (_m, offset) => relayed.push(offset));
+    expect(relayed).toEqual(["5-0", "6-0.c0ffee.2", "8-0.c0ffee.2", "10-0"]);
+  });
+
+  it("holds own broadcasts until Redis has them, delivering each on the XADD's answer or the poll, whichever is first, in order", async () => {
+    const fake = fakeAdapter();
+    let atOnce = false;
+    const b = fake.attach(() => atOnce);
+    b.polled(entry("other"), "5-0", () => {});
+    void fake.adapter.broadcast(event("a"), toRoom());
+    void fake.adapter.broadcast(event("b"), toRoom());
+    void fake.adapter.broadcast(event("c"), toRoom());
+    await tick();
+    expect(fake.deliveries).toEqual([]);
+    fake.xadds[0]!.resolve("6-0"); // answered first
+    await tick();
+    b.polled(entry(UID, 1), "6-0", () => {});
+    b.polled(entry(UID, 2), "7-0", () => {}); // read back before its answer
+    fake.xadds[1]!.resolve("7-0");
+    fake.xadds[2]!.reject(new Error("OOM")); // refused: never delivered
+    await tick();
+    expect(fake.deliveries).toEqual([
+      { data: ["m", "a", "5-0.c0ffee.1"], entry: "6-0" },
+      { data: ["m", "b", "7-0"], entry: "7-0" },
+    ]);
+    // Nothing held any more: at once again when allowed.
+    atOnce = true;
+    void fake.adapter.broadcast(event("d"), toRoom());
+    await tick();
+    expect(fake.deliveries[2]).toEqual({ data: ["m", "d", "7-0.c0ffee.4"], entry: UNNUMBERED_OWN });
+  });
+
+  it("waits for Redis before the poll has delivered anything, stamping the entry's own id", async () => {
+    const fake = fakeAdapter();
+    const b = fake.attach(() => true);
+    void fake.adapter.broadcast(event("a"), toRoom());
+    await tick();
+    expect(fake.deliveries).toEqual([]);
+    fake.xadds[0]!.resolve("3-0");
+    await tick();
+    expect(fake.deliveries).toEqual([{ data: ["m", "a", "3-0"], entry: "3-0" }]);
+  });
+
+  it("flush delivers what was sent this tick at once (a restore starting in the same tick)", () => {
+    const fake = fakeAdapter();
+    const b = fake.attach(() => true);
+    b.polled(entry("other"), "5-0", () => {});
+    void fake.adapter.broadcast(event("a"), toRoom());
+    b.flush();
+    expect(fake.deliveries).toEqual([{ data: ["m", "a", "5-0.c0ffee.1"], entry: UNNUMBERED_OWN }]);
+  });
+});
