@@ -102,6 +102,34 @@ describe.each(MODES)("connection state recovery (%s)", (mode: ModeName) => {
     await expectAllReceived(clients, total);
   });
 
+  it("goes ahead with a restore whose offset counts another worker's broadcasts that never reach the log", async () => {
+    const server = await start();
+    const publisher = await connect(server.url, server.token(), { transports: ["websocket"] });
+    const old = await recoveringClient(server.url, server.token(), { reconnection: false });
+    const oldGot = record(old, CHANNEL);
+    await request(old, "channel:subscribe", CHANNEL);
+    await publish(publisher, 0, 2);
+    await waitFor(() => oldGot.contents.length === 2, { what: "deliveries before the drop" });
+    const internals = old as unknown as { _pid?: string; _lastOffset?: string };
+    const oldId = old.id;
+    old.io.engine.close(); // the network drops (a client-side close would end the session)
+    await publish(publisher, 2, 4);
+    // The offset now also claims 7 broadcasts of a worker "0badc0de" that the log never gets
+    // (as if that worker died before they left it): the restore waits for them, bounded, then goes ahead.
+    const fresh = io(server.url, { autoConnect: false, transports: ["websocket"], forceNew: true, reconnection: false, auth: { token: server.token() } });
+    const freshInternals = fresh as unknown as { _pid?: string; _lastOffset?: string };
+    freshInternals._pid = internals._pid;
+    freshInternals._lastOffset = `${internals._lastOffset!.split(".")[0]}.0badc0de.7`;
+    const got = record(fresh, CHANNEL);
+    fresh.connect();
+    expect(await nextConnect(fresh, 15_000)).toBe(true);
+    expect(fresh.id).toBe(oldId);
+    await publish(publisher, 4, 5);
+    await waitFor(() => got.contents.length === 3, { what: "the gap and the next message" });
+    expect(got.contents).toEqual([2, 3, 4]);
+    fresh.close();
+  });
+
   it("recovers a connection that never received a message (the welcome event gives it an offset)", async () => {
     const server = await start();
     const socket = await recoveringClient(server.url, server.token());

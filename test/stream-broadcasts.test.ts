@@ -4,6 +4,7 @@ import { createLogger } from "../src/shared/logger.js";
 import {
   compareStreamIds,
   formatStreamPosition,
+  MAX_HELD,
   parseStreamPosition,
   StreamBroadcasts,
   UNNUMBERED_OWN,
@@ -131,6 +132,18 @@ describe("clustered own broadcasts", () => {
     fake.xadds[0]!.resolve("3-0");
     await tick();
     expect(fake.deliveries).toEqual([{ data: ["m", "a", "3-0"], entry: "3-0" }]);
+  });
+
+  it("drops an own broadcast past MAX_HELD waiting for Redis, and takes them again once some are answered", async () => {
+    const fake = fakeAdapter();
+    fake.attach(() => false);
+    for (let i = 0; i <= MAX_HELD; i++) void fake.adapter.broadcast(event(String(i)), toRoom());
+    expect(fake.xadds.length).toBe(MAX_HELD); // the last one was dropped, not sent
+    fake.xadds[0]!.resolve("1-0");
+    await tick();
+    expect(fake.deliveries.map((d) => d.data[1])).toEqual(["0"]);
+    void fake.adapter.broadcast(event("next"), toRoom());
+    expect(fake.xadds.length).toBe(MAX_HELD + 1);
   });
 
   it("flush delivers what was sent this tick at once (a restore starting in the same tick)", () => {

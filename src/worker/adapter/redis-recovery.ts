@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Redis } from "ioredis";
 import type { BroadcastOptions, Session } from "socket.io-adapter";
 import type { SessionRecord } from "../../shared/adapter-ipc.js";
@@ -17,6 +18,9 @@ import {
 
 /** Stream entries read per XRANGE call while restoring (the stock adapter reads without a bound). */
 const RESTORE_PAGE = 500;
+/** Longest a restore waits for broadcasts its offset counts that are not in the stream yet. */
+const IN_FLIGHT_WAIT_MS = 2_000;
+const IN_FLIGHT_POLL_MS = 20;
 /** Live sessions' keys are refreshed this often; their TTL covers the window plus one period. */
 const REFRESH_MS = 30_000;
 
@@ -322,9 +326,7 @@ export class RedisRecovery {
     let skipping = from.origin !== undefined;
     let cursor = offset;
     let read = 0;
-    while (compareStreamIds(cursor, lastId) < 0 && read < maxReplay) {
-      const page = await redis.xrange(streamName, `(${cursor}`, lastId, "COUNT", RESTORE_PAGE);
-      if (page.length === 0) break;
+    const take = (page: Array<[id: string, fields: string[]]>) => {
       for (const [id, fields] of page) {
         cursor = id;
         read++;
@@ -341,9 +343,24 @@ export class RedisRecovery {
           packets.push([...data, formatStreamPosition(skipping ? { ...from, id } : { id })]);
         }
       }
+    };
+    while (compareStreamIds(cursor, lastId) < 0 && read < maxReplay) {
+      const page = await redis.xrange(streamName, `(${cursor}`, lastId, "COUNT", RESTORE_PAGE);
+      if (page.length === 0) break;
+      take(page);
     }
     // Never a partial replay: past the bound the client starts afresh instead.
     if (compareStreamIds(cursor, lastId) < 0) return undefined;
+    // The client has broadcasts of another worker that are not in the stream yet (delivered
+    // there before its XADD reached Redis): wait for them a moment, so they are left out here
+    // and not delivered twice later. Past the wait the restore goes ahead (a client may then get
+    // them twice, never loses one). This worker's own were sent before this read: nothing to wait for.
+    const deadline = Date.now() + IN_FLIGHT_WAIT_MS;
+    while (skipping && from.origin !== this.adapter.uid && read < maxReplay && Date.now() < deadline) {
+      const page = await redis.xrange(streamName, `(${cursor}`, "+", "COUNT", RESTORE_PAGE);
+      if (page.length === 0) await sleep(IN_FLIGHT_POLL_MS);
+      else take(page);
+    }
     return { packets, lastId: cursor };
   }
 }

@@ -3,7 +3,7 @@ import { isLoggedBroadcast } from "../../shared/adapter-ipc.js";
 import type { Logger } from "../../shared/logger.js";
 
 /** Own broadcasts held for Redis beyond this are dropped rather than queued (logged). */
-const MAX_HELD = 100_000;
+export const MAX_HELD = 100_000;
 
 /**
  * Where a socket is in the Redis stream, as the offset it last received says. Offsets are
