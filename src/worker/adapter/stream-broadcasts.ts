@@ -117,7 +117,7 @@ export class StreamBroadcasts {
   }
 
   /** Whether the poll has delivered anything yet and no own broadcast waits for Redis. */
-  get positioned(): boolean {
+  private get positioned(): boolean {
     return this.heard !== undefined && this.held.size === 0;
   }
 
