@@ -146,6 +146,27 @@ describe("clustered own broadcasts", () => {
     expect(fake.xadds.length).toBe(MAX_HELD + 1);
   });
 
+  it("lets only the poll deliver own broadcasts until it has passed what a restore replayed", async () => {
+    const fake = fakeAdapter();
+    const b = fake.attach(() => true);
+    const relayed: string[] = [];
+    b.polled(entry("other"), "5-0", () => {});
+    b.restored("8-0"); // a socket here got everything up to 8-0 from the restore
+    void fake.adapter.broadcast(event("a"), toRoom());
+    await tick();
+    expect(fake.deliveries).toEqual([]); // not at once: its position would say 5-0
+    fake.xadds[0]!.resolve("9-0");
+    await tick();
+    expect(fake.deliveries).toEqual([]); // nor on the XADD's answer
+    for (const id of ["6-0", "7-0", "8-0"]) b.polled(entry("other"), id, (_m, offset) => relayed.push(offset));
+    b.polled(entry(UID, 1), "9-0", () => {});
+    expect(relayed).toEqual(["6-0", "7-0", "8-0"]);
+    expect(fake.deliveries).toEqual([{ data: ["m", "a", "9-0"], entry: "9-0" }]);
+    void fake.adapter.broadcast(event("b"), toRoom());
+    await tick();
+    expect(fake.deliveries[1]).toEqual({ data: ["m", "b", "9-0.c0ffee.2"], entry: UNNUMBERED_OWN });
+  });
+
   it("flush delivers what was sent this tick at once (a restore starting in the same tick)", () => {
     const fake = fakeAdapter();
     const b = fake.attach(() => true);

@@ -295,6 +295,7 @@ export class RedisRecovery {
       }
       const session: Session = { sid: stored.sid, pid: stored.pid, rooms: stored.rooms, data: stored.data, missedPackets: missed.packets };
       const last = missed.lastId;
+      this.broadcasts.restored(last);
       collector.finish(session, (entry) => entry === UNNUMBERED_OWN || compareStreamIds(entry, last) > 0);
       return session;
     } catch (err) {

@@ -80,11 +80,18 @@ interface CountedBroadcast {
  *
  * An own broadcast waits for Redis instead (delivered when the XADD answers or the poll reads it
  * back, whichever comes first) while `mayDeliverAtOnce` says no: before the poll has delivered
- * anything, while a restore is under way on this worker, or while Redis is not connected.
+ * anything, while a restore is under way on this worker, or while Redis is not connected; and
+ * until the poll has passed what a restore here replayed, only the poll delivers it.
  */
 export class StreamBroadcasts {
   /** The last stream entry the poll delivered (every entry up to it went to this worker's sockets). */
   private heard: string | undefined;
+  /**
+   * The furthest entry a restore here replayed up to. A restored socket has every entry up to
+   * it, so no delivery may reach it stamped with a position behind it: own broadcasts are
+   * delivered by the poll alone until the poll has passed it.
+   */
+  private floor: string | undefined;
   /** Own counted broadcasts: how many were sent, delivered here, and read back by the poll. */
   private counted = 0;
   private delivered = 0;
@@ -118,7 +125,17 @@ export class StreamBroadcasts {
 
   /** Whether the poll has delivered anything yet and no own broadcast waits for Redis. */
   private get positioned(): boolean {
-    return this.heard !== undefined && this.held.size === 0;
+    return this.heard !== undefined && this.held.size === 0 && this.caughtUp;
+  }
+
+  /** Whether the poll has delivered every entry a restore here replayed. */
+  private get caughtUp(): boolean {
+    return this.floor === undefined || (this.heard !== undefined && compareStreamIds(this.heard, this.floor) >= 0);
+  }
+
+  /** A restore here replayed the stream up to `lastId` to a socket. */
+  restored(lastId: string): void {
+    if (this.floor === undefined || compareStreamIds(lastId, this.floor) > 0) this.floor = lastId;
   }
 
   /**
@@ -181,7 +198,8 @@ export class StreamBroadcasts {
     published.then(
       (id) => {
         const held = this.held.get(n!);
-        if (held) this.deliverHeld(n!, held, id);
+        // Behind a restore's replay, the poll delivers it (its position is then past the replay).
+        if (held && (this.heard === undefined || this.caughtUp)) this.deliverHeld(n!, held, id);
       },
       (err: unknown) => {
         this.held.delete(n!);
