@@ -24,14 +24,11 @@ import type { Logger } from "../../shared/logger.js";
 import { sessionRecordOf, type RecoverableSocket } from "./session-record.js";
 import { hookBeforeLocalDelivery, PendingRestores, restoreStage, writeEventPacket } from "./pending-restores.js";
 import type { Evictions } from "./evictions.js";
+import { deliverHere, EndOfTickDeliveries, type EventPacket, type OwnDelivery } from "./own-deliveries.js";
 
 /** Broadcasts and restores waiting on the primary beyond this are refused rather than queued. */
 const MAX_WAITING = 100_000;
 
-type EventPacket = { type: number; id?: number; data: unknown[] };
-
-/** ClusterAdapter's private offset stamp, wrapped by hookBeforeLocalDelivery. */
-type OffsetStamp = { addOffsetIfNecessary(packet: EventPacket, opts: BroadcastOptions, offset: string): void };
 
 /** A broadcast sent to the primary that waits for its answer (the offset, or "" when not logged). */
 interface Waiter {
@@ -68,8 +65,8 @@ export class EmbeddedAdapter extends ClusterAdapterWithHeartbeat {
   private confirmed = 0;
   /** Own broadcasts waiting for the primary's answer before they are delivered here. */
   private held = 0;
-  /** Own broadcasts already sent, to deliver here at the end of this tick (`deliverSoon`). */
-  private readonly soon: Array<{ packet: EventPacket; opts: BroadcastOptions; n: number | undefined }> = [];
+  /** Own broadcasts already sent to the primary, to deliver here at the end of this tick. */
+  private readonly soon = new EndOfTickDeliveries((delivery) => this.deliverSoon(delivery));
   /** The sequence number of the broadcast being delivered (undefined: an own one, not yet sequenced). */
   private deliveringSeq: number | undefined;
   private readonly restores = new Map<number, (session: Session | null) => void>();
@@ -201,7 +198,7 @@ export class EmbeddedAdapter extends ClusterAdapterWithHeartbeat {
     // A broadcast the primary cannot take is dropped whole, here too (send logs why).
     if (atOnce && !sequenced) {
       // Neither logged nor stamped: nothing to wait for.
-      if (!relay || this.send({ source: ADAPTER_SOURCE, t: "pub", msg: message, relay: true })) this.deliverSoon(packet, opts, undefined);
+      if (!relay || this.send({ source: ADAPTER_SOURCE, t: "pub", msg: message, relay: true })) this.soon.push({ packet, opts, n: undefined });
       return Promise.resolve();
     }
     if (this.offsets.size >= MAX_WAITING) {
@@ -225,30 +222,16 @@ export class EmbeddedAdapter extends ClusterAdapterWithHeartbeat {
       waiter.deliver = (offset) => this.deliverLocally(packet, opts, offset);
     }
     this.offsets.set(id, waiter);
-    if (atOnce) this.deliverSoon(packet, opts, waiter.n);
+    // The primary then wakes once per burst, not per packet.
+    if (atOnce) this.soon.push({ packet, opts, n: waiter.n });
     return Promise.resolve();
   }
 
-  /**
-   * Delivers an own broadcast here once the current tick's handlers have run (a microtask), in
-   * order: a burst of client packets read together reaches the primary as one burst, before
-   * this worker spends its time on the deliveries (the primary then wakes once, not per packet).
-   */
-  private deliverSoon(packet: EventPacket, opts: BroadcastOptions, n: number | undefined): void {
-    this.soon.push({ packet, opts, n });
-    if (this.soon.length === 1) queueMicrotask(this.flushSoon);
+  private deliverSoon({ packet, opts, n }: OwnDelivery): void {
+    if (n === undefined) return this.deliverLocally(packet, opts, undefined);
+    this.delivered = n;
+    this.deliverLocally(packet, opts, this.position());
   }
-
-  private readonly flushSoon = () => {
-    for (const { packet, opts, n } of this.soon.splice(0)) {
-      if (n === undefined) {
-        this.deliverLocally(packet, opts, undefined);
-        continue;
-      }
-      this.delivered = n;
-      this.deliverLocally(packet, opts, this.position());
-    }
-  };
 
   private deliverHeld(waiter: Waiter, at: Position | undefined): void {
     this.held--;
@@ -261,11 +244,8 @@ export class EmbeddedAdapter extends ClusterAdapterWithHeartbeat {
     }
   }
 
-  /** Stamps the offset (through the hook every local delivery passes) and delivers to local sockets. */
   private deliverLocally(packet: EventPacket, opts: BroadcastOptions, offset: string | undefined): void {
-    const local = { ...opts, flags: { ...opts.flags, local: true } };
-    if (offset) (this as unknown as OffsetStamp).addOffsetIfNecessary(packet, local, offset);
-    void super.broadcast(packet, local);
+    deliverHere(this, (p, o) => super.broadcast(p, o), packet, opts, offset);
   }
 
   /** Cluster messages other than plain broadcasts (joins, fetches, broadcasts with acks): relayed only. */

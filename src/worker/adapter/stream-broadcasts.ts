@@ -1,6 +1,7 @@
 import { MessageType, type BroadcastOptions, type ClusterMessage } from "socket.io-adapter";
 import { isLoggedBroadcast } from "../../shared/adapter-ipc.js";
 import type { Logger } from "../../shared/logger.js";
+import { deliverHere, EndOfTickDeliveries, type EventPacket, type OwnDelivery } from "./own-deliveries.js";
 
 /** Own broadcasts held for Redis beyond this are dropped rather than queued (logged). */
 export const MAX_HELD = 100_000;
@@ -44,7 +45,6 @@ export function compareStreamIds(a: string, b: string): number {
 /** The entry being delivered when it is an own broadcast Redis has not numbered yet. */
 export const UNNUMBERED_OWN = "own";
 
-type EventPacket = { type: number; id?: number; data: unknown[] };
 
 /** The parts of the Redis Streams adapter instance this module works with. */
 export interface BroadcastingAdapter {
@@ -57,7 +57,6 @@ export interface BroadcastingAdapter {
 /** ClusterAdapter's protected/private members used here (not in its typed API). */
 interface ClusterInternals {
   publishAndReturnOffset(message: Partial<ClusterMessage>): Promise<string>;
-  addOffsetIfNecessary(packet: EventPacket, opts: BroadcastOptions, offset: string): void;
 }
 
 /** The data of a stream entry this module writes: the stock broadcast plus the origin's count. */
@@ -98,8 +97,8 @@ export class StreamBroadcasts {
   private heardOwn = 0;
   /** Own broadcasts waiting for Redis before they are delivered here, by count. */
   private readonly held = new Map<number, { packet: EventPacket; opts: BroadcastOptions }>();
-  /** Own broadcasts already sent, to deliver here at the end of this tick. */
-  private readonly soon: Array<{ packet: EventPacket; opts: BroadcastOptions; n: number | undefined }> = [];
+  /** Own broadcasts already sent to Redis, to deliver here at the end of this tick. */
+  private readonly soon = new EndOfTickDeliveries((delivery) => this.deliverSoon(delivery));
   /** The entry going out right now: its stream id, or UNNUMBERED_OWN (see `deliveringEntry`). */
   private entry: string | undefined;
   private readonly adapter: BroadcastingAdapter & ClusterInternals;
@@ -111,9 +110,7 @@ export class StreamBroadcasts {
     private readonly log: Logger,
   ) {
     this.adapter = adapter as BroadcastingAdapter & ClusterInternals;
-    if (typeof this.adapter.publishAndReturnOffset !== "function" || typeof this.adapter.addOffsetIfNecessary !== "function") {
-      throw new Error("socket.io-adapter changed: publishAndReturnOffset or addOffsetIfNecessary is missing");
-    }
+    if (typeof this.adapter.publishAndReturnOffset !== "function") throw new Error("socket.io-adapter changed: publishAndReturnOffset is missing");
     this.stockBroadcast = adapter.broadcast;
     adapter.broadcast = (packet, opts) => this.broadcast(packet, opts);
   }
@@ -191,7 +188,7 @@ export class StreamBroadcasts {
     if (n !== undefined) this.counted = n;
     if (atOnce) {
       published.catch((err: unknown) => this.log.error({ err }, "broadcast delivered here but not published to Redis"));
-      this.deliverSoon(packet, opts, n);
+      this.soon.push({ packet, opts, n });
       return Promise.resolve();
     }
     this.held.set(n!, { packet, opts });
@@ -209,32 +206,21 @@ export class StreamBroadcasts {
     return Promise.resolve();
   }
 
-  /**
-   * Delivers an own broadcast here once the current tick's handlers have run (a microtask), in
-   * order: a burst of client packets reaches Redis as one burst, before this worker spends its
-   * time on the deliveries.
-   */
-  private deliverSoon(packet: EventPacket, opts: BroadcastOptions, n: number | undefined): void {
-    this.soon.push({ packet, opts, n });
-    if (this.soon.length === 1) queueMicrotask(this.flush);
+  /** Delivers the own broadcasts already sent and not yet delivered here (at the end of the tick otherwise). */
+  flush(): void {
+    this.soon.flush();
   }
 
-  /** Delivers the own broadcasts already sent and not yet delivered here (see `deliverSoon`). */
-  readonly flush = (): void => {
-    for (const { packet, opts, n } of this.soon.splice(0)) {
-      if (n === undefined) {
-        this.deliverLocally(packet, opts, undefined);
-        continue;
-      }
-      this.delivered = n;
-      this.entry = UNNUMBERED_OWN;
-      try {
-        this.deliverLocally(packet, opts, this.position());
-      } finally {
-        this.entry = undefined;
-      }
+  private deliverSoon({ packet, opts, n }: OwnDelivery): void {
+    if (n === undefined) return this.deliverLocally(packet, opts, undefined);
+    this.delivered = n;
+    this.entry = UNNUMBERED_OWN;
+    try {
+      this.deliverLocally(packet, opts, this.position());
+    } finally {
+      this.entry = undefined;
     }
-  };
+  }
 
   /**
    * Delivers an own broadcast that waited for Redis, by whichever of the XADD's answer and the
@@ -252,10 +238,7 @@ export class StreamBroadcasts {
     }
   }
 
-  /** Stamps the offset (through the hook every local delivery passes) and delivers to local sockets. */
   private deliverLocally(packet: EventPacket, opts: BroadcastOptions, offset: string | undefined): void {
-    const local = { ...opts, flags: { ...opts.flags, local: true } };
-    if (offset) this.adapter.addOffsetIfNecessary(packet, local, offset);
-    void this.stockBroadcast.call(this.adapter, packet, local);
+    deliverHere(this.adapter, (p, o) => this.stockBroadcast.call(this.adapter, p, o), packet, opts, offset);
   }
 }
