@@ -29,7 +29,6 @@ import { deliverHere, EndOfTickDeliveries, type EventPacket, type OwnDelivery } 
 /** Broadcasts and restores waiting on the primary beyond this are refused rather than queued. */
 const MAX_WAITING = 100_000;
 
-
 /** A broadcast sent to the primary that waits for its answer (the offset, or "" when not logged). */
 interface Waiter {
   /** Its own count (`Position.n`) when it is sequenced. */
@@ -245,8 +244,11 @@ export class EmbeddedAdapter extends ClusterAdapterWithHeartbeat {
   }
 
   private deliverLocally(packet: EventPacket, opts: BroadcastOptions, offset: string | undefined): void {
-    deliverHere(this, (p, o) => super.broadcast(p, o), packet, opts, offset);
+    deliverHere(this, this.broadcastHere, packet, opts, offset);
   }
+
+  /** The in-memory delivery to this worker's sockets (made once, not per broadcast). */
+  private readonly broadcastHere = (packet: EventPacket, opts: BroadcastOptions) => super.broadcast(packet, opts);
 
   /** Cluster messages other than plain broadcasts (joins, fetches, broadcasts with acks): relayed only. */
   protected override doPublish(message: ClusterMessage): Promise<string> {

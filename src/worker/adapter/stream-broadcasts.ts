@@ -239,6 +239,9 @@ export class StreamBroadcasts {
   }
 
   private deliverLocally(packet: EventPacket, opts: BroadcastOptions, offset: string | undefined): void {
-    deliverHere(this.adapter, (p, o) => this.stockBroadcast.call(this.adapter, p, o), packet, opts, offset);
+    deliverHere(this.adapter, this.broadcastHere, packet, opts, offset);
   }
+
+  /** The stock delivery to this worker's sockets (made once, not per broadcast). */
+  private readonly broadcastHere = (packet: EventPacket, opts: BroadcastOptions) => this.stockBroadcast.call(this.adapter, packet, opts);
 }
