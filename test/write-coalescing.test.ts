@@ -1,5 +1,5 @@
 import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket as TcpSocket } from "node:net";
 import { Server, type Socket } from "socket.io";
 import { io as connect, type Socket as ClientSocket } from "socket.io-client";
 import { describe, expect, it, onTestFinished } from "vitest";
@@ -135,13 +135,9 @@ describe("broadcast batching", () => {
     const a = await join(server, "websocket");
     const b = await join(server, "websocket");
     const frames: unknown[] = [];
-    for (const { socket } of [a, b]) {
+    for (const { socket, tcp } of [a, b]) {
       socket.join("room");
-      const write = socket.conn.write.bind(socket.conn);
-      socket.conn.write = (data, opts, cb) => {
-        frames.push((opts as { wsPreEncodedFrame?: unknown[] } | undefined)?.wsPreEncodedFrame?.[0]);
-        return write(data, opts, cb);
-      };
+      recordWrites(tcp!, frames);
     }
     const burst = async (from: number) => {
       const got = [received(a.client, "n", BURST), received(b.client, "n", BURST)];
@@ -159,7 +155,7 @@ describe("broadcast batching", () => {
     a.writes.count = b.writes.count = 0;
     expect(await burst(100)).toEqual([0, 0]);
     expect([a.writes.count, b.writes.count]).toEqual([1, 1]);
-    // One Engine.IO packet per recipient, and both carry the same concatenated frame.
+    // One write per recipient, and both write the same concatenated frame.
     expect(frames).toHaveLength(2);
     expect(frames[0]).toBeInstanceOf(Buffer);
     expect(frames[1]).toBe(frames[0]);
@@ -205,6 +201,74 @@ describe("broadcast batching", () => {
     expect(await got).toEqual(all);
   });
 
+  it("writes a broadcast's frame straight to an idle websocket's TCP socket, one buffer for every recipient", async () => {
+    const server = await serve({ coalesce: true, batch: true });
+    const a = await join(server, "websocket");
+    const b = await join(server, "websocket");
+    const viaEngine: unknown[] = [];
+    const frames: unknown[] = [];
+    for (const { socket, tcp } of [a, b]) {
+      socket.join("room");
+      socket.conn.on("packetCreate", (packet: unknown) => viaEngine.push(packet));
+      recordWrites(tcp!, frames);
+    }
+    const got = [received(a.client, "n", 1), received(b.client, "n", 1)];
+    server.io.to("room").emit("n", 7);
+    expect(await Promise.all(got)).toEqual([[7], [7]]);
+    expect(viaEngine).toEqual([]);
+    expect(frames).toHaveLength(2);
+    expect(frames[0]).toBeInstanceOf(Buffer);
+    expect(frames[1]).toBe(frames[0]);
+    // What Engine.IO itself sends still goes through it: the client's own emits.
+    const own = received(a.client, "own", 1);
+    a.socket.emit("own", 1);
+    expect(await own).toEqual([1]);
+    expect(viaEngine).toHaveLength(1);
+  });
+
+  it("sends a broadcast through Engine.IO behind a packet of the client's that Engine.IO still holds", async () => {
+    const server = await serve({ coalesce: true, batch: true });
+    const { socket, client } = await join(server, "websocket");
+    socket.join("room");
+    const got = received(client, "n", 4);
+    // The first own emit is written at once; Engine.IO holds the second until that write is done.
+    // A broadcast written straight to the TCP socket now would overtake the second.
+    socket.emit("n", 0);
+    socket.emit("n", 1);
+    server.io.to("room").emit("n", 2);
+    socket.emit("n", 3);
+    expect(await got).toEqual([0, 1, 2, 3]);
+  });
+
+  it("leaves a connection to Engine.IO once it or its websocket is closing", async () => {
+    const server = await serve({ coalesce: true, batch: true });
+    const { socket, tcp } = await join(server, "websocket");
+    socket.join("room");
+    const viaEngine: unknown[] = [];
+    socket.conn.on("packetCreate", (packet: unknown) => viaEngine.push(packet));
+    const frames: unknown[] = [];
+    recordWrites(tcp!, frames);
+    const conn = socket.conn as unknown as { readyState: string; transport: { socket: { _readyState: number } } };
+    // Engine.IO closing (it flushes what it holds first): Engine.IO decides what still goes out.
+    conn.readyState = "closing";
+    server.io.to("room").emit("n", 1);
+    expect(viaEngine).toHaveLength(0); // Engine.IO drops packets once closing
+    expect(frames).toHaveLength(0);
+    conn.readyState = "open";
+    await nextTurn(); // one broadcast per tick: none is held for batching
+    // The websocket closing (the client's close frame came first): no data frame after it from here.
+    conn.transport.socket._readyState = 2; // ws's CLOSING
+    server.io.to("room").emit("n", 2);
+    expect(viaEngine).toHaveLength(1);
+    expect(frames).toHaveLength(2); // ws writes the frame's header and payload
+    conn.transport.socket._readyState = 1;
+    await nextTurn();
+    // Open again: straight to the socket, one buffer.
+    server.io.to("room").emit("n", 3);
+    expect(viaEngine).toHaveLength(1);
+    expect(frames).toHaveLength(3);
+  });
+
   it("does not hold polling clients, which get every broadcast in order beside websocket ones", async () => {
     const server = await serve({ coalesce: true, batch: true });
     const ws = await join(server, "websocket");
@@ -238,6 +302,14 @@ describe("broadcast batching", () => {
     expect(got).toEqual([...Array(BURST + 2).keys()]);
   });
 });
+
+/** Records what is written to a TCP socket (the writes still happen). */
+function recordWrites(tcp: TcpSocket, into: unknown[]): void {
+  const write = tcp.write.bind(tcp) as (...args: unknown[]) => boolean;
+  tcp.write = ((...args: unknown[]) => (into.push(args[0]), write(...args))) as TcpSocket["write"];
+}
+
+const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
 
 async function until(done: () => boolean): Promise<void> {
   while (!done()) await new Promise((resolve) => setTimeout(resolve, 5));

@@ -145,7 +145,8 @@ export class BroadcastBatching {
           return;
         }
       }
-      if (held.opts.length > 0) release(held, {});
+      if (held.opts.length > 0) release(held, {}, batching);
+      if (held.framed && opts.wsPreEncodedFrame !== undefined && !opts.volatile && batching.writeDirect(this.conn, opts)) return;
       held.write.call(this, encoded, opts);
     };
   }
@@ -157,6 +158,35 @@ export class BroadcastBatching {
     if (client[HELD]) return;
     client[HELD] = { client, write: client.writeToEngine, framed: false, encoded: [], opts: [] };
     client.writeToEngine = this.hook;
+  }
+
+  /** The last broadcast written straight to a socket, and its frame as one buffer. */
+  private directOpts: PacketOptions | undefined;
+  private directFrame: Buffer | undefined;
+
+  /**
+   * Writes a broadcast's pre-encoded frame straight to the client's TCP socket when Engine.IO has
+   * nothing of its own waiting or in flight for it: the bytes and their order are what Engine.IO
+   * would send, without the per-recipient work of its send path (a packet object, four events, the
+   * transport's and ws's write bookkeeping, a corked `writev` of two buffers). That work is most of
+   * the user-space CPU per delivery at one broadcast in flight (docs/benchmarks.md). False when
+   * it must go through Engine.IO: a packet of its own is buffered or being written (this one would
+   * overtake it), or the connection or the websocket is not open.
+   */
+  writeDirect(conn: EngineSocket, opts: PacketOptions): boolean {
+    const engine = conn as unknown as EngineInternals;
+    const transport = engine.transport;
+    if (engine.readyState !== "open" || !transport.writable || engine.writeBuffer.length > 0) return false;
+    const ws = transport.socket;
+    const tcp = ws?._socket;
+    if (ws?.readyState !== OPEN || !(tcp instanceof TcpSocket) || !tcp.writable) return false;
+    if (opts !== this.directOpts) {
+      const frame = opts.wsPreEncodedFrame!;
+      this.directFrame = frame.length === 1 ? frame[0]! : Buffer.concat(frame as Buffer[]);
+      this.directOpts = opts;
+    }
+    tcp.write(this.directFrame!);
+    return true;
   }
 
   private count(opts: PacketOptions): void {
@@ -171,22 +201,32 @@ export class BroadcastBatching {
     const held = this.held;
     this.held = [];
     const combined: Combined = {};
-    for (const one of held) if (one.opts.length > 0) release(one, combined);
+    for (const one of held) if (one.opts.length > 0) release(one, combined, this);
   };
 }
 
 const COMBINED = "(pre-encoded frames)";
 
+/** ws's `WebSocket.OPEN`. */
+const OPEN = 1;
+
+/** What `writeDirect` reads of Engine.IO's socket: `writeBuffer` is private, the rest public. */
+interface EngineInternals {
+  readyState: string;
+  writeBuffer: readonly unknown[];
+  transport: { writable: boolean; socket?: { readyState?: number; _socket?: unknown } };
+}
+
 /**
  * Hands a client's held packets to Engine.IO: one packet, or one combined frame for several (only
  * framed clients hold packets, and they stay framed).
  */
-function release(held: Held, combined: Combined): void {
+function release(held: Held, combined: Combined, batching: BroadcastBatching): void {
   const { encoded, opts } = held;
   held.encoded = [];
   held.opts = [];
   if (opts.length === 1) {
-    held.write.call(held.client, encoded[0], opts[0]!);
+    if (!batching.writeDirect(held.client.conn, opts[0]!)) held.write.call(held.client, encoded[0], opts[0]!);
     return;
   }
   let node = combined;
@@ -199,7 +239,7 @@ function release(held: Held, combined: Combined): void {
   }
   node.opts ??= { preEncoded: true, wsPreEncodedFrame: [Buffer.concat(opts.flatMap((o) => o.wsPreEncodedFrame!))] };
   // The data only shows in Engine.IO's packetCreate event and debug log; the frame is what it sends.
-  held.client.conn.write(COMBINED, node.opts);
+  if (!batching.writeDirect(held.client.conn, node.opts)) held.client.conn.write(COMBINED, node.opts);
 }
 
 /**
