@@ -62,9 +62,17 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   };
   const child = spawn(process.execPath, [MAIN], { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
   const output: string[] = [];
-  const collect = (chunk: Buffer) => output.push(...chunk.toString("utf8").split("\n").filter(Boolean));
-  child.stdout!.on("data", collect);
-  child.stderr!.on("data", collect);
+  // Whole lines only: a pipe may cut a log line between two chunks (stdout and stderr apart).
+  const collector = () => {
+    let partial = "";
+    return (chunk: Buffer) => {
+      const lines = (partial + chunk.toString("utf8")).split("\n");
+      partial = lines.pop()!;
+      output.push(...lines.filter(Boolean));
+    };
+  };
+  child.stdout!.on("data", collector());
+  child.stderr!.on("data", collector());
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
     child.once("exit", (code, signal) => r({ code, signal })),
   );
