@@ -118,6 +118,10 @@ interface Combined {
  * the client (its own emits, acks, binary, volatile, polling) first releases what is held, so
  * order is kept per client.
  *
+ * A broadcast that goes to Engine.IO now (a lone one, or a client's held ones at the end of the
+ * tick) is written straight to the client's TCP socket when Engine.IO holds nothing for it
+ * (`writeDirect`).
+ *
  * Every attached client gets the same hook function (its state hangs off the client), so the
  * adapter's per-recipient call has one target, which V8 can inline, and a client costs no
  * closure or bound function of its own.
@@ -177,9 +181,9 @@ export class BroadcastBatching {
     const engine = conn as unknown as EngineInternals;
     const transport = engine.transport;
     if (engine.readyState !== "open" || !transport.writable || engine.writeBuffer.length > 0) return false;
-    const ws = transport.socket;
-    const tcp = ws?._socket;
-    if (ws?.readyState !== OPEN || !(tcp instanceof TcpSocket) || !tcp.writable) return false;
+    if (transport.socket?.readyState !== OPEN) return false;
+    const tcp = tcpSocketOf(conn);
+    if (!tcp?.writable) return false;
     if (opts !== this.directOpts) {
       const frame = opts.wsPreEncodedFrame!;
       this.directFrame = frame.length === 1 ? frame[0]! : Buffer.concat(frame as Buffer[]);
@@ -214,7 +218,7 @@ const OPEN = 1;
 interface EngineInternals {
   readyState: string;
   writeBuffer: readonly unknown[];
-  transport: { writable: boolean; socket?: { readyState?: number; _socket?: unknown } };
+  transport: { writable: boolean; socket?: { readyState?: number } };
 }
 
 /**
