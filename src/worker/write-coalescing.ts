@@ -183,7 +183,7 @@ export class BroadcastBatching {
     if (engine.readyState !== "open" || !transport.writable || engine.writeBuffer.length > 0) return false;
     if (transport.socket?.readyState !== OPEN) return false;
     const tcp = tcpSocketOf(conn);
-    if (!tcp?.writable) return false;
+    if (!tcp) return false;
     if (opts !== this.directOpts) {
       const frame = opts.wsPreEncodedFrame!;
       this.directFrame = frame.length === 1 ? frame[0]! : Buffer.concat(frame as Buffer[]);
