@@ -3,6 +3,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { createInterface } from "node:readline";
+import type { Readable } from "node:stream";
 import { sleep } from "../loadtest/clock.js";
 import { processTree, readProcess } from "../loadtest/server-stats.js";
 
@@ -90,16 +92,19 @@ export interface StartOptions {
 /** Starts a target on free ports and resolves once it serves. */
 export async function startTarget(name: TargetName, options: StartOptions = {}): Promise<RunningTarget> {
   const output: string[] = [];
-  const collect = (chunk: Buffer) => {
-    output.push(...chunk.toString("utf8").split("\n").filter(Boolean));
-    if (output.length > 200) output.splice(0, output.length - 200);
-  };
+  // Whole lines (readline): a pipe may cut the port line between two chunks.
+  const collect = (stream: Readable) =>
+    createInterface({ input: stream, crlfDelay: Infinity }).on("line", (line) => {
+      if (!line) return;
+      output.push(line);
+      if (output.length > 200) output.splice(0, output.length - 200);
+    });
   const execArgv = [...(options.nodeArgs ?? []), ...(options.cpuProfDir ? ["--cpu-prof", "--cpu-prof-dir", options.cpuProfDir] : [])];
   if (REFERENCES.includes(name)) {
     const main = name === "baseline" ? [BASELINE_MAIN] : [BASELINE_CLUSTER_MAIN, "--workers", "2"];
     const child = spawn(process.execPath, [...execArgv, ...main, "--port", "0"], { stdio: ["ignore", "pipe", "pipe"] });
-    child.stdout.on("data", collect);
-    child.stderr.on("data", collect);
+    collect(child.stdout);
+    collect(child.stderr);
     let port = 0;
     await waitUntil(
       () => {
@@ -131,8 +136,8 @@ export async function startTarget(name: TargetName, options: StartOptions = {}):
   };
   if (name === "clustered-w2" && !options.redisUrl) throw new Error("clustered target needs a Redis URL");
   const child = spawn(process.execPath, [...execArgv, PRODUCT_MAIN], { cwd: dataDir, env, stdio: ["ignore", "pipe", "pipe"] });
-  child.stdout.on("data", collect);
-  child.stderr.on("data", collect);
+  collect(child.stdout);
+  collect(child.stderr);
   await waitUntil(
     async () => (await fetch(`http://127.0.0.1:${healthPort}/readyz`).catch(() => undefined))?.status === 200,
     60_000,

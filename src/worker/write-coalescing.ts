@@ -140,7 +140,9 @@ export class BroadcastBatching {
     const batching = this;
     this.hook = function writeToEngine(this: AttachedClient, encoded, opts) {
       const held = this[HELD]!;
-      if (opts.wsPreEncodedFrame !== undefined && !opts.volatile && (held.framed ||= sendsFramesAsIs(this.conn))) {
+      // A broadcast's frame that Engine.IO would send as it is: held in a burst, else maybe written directly.
+      const framed = opts.wsPreEncodedFrame !== undefined && !opts.volatile && (held.framed ||= sendsFramesAsIs(this.conn));
+      if (framed) {
         if (opts !== batching.last) batching.count(opts);
         if (batching.bursting || batching.broadcasts > 1) {
           if (held.opts.length === 0) batching.held.push(held);
@@ -150,7 +152,7 @@ export class BroadcastBatching {
         }
       }
       if (held.opts.length > 0) release(held, {}, batching);
-      if (held.framed && opts.wsPreEncodedFrame !== undefined && !opts.volatile && batching.writeDirect(this.conn, opts)) return;
+      if (framed && batching.writeDirect(this.conn, opts)) return;
       held.write.call(this, encoded, opts);
     };
   }

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { createInterface } from "node:readline";
 import jwt from "jsonwebtoken";
 import { freePort } from "./ports.js";
 import { isAlive, waitFor } from "./wait.js";
@@ -62,17 +63,12 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   };
   const child = spawn(process.execPath, [MAIN], { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
   const output: string[] = [];
-  // Whole lines only: a pipe may cut a log line between two chunks (stdout and stderr apart).
-  const collector = () => {
-    let partial = "";
-    return (chunk: Buffer) => {
-      const lines = (partial + chunk.toString("utf8")).split("\n");
-      partial = lines.pop()!;
-      output.push(...lines.filter(Boolean));
-    };
-  };
-  child.stdout!.on("data", collector());
-  child.stderr!.on("data", collector());
+  // Whole lines only (readline): a pipe may cut a log line between two chunks.
+  for (const stream of [child.stdout!, child.stderr!]) {
+    createInterface({ input: stream, crlfDelay: Infinity }).on("line", (line) => {
+      if (line) output.push(line);
+    });
+  }
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
     child.once("exit", (code, signal) => r({ code, signal })),
   );
