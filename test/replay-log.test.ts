@@ -2,7 +2,7 @@ import { EventEmitter } from "node:events";
 import type { Worker } from "node:cluster";
 import { MessageType, type ClusterMessage } from "socket.io-adapter";
 import { afterEach, describe, expect, it, onTestFinished, vi } from "vitest";
-import { ADAPTER_SOURCE, formatOffset, parseOffset, type AdapterDownMessage, type AdapterUpMessage } from "../src/shared/adapter-ipc.js";
+import { formatOffset, parseOffset, type AdapterBatch, type AdapterDownMessage, type AdapterUpMessage } from "../src/shared/adapter-ipc.js";
 import { createLogger } from "../src/shared/logger.js";
 import { AdapterHost } from "../src/primary/adapter-host.js";
 import { ReplayLog } from "../src/primary/replay-log.js";
@@ -12,8 +12,7 @@ import { PendingRestores, type RestoreStage } from "../src/worker/adapter/pendin
 
 const LIMITS = { maxAgeMs: 120_000, maxEntries: 1000, maxBytes: 1 << 20 };
 const EPOCH = "0a1b2c";
-/** AdapterUpMessage without its source tag (an Omit per member of the union). */
-type Up = AdapterUpMessage extends infer U ? (U extends unknown ? Omit<U, "source"> : never) : never;
+type Up = AdapterUpMessage;
 const freshLog = () => new ReplayLog(LIMITS, { epoch: EPOCH, seq: 0, entries: [] });
 
 describe("embedded offsets", () => {
@@ -74,48 +73,62 @@ describe("replay log", () => {
   });
 });
 
+class FakeWorker {
+  private readonly received: AdapterDownMessage[] = [];
+  connected = true;
+  /** Sends what the host has queued for its workers (it batches per event-loop turn). */
+  flush = () => undefined as void;
+  constructor(readonly id: number) {}
+  isConnected() {
+    return this.connected;
+  }
+  send(batch: AdapterBatch<AdapterDownMessage>) {
+    this.received.push(...batch.m);
+    return true;
+  }
+  /** Everything the host sent this worker so far. */
+  get sent(): AdapterDownMessage[] {
+    this.flush();
+    return this.received;
+  }
+}
+
+const hosts: AdapterHost[] = [];
+afterEach(() => hosts.splice(0).forEach((h) => h.close()));
+
+/** An adapter host with `count` fake workers, driven through the messages real workers send. */
+function hostWith(count: number) {
+  const workers = Array.from({ length: count }, (_, i) => new FakeWorker(i + 1));
+  const supervisor = Object.assign(new EventEmitter(), {
+    connectedWorkers: () => workers.filter((w) => w.connected),
+  });
+  const sessions = new SessionTable({ maxDisconnectionMs: 120_000, maxDisconnected: 100 });
+  const host = new AdapterHost(supervisor as unknown as Supervisor, freshLog(), sessions, createLogger("silent", {}));
+  hosts.push(host);
+  for (const w of workers) w.flush = () => host.flush();
+  const up = (worker: FakeWorker, message: Up) => supervisor.emit("adapter", worker as unknown as Worker, message);
+  const publish = (worker: FakeWorker, id: number, content: string, n: number, rooms: string[] = ["a"]) =>
+    up(worker, {
+      t: "pub",
+      id,
+      relay: true,
+      bytes: 10,
+      origin: `0000000${worker.id}`,
+      n,
+      msg: {
+        uid: `uid${worker.id}`,
+        nsp: "/",
+        type: MessageType.BROADCAST,
+        data: { packet: { type: 2, data: ["e", content] }, opts: { rooms, except: [], flags: {} } },
+      } as ClusterMessage,
+    });
+  return { host, workers, supervisor, up, publish };
+}
+
 /** The primary's adapter host, driven through the same messages its workers send. */
 describe("adapter host: restores and broadcasts a worker delivered first", () => {
-  class FakeWorker {
-    readonly sent: AdapterDownMessage[] = [];
-    connected = true;
-    constructor(readonly id: number) {}
-    isConnected() {
-      return this.connected;
-    }
-    send(message: AdapterDownMessage) {
-      this.sent.push(message);
-      return true;
-    }
-  }
-  const hosts: AdapterHost[] = [];
-  afterEach(() => hosts.splice(0).forEach((h) => h.close()));
-
   function setup() {
-    const workers = [new FakeWorker(1), new FakeWorker(2)];
-    const supervisor = Object.assign(new EventEmitter(), {
-      connectedWorkers: () => workers.filter((w) => w.connected),
-    });
-    const sessions = new SessionTable({ maxDisconnectionMs: 120_000, maxDisconnected: 100 });
-    const host = new AdapterHost(supervisor as unknown as Supervisor, freshLog(), sessions, createLogger("silent", {}));
-    hosts.push(host);
-    const up = (worker: FakeWorker, message: Up) =>
-      supervisor.emit("adapter", worker as unknown as Worker, { source: ADAPTER_SOURCE, ...message } as AdapterUpMessage);
-    const publish = (worker: FakeWorker, id: number, content: string, n: number) =>
-      up(worker, {
-        t: "pub",
-        id,
-        relay: true,
-        bytes: 10,
-        origin: `0000000${worker.id}`,
-        n,
-        msg: {
-          uid: `uid${worker.id}`,
-          nsp: "/",
-          type: MessageType.BROADCAST,
-          data: { packet: { type: 2, data: ["e", content] }, opts: { rooms: ["a"], except: [], flags: {} } },
-        } as ClusterMessage,
-      });
+    const { workers, supervisor, up, publish } = hostWith(2);
     // A session that was on worker 1, disconnected: its client comes back on worker 2.
     const session = { sid: "s1", pid: "p1", rooms: ["a"], data: {} };
     up(workers[0]!, { t: "open", session });
@@ -177,6 +190,84 @@ describe("adapter host: restores and broadcasts a worker delivered first", () =>
     // The counted broadcast arrives: every held one goes ahead.
     publish(workers[0]!, 2, "x2", 2);
     expect(restored()).toHaveLength(10_001);
+  });
+});
+
+/** Contents of the broadcasts relayed to a worker, in order. */
+function relayed(worker: FakeWorker): unknown[] {
+  return worker.sent.flatMap((m) => (m.t === "msg" && m.msg.type === MessageType.BROADCAST ? [(m.msg.data.packet as { data: unknown[] }).data[1]] : []));
+}
+
+describe("adapter host: interest routing", () => {
+  it("relays a broadcast only to the workers with a member in its rooms, and answers its publisher", () => {
+    const { workers, up, publish } = hostWith(3);
+    const [w1, w2, w3] = workers as [FakeWorker, FakeWorker, FakeWorker];
+    publish(w1, 1, "nobody", 1, ["a"]);
+    expect([relayed(w2), relayed(w3)]).toEqual([[], []]);
+    expect(w1.sent.filter((m) => m.t === "offset")).toEqual([{ t: "offset", id: 1, offset: `${EPOCH}-1` }]);
+    up(w2, { t: "interest", id: 9, add: ["a"] });
+    expect(w2.sent.filter((m) => m.t === "interested")).toEqual([{ t: "interested", id: 9 }]);
+    publish(w1, 2, "to-a", 2, ["a"]);
+    publish(w1, 3, "to-b", 3, ["b"]);
+    publish(w1, 4, "to-a-or-b", 4, ["b", "a"]);
+    expect(relayed(w2)).toEqual(["to-a", "to-a-or-b"]);
+    expect(relayed(w3)).toEqual([]);
+    // The worker's last member left: nothing more for it.
+    up(w2, { t: "interest", del: ["a"], pin: 0 });
+    publish(w1, 5, "after", 5, ["a"]);
+    expect(relayed(w2)).toEqual(["to-a", "to-a-or-b"]);
+    // Its own broadcasts never come back to it.
+    up(w1, { t: "interest", add: ["a"] });
+    publish(w1, 6, "own", 6, ["a"]);
+    expect(relayed(w1)).toEqual([]);
+  });
+
+  it("relays broadcasts to every socket, and other cluster messages, to every other worker", () => {
+    const { workers, up, publish } = hostWith(3);
+    const [w1, w2, w3] = workers as [FakeWorker, FakeWorker, FakeWorker];
+    publish(w1, 1, "all", 1, []);
+    up(w1, { t: "pub", relay: true, msg: { uid: "uid1", nsp: "/", type: MessageType.FETCH_SOCKETS, data: { opts: { rooms: ["a"], except: [], flags: {} }, requestId: "r1" } } as ClusterMessage });
+    for (const w of [w2, w3]) {
+      expect(relayed(w)).toEqual(["all"]);
+      expect(w.sent.filter((m) => m.t === "msg" && m.msg.type === MessageType.FETCH_SOCKETS)).toHaveLength(1);
+    }
+  });
+
+  it("relays a broadcast to a socket's own room to the worker holding that socket", () => {
+    const { workers, up, publish } = hostWith(3);
+    const [w1, w2, w3] = workers as [FakeWorker, FakeWorker, FakeWorker];
+    up(w2, { t: "open", session: { sid: "s2", pid: "p2", rooms: ["s2"], data: {} } });
+    publish(w1, 1, "to-s2", 1, ["s2"]);
+    expect([relayed(w2), relayed(w3)]).toEqual([["to-s2"], []]);
+  });
+
+  it("routes a restored session's rooms to its new worker at once, and ignores a leave decided before the worker knew", () => {
+    const { workers, up, publish } = hostWith(2);
+    const [w1, w2] = workers as [FakeWorker, FakeWorker];
+    const session = { sid: "s1", pid: "p1", rooms: ["s1", "a"], data: {} };
+    up(w1, { t: "open", session });
+    up(w1, { t: "interest", add: ["a"] });
+    up(w1, { t: "closed", session });
+    up(w2, { t: "interest", add: ["a"] });
+    up(w2, { t: "restore", id: 1, pid: "p1", offset: `${EPOCH}-0` });
+    const answer = w2.sent.find((m) => m.t === "restored");
+    expect(answer).toMatchObject({ pin: 1, session: { sid: "s1" } });
+    // Worker 2's last other member in "a" left before it read the answer: that leave is stale.
+    up(w2, { t: "interest", del: ["a"], pin: 0 });
+    publish(w1, 1, "for-restored", 1, ["a"]);
+    expect(relayed(w2)).toEqual(["for-restored"]);
+    // Decided after it saw the pin (the restored socket left, or never came): honoured.
+    up(w2, { t: "interest", del: ["a"], pin: 1 });
+    publish(w1, 2, "after", 2, ["a"]);
+    expect(relayed(w2)).toEqual(["for-restored"]);
+  });
+
+  it("forgets a worker's rooms when it exits", () => {
+    const { host, workers, supervisor, up } = hostWith(2);
+    up(workers[1]!, { t: "interest", add: ["a", "b"] });
+    expect(host.interest.rooms).toBe(2);
+    supervisor.emit("exit", 2, undefined);
+    expect(host.interest.rooms).toBe(0);
   });
 });
 

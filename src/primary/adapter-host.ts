@@ -1,16 +1,17 @@
 import type { Worker } from "node:cluster";
-import { MessageType } from "socket.io-adapter";
+import { MessageType, type ClusterMessage } from "socket.io-adapter";
 import {
-  ADAPTER_SOURCE,
   isLoggedBroadcast,
   parseOffset,
   type AdapterDownMessage,
   type AdapterUpMessage,
   type RestoredSession,
 } from "../shared/adapter-ipc.js";
+import { AdapterOutbox } from "../shared/adapter-outbox.js";
 import { WELCOME_EVENT } from "../shared/contract.js";
 import { assertNever } from "../shared/ipc.js";
 import type { Logger } from "../shared/logger.js";
+import { InterestTable } from "./interest-table.js";
 import type { ReplayLog } from "./replay-log.js";
 import type { SessionTable } from "./session-table.js";
 import { sendTo, type Supervisor } from "./supervisor.js";
@@ -23,6 +24,8 @@ const ORIGIN_WAIT_MS = 2000;
 /** At most this many restores wait so at once; past it they are answered at once (a duplicate at worst). */
 const MAX_HELD = 10_000;
 
+const NO_WORKERS: ReadonlySet<number> = new Set();
+
 interface HeldRestore {
   origin: string;
   n: number;
@@ -31,8 +34,9 @@ interface HeldRestore {
 }
 
 /**
- * The primary's side of the embedded adapter: relays cluster messages between workers,
- * sequences and logs every broadcast, and keeps the host's recovery sessions.
+ * The primary's side of the embedded adapter: relays cluster messages between workers (a
+ * broadcast only to the workers with a member in its rooms), sequences and logs every broadcast,
+ * and keeps the host's recovery sessions.
  */
 export class AdapterHost {
   /** Which worker each adapter uid lives in, to route responses to their requester. */
@@ -41,6 +45,10 @@ export class AdapterHost {
   private readonly origins = new Map<string, { worker: number; n: number }>();
   private readonly held = new Set<HeldRestore>();
   private readonly trimTimer: NodeJS.Timeout;
+  /** Which workers have members in which rooms: where a broadcast is relayed. */
+  readonly interest = new InterestTable();
+  /** Each worker's messages of this event-loop turn, sent as one batch. */
+  private readonly outboxes = new Map<number, { worker: Worker; outbox: AdapterOutbox<AdapterDownMessage> }>();
 
   constructor(
     private readonly supervisor: Supervisor,
@@ -51,6 +59,9 @@ export class AdapterHost {
     supervisor.on("adapter", (worker, message) => this.onMessage(worker, message));
     supervisor.on("exit", (workerId) => {
       const count = this.sessions.ownerDied(workerId, Date.now());
+      this.interest.workerLeft(workerId);
+      this.outboxes.get(workerId)?.outbox.clear();
+      this.outboxes.delete(workerId);
       for (const [uid, owner] of this.uidOwner) if (owner === workerId) this.uidOwner.delete(uid);
       // What a dead worker had not sent will never come: restores waiting on it go ahead.
       for (const [origin, o] of this.origins) {
@@ -73,14 +84,50 @@ export class AdapterHost {
     clearInterval(this.trimTimer);
     for (const h of this.held) clearTimeout(h.timer);
     this.held.clear();
+    for (const { outbox } of this.outboxes.values()) outbox.clear();
+  }
+
+  /** Sends what every worker's outbox holds now (tests; the outboxes flush by themselves). */
+  flush(): void {
+    for (const { outbox } of this.outboxes.values()) outbox.flush();
   }
 
   private send(worker: Worker, message: AdapterDownMessage): void {
-    sendTo(worker, message);
+    let entry = this.outboxes.get(worker.id);
+    if (!entry || entry.worker !== worker) {
+      const outbox = new AdapterOutbox<AdapterDownMessage>(
+        (batch) => sendTo(worker, batch),
+        (dropped, err) => this.logger.error({ err, t: dropped.t, worker: worker.id }, "adapter message to a worker could not be sent"),
+      );
+      this.outboxes.set(worker.id, (entry = { worker, outbox }));
+    }
+    entry.outbox.push(message);
   }
 
+  /** To every other worker: cluster messages other than plain broadcasts, and broadcasts to all sockets. */
   private relay(from: Worker, message: AdapterDownMessage): void {
     for (const worker of this.supervisor.connectedWorkers()) if (worker !== from) this.send(worker, message);
+  }
+
+  /** A broadcast to rooms: to the other workers with a member in one of them (or holding the socket a room names). */
+  private relayToRooms(from: Worker, rooms: readonly string[], message: AdapterDownMessage): void {
+    const targets = new Set<number>();
+    for (const room of rooms) {
+      for (const id of this.interest.workersOf(room) ?? NO_WORKERS) targets.add(id);
+      // A socket's own room is not reported as interest (every socket has one): its session says where it is.
+      const owner = this.sessions.ownerOf(room);
+      if (owner !== undefined) targets.add(owner);
+    }
+    targets.delete(from.id);
+    if (targets.size === 0) return;
+    for (const worker of this.supervisor.connectedWorkers()) if (targets.has(worker.id)) this.send(worker, message);
+  }
+
+  /** Relays a published cluster message to the workers it concerns. */
+  private route(from: Worker, msg: ClusterMessage, message: AdapterDownMessage): void {
+    // Other types (joins, fetches, acks, heartbeats) expect an answer or a count from every worker.
+    if (msg.type === MessageType.BROADCAST && msg.data.opts.rooms.length > 0) this.relayToRooms(from, msg.data.opts.rooms, message);
+    else this.relay(from, message);
   }
 
   private onMessage(worker: Worker, message: AdapterUpMessage): void {
@@ -90,7 +137,7 @@ export class AdapterHost {
         const msg = message.msg;
         this.uidOwner.set(msg.uid, worker.id);
         if (message.id === undefined || msg.type !== MessageType.BROADCAST) {
-          this.relay(worker, { source: ADAPTER_SOURCE, t: "msg", msg });
+          this.route(worker, msg, { t: "msg", msg });
           break;
         }
         const packet = msg.data.packet as { type?: number; id?: number; data?: unknown[] };
@@ -103,8 +150,8 @@ export class AdapterHost {
             ? this.log.appendMarker(now, from)
             : this.log.append(packet.data!, msg.data.opts.rooms, msg.data.opts.except, message.bytes ?? 0, now, from);
         // Relay before answering the origin: every worker sees the broadcasts in offset order.
-        if (message.relay) this.relay(worker, { source: ADAPTER_SOURCE, t: "msg", msg, offset });
-        this.send(worker, { source: ADAPTER_SOURCE, t: "offset", id: message.id, offset });
+        if (message.relay) this.route(worker, msg, { t: "msg", msg, offset });
+        this.send(worker, { t: "offset", id: message.id, offset });
         if (from) {
           const known = this.origins.get(from.origin);
           if (known) known.n = from.n;
@@ -116,7 +163,7 @@ export class AdapterHost {
       case "res": {
         const owner = this.uidOwner.get(message.to);
         const target = owner === undefined ? undefined : this.supervisor.connectedWorkers().find((w) => w.id === owner);
-        if (target) this.send(target, { source: ADAPTER_SOURCE, t: "res", msg: message.msg });
+        if (target) this.send(target, { t: "res", msg: message.msg });
         break;
       }
       case "open":
@@ -131,16 +178,18 @@ export class AdapterHost {
       case "gone":
         this.sessions.gone(worker.id, message.sid);
         break;
+      case "interest":
+        if (message.add) this.interest.add(worker.id, message.add);
+        if (message.del) this.interest.del(worker.id, message.del, message.pin ?? 0);
+        if (message.id !== undefined) this.send(worker, { t: "interested", id: message.id });
+        break;
       case "restore": {
         const answer = () => {
           if (!worker.isConnected()) return; // its sessions stay where they were
-          this.send(worker, {
-            source: ADAPTER_SOURCE,
-            t: "restored",
-            id: message.id,
-            session: this.restore(worker, message.pid, message.offset, Date.now()),
-            upTo: this.log.lastOffset,
-          });
+          const session = this.restore(worker, message.pid, message.offset, Date.now());
+          // Broadcasts sequenced from now on reach the restored socket, joined or not yet.
+          const pin = session ? this.interest.pin(worker.id, session.rooms.filter((r) => r !== session.sid)) : undefined;
+          this.send(worker, { t: "restored", id: message.id, session, upTo: this.log.lastOffset, pin });
         };
         // The client may have had broadcasts its worker delivered before the primary got them
         // (Position): wait for them, or they would reach it again as live relays.
@@ -192,7 +241,7 @@ export class AdapterHost {
       // Half-open: the old connection still looks alive to its worker. Close it now rather than
       // after the ping timeout; its worker no longer owns the session, so its reports are ignored.
       const holder = this.supervisor.connectedWorkers().find((w) => w.id === taken.previousOwner);
-      if (holder) this.send(holder, { source: ADAPTER_SOURCE, t: "evict", sid: taken.record.sid });
+      if (holder) this.send(holder, { t: "evict", sid: taken.record.sid });
     }
     this.logger.debug({ sid: taken.record.sid, offset, missed: missedPackets.length, upTo: this.log.lastOffset, worker: worker.id }, "session restored");
     return { ...taken.record, missedPackets };

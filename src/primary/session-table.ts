@@ -65,6 +65,11 @@ export class SessionTable {
     }
   }
 
+  /** The worker whose socket holds session `sid` live, if any (routes a broadcast to a socket's own room). */
+  ownerOf(sid: string): number | undefined {
+    return this.bySid.get(sid)?.owner;
+  }
+
   /** A recoverable close: keep the session (with its final rooms and data) for the window. */
   closed(owner: number, record: SessionRecord, now: number): void {
     const entry = this.bySid.get(record.sid);

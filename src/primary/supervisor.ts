@@ -2,7 +2,7 @@ import cluster, { type Worker } from "node:cluster";
 import { EventEmitter } from "node:events";
 import type { Config } from "../shared/config.js";
 import { IPC_SOURCE, isWorkerMessage, type PrimaryMessage, type WorkerMessage } from "../shared/ipc.js";
-import { isAdapterMessage, type AdapterUpMessage } from "../shared/adapter-ipc.js";
+import { isAdapterBatch, type AdapterUpMessage } from "../shared/adapter-ipc.js";
 import type { Logger } from "../shared/logger.js";
 
 /**
@@ -85,7 +85,10 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     const worker = cluster.fork({ ...this.workerEnv, CEREBELLUM_WORKER_INDEX: String(slot.index) });
     slot.worker = worker;
     worker.on("message", (message: unknown) => {
-      if (isAdapterMessage<AdapterUpMessage>(message)) return void this.emit("adapter", worker, message);
+      if (isAdapterBatch<AdapterUpMessage>(message)) {
+        for (const m of message.m) this.emit("adapter", worker, m);
+        return;
+      }
       if (!isWorkerMessage(message)) return; // unknown traffic is dropped
       if (message.type === "ready") {
         slot.ready = true;

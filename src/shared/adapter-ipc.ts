@@ -18,10 +18,8 @@ export interface RestoredSession extends SessionRecord {
   missedPackets: unknown[][];
 }
 
-type Tagged<T> = T & { source: typeof ADAPTER_SOURCE };
-
 /** Worker → primary. */
-export type AdapterUpMessage = Tagged<
+export type AdapterUpMessage =
   /**
    * A cluster message; `id` asks for the offset back; `relay: false` is logged only (a local
    * socket's own room). `bytes`: the packet's JSON length, for the replay log's byte bound.
@@ -38,21 +36,44 @@ export type AdapterUpMessage = Tagged<
   /** A socket left for good: forget its session. */
   | { t: "gone"; sid: string }
   | { t: "restore"; id: number; pid: string; offset: string }
->;
+  /**
+   * The rooms this worker has local members in changed (`Interest`): `add` at a room's first
+   * local join (answered with `interested` when `id` is set), `del` at its last local leave.
+   * `pin`: the last restore pin this worker had seen when it decided the `del`.
+   */
+  | { t: "interest"; id?: number; add?: string[]; del?: string[]; pin?: number };
 
 /** Primary → worker. */
-export type AdapterDownMessage = Tagged<
+export type AdapterDownMessage =
   | { t: "offset"; id: number; offset: string }
   | { t: "msg"; msg: ClusterMessage; offset?: string }
   | { t: "res"; msg: ClusterResponse }
-  /** `upTo`: the last offset the missed packets cover; later ones arrive as relays. */
-  | { t: "restored"; id: number; session: RestoredSession | null; upTo: string }
+  /**
+   * `upTo`: the last offset the missed packets cover; later ones arrive as relays. `pin`: the
+   * primary routes the session's rooms to this worker from now on, under this pin (`Interest`).
+   */
+  | { t: "restored"; id: number; session: RestoredSession | null; upTo: string; pin?: number }
   /** Close this (half-open) socket quietly: its session now lives on another connection. */
   | { t: "evict"; sid: string }
->;
+  /** The `interest` message `id` has been taken: broadcasts to its rooms are routed here now. */
+  | { t: "interested"; id: number };
 
-export function isAdapterMessage<T extends { source: string }>(value: unknown): value is T {
-  return typeof value === "object" && value !== null && (value as { source?: unknown }).source === ADAPTER_SOURCE;
+/**
+ * What crosses the IPC channel: every message one side has for the other in one event-loop
+ * turn, in order, as one write (one structured clone and one syscall instead of one each).
+ */
+export interface AdapterBatch<T> {
+  source: typeof ADAPTER_SOURCE;
+  m: T[];
+}
+
+export function isAdapterBatch<T>(value: unknown): value is AdapterBatch<T> {
+  return (
+    typeof value === "object" &&
+    value !== null &&
+    (value as { source?: unknown }).source === ADAPTER_SOURCE &&
+    Array.isArray((value as { m?: unknown }).m)
+  );
 }
 
 /**

@@ -9,9 +9,8 @@ import {
   type Session,
 } from "socket.io-adapter";
 import {
-  ADAPTER_SOURCE,
   formatOffset,
-  isAdapterMessage,
+  isAdapterBatch,
   isLoggedBroadcast,
   parseOffset,
   type AdapterDownMessage,
@@ -19,6 +18,7 @@ import {
   type Position,
   type SessionRecord,
 } from "../../shared/adapter-ipc.js";
+import { AdapterOutbox } from "../../shared/adapter-outbox.js";
 import { assertNever } from "../../shared/ipc.js";
 import type { Logger } from "../../shared/logger.js";
 import { sessionRecordOf, type RecoverableSocket } from "./session-record.js";
@@ -28,6 +28,12 @@ import { deliverHere, EndOfTickDeliveries, type EventPacket, type OwnDelivery } 
 
 /** Broadcasts and restores waiting on the primary beyond this are refused rather than queued. */
 const MAX_WAITING = 100_000;
+
+/**
+ * How long a restored session's rooms stay routed here without a local member: its socket joins
+ * them within moments of the answer, or (its client gone) never; pending restores give up at 10 s.
+ */
+const RESERVED_MS = 30_000;
 
 /** A broadcast sent to the primary that waits for its answer (the offset, or "" when not logged). */
 interface Waiter {
@@ -74,8 +80,25 @@ export class EmbeddedAdapter extends ClusterAdapterWithHeartbeat {
   private readonly tracked = new Set<string>();
   /** Sockets whose session was just persisted by a recoverable close (their delAll follows). */
   private readonly persisted = new Set<string>();
+  /** Everything for the primary in this event-loop turn, sent as one batch. */
+  private readonly outbox = new AdapterOutbox<AdapterUpMessage>(
+    (batch) => {
+      if (process.connected && process.send) process.send(batch);
+    },
+    (message, err) => this.unsendable(message, err),
+  );
+  /** `interest` messages waiting for the primary's answer, by id. */
+  private readonly interestAnswers = new Map<number, () => void>();
+  /** Rooms the primary is being told of, each with the promise that settles once it has taken them. */
+  private readonly routing = new Map<string, Promise<void>>();
+  /** Rooms the primary routes here for a restored socket that has not joined them yet, until when (ms). */
+  private readonly reserved = new Map<string, number>();
+  private reserveTimer: NodeJS.Timeout | undefined;
+  /** The last restore pin the primary sent (`InterestTable`). */
+  private pin = 0;
   private readonly onIpc = (message: unknown) => {
-    if (isAdapterMessage<AdapterDownMessage>(message)) this.dispatch(message);
+    if (!isAdapterBatch<AdapterDownMessage>(message)) return;
+    for (const m of message.m) this.dispatch(m);
   };
 
   constructor(
@@ -89,17 +112,18 @@ export class EmbeddedAdapter extends ClusterAdapterWithHeartbeat {
     this.init();
   }
 
-  /** Sends to the primary; false when it could not (no primary, or uncloneable data). */
+  /** Queues a message for the primary (sent at the end of this turn); false when there is no primary. */
   private send(message: AdapterUpMessage): boolean {
     if (!process.connected || !process.send) return false;
-    try {
-      process.send(message);
-      return true;
-    } catch (err) {
-      // Uncloneable data (a function in socket.data, say): drop this message, keep the worker.
-      this.log.error({ err, t: message.t }, "adapter message could not be sent");
-      return false;
-    }
+    this.outbox.push(message);
+    return true;
+  }
+
+  /** A message the primary could not be sent (uncloneable data, a function in socket.data, say): dropped, the worker goes on. */
+  private unsendable(message: AdapterUpMessage, err: unknown): void {
+    this.log.error({ err, t: message.t }, "adapter message could not be sent");
+    // A broadcast waiting for its answer would wait for ever (and hold every later one): not sequenced.
+    if (message.t === "pub" && message.id !== undefined) this.dispatch({ t: "offset", id: message.id, offset: "" });
   }
 
   private dispatch(message: AdapterDownMessage): void {
@@ -115,6 +139,9 @@ export class EmbeddedAdapter extends ClusterAdapterWithHeartbeat {
       }
       case "msg": {
         if (message.msg.nsp !== this.nsp.name) break;
+        if (message.msg.type === MessageType.BROADCAST && this.log.isLevelEnabled("trace")) {
+          this.log.trace({ rooms: message.msg.data.opts.rooms }, "relayed broadcast");
+        }
         const at = message.offset ? this.hear(message.offset) : undefined;
         this.deliveringSeq = at?.seq;
         try {
@@ -130,6 +157,7 @@ export class EmbeddedAdapter extends ClusterAdapterWithHeartbeat {
       case "restored": {
         const resolve = this.restores.get(message.id);
         this.restores.delete(message.id);
+        if (message.pin !== undefined && message.session) this.reserve(message.pin, message.session);
         if (!resolve) break;
         if (!message.session) {
           resolve(null);
@@ -146,6 +174,12 @@ export class EmbeddedAdapter extends ClusterAdapterWithHeartbeat {
       case "evict":
         this.evict(message.sid);
         break;
+      case "interested": {
+        const answered = this.interestAnswers.get(message.id);
+        this.interestAnswers.delete(message.id);
+        answered?.();
+        break;
+      }
       default:
         assertNever(message);
     }
@@ -188,7 +222,9 @@ export class EmbeddedAdapter extends ClusterAdapterWithHeartbeat {
       uid: this.uid,
       nsp: this.nsp.name,
       type: MessageType.BROADCAST,
-      data: { packet, opts: { rooms, except, flags: opts.flags } },
+      // Its own data array: the message is cloned when the turn's batch is sent, after the local
+      // delivery has stamped its offset onto `packet.data`.
+      data: { packet: { ...packet, data: packet.data.slice() }, opts: { rooms, except, flags: opts.flags } },
     } as ClusterMessage;
     // A socket's own room on this worker (every `socket.emit` under recovery): log, don't relay.
     const relay = !(rooms.length === 1 && except.length === 0 && this.nsp.sockets.has(rooms[0]!));
@@ -197,7 +233,7 @@ export class EmbeddedAdapter extends ClusterAdapterWithHeartbeat {
     // A broadcast the primary cannot take is dropped whole, here too (send logs why).
     if (atOnce && !sequenced) {
       // Neither logged nor stamped: nothing to wait for.
-      if (!relay || this.send({ source: ADAPTER_SOURCE, t: "pub", msg: message, relay: true })) this.soon.push({ packet, opts, n: undefined });
+      if (!relay || this.send({ t: "pub", msg: message, relay: true })) this.soon.push({ packet, opts, n: undefined });
       return Promise.resolve();
     }
     if (this.offsets.size >= MAX_WAITING) {
@@ -214,7 +250,7 @@ export class EmbeddedAdapter extends ClusterAdapterWithHeartbeat {
     }
     const id = this.nextId++;
     const waiter: Waiter = sequenced ? { n: this.counted + 1 } : {};
-    if (!this.send({ source: ADAPTER_SOURCE, t: "pub", id, msg: message, relay, bytes, origin: this.tag, n: waiter.n })) return Promise.resolve();
+    if (!this.send({ t: "pub", id, msg: message, relay, bytes, origin: this.tag, n: waiter.n })) return Promise.resolve();
     if (waiter.n !== undefined) this.counted = waiter.n;
     if (!atOnce) {
       this.held++;
@@ -252,43 +288,126 @@ export class EmbeddedAdapter extends ClusterAdapterWithHeartbeat {
 
   /** Cluster messages other than plain broadcasts (joins, fetches, broadcasts with acks): relayed only. */
   protected override doPublish(message: ClusterMessage): Promise<string> {
-    this.send({ source: ADAPTER_SOURCE, t: "pub", msg: message, relay: true });
+    this.send({ t: "pub", msg: message, relay: true });
     return Promise.resolve("");
   }
 
   protected override doPublishResponse(requesterUid: string, response: ClusterResponse): Promise<void> {
-    this.send({ source: ADAPTER_SOURCE, t: "res", to: requesterUid, msg: response });
+    this.send({ t: "res", to: requesterUid, msg: response });
     return Promise.resolve();
   }
 
-  override addAll(id: string, rooms: Set<Room>): void {
+  /**
+   * A socket joins rooms. A room new to this worker is routed here by the primary from its next
+   * broadcast on: the returned promise settles once the primary has taken it, so a subscribe
+   * acknowledged after it gets every broadcast sequenced after the acknowledgement.
+   */
+  override addAll(id: string, rooms: Set<Room>): Promise<void> | void {
+    const had = this.sids.get(id);
+    let joined = false;
+    let fresh: string[] | undefined;
+    for (const room of rooms) {
+      if (!had?.has(room)) joined = true;
+      if (room !== id && !this.rooms.has(room)) (fresh ??= []).push(room);
+    }
     super.addAll(id, rooms);
-    if (this.tracked.has(id)) this.send({ source: ADAPTER_SOURCE, t: "rooms", sid: id, add: [...rooms] });
+    if (joined && this.tracked.has(id)) this.send({ t: "rooms", sid: id, add: [...rooms] });
+    if (fresh) return this.declare(fresh);
+    // Rooms another socket here joined a moment ago may still be on their way to the primary.
+    if (this.routing.size > 0) return this.whenRouted(rooms);
   }
 
   override del(id: string, room: Room): void {
     super.del(id, room);
-    if (this.tracked.has(id)) this.send({ source: ADAPTER_SOURCE, t: "rooms", sid: id, del: [room] });
+    if (this.tracked.has(id)) this.send({ t: "rooms", sid: id, del: [room] });
+    if (room !== id) this.release([room]);
   }
 
   override delAll(id: string): void {
+    const rooms = this.sids.get(id);
+    const left = rooms ? [...rooms].filter((room) => room !== id) : [];
     super.delAll(id);
+    this.release(left);
     if (!this.tracked.delete(id)) return;
     if (this.persisted.delete(id)) return; // a recoverable close already saved it
-    this.send({ source: ADAPTER_SOURCE, t: "gone", sid: id });
+    this.send({ t: "gone", sid: id });
+  }
+
+  /** Tells the primary of rooms that now have a local member; settles once it has taken them. */
+  private declare(add: string[]): Promise<void> {
+    if (this.interestAnswers.size >= MAX_WAITING) {
+      // Far too many in flight: the primary still learns of them, the join does not wait.
+      this.send({ t: "interest", add });
+      return Promise.resolve();
+    }
+    const id = this.nextId++;
+    // No primary (it is gone, and so are relays): nothing to wait for.
+    if (!this.send({ t: "interest", id, add })) return Promise.resolve();
+    const routed = new Promise<void>((resolve) =>
+      this.interestAnswers.set(id, () => {
+        for (const room of add) if (this.routing.get(room) === routed) this.routing.delete(room);
+        resolve();
+      }),
+    );
+    for (const room of add) this.routing.set(room, routed);
+    return routed;
+  }
+
+  /** Settles once the primary has taken every room of `rooms` that it is still being told of. */
+  private whenRouted(rooms: Set<Room>): Promise<void> | void {
+    let waits: Promise<void>[] | undefined;
+    for (const room of rooms) {
+      const routed = this.routing.get(room);
+      if (routed) (waits ??= []).push(routed);
+    }
+    if (waits) return Promise.all(waits).then(() => undefined);
+  }
+
+  /** Tells the primary of rooms that have no local member left (unless a restore reserved them). */
+  private release(rooms: readonly string[]): void {
+    let gone: string[] | undefined;
+    for (const room of rooms) if (!this.rooms.has(room) && !this.reserved.has(room)) (gone ??= []).push(room);
+    if (gone) this.send({ t: "interest", del: gone, pin: this.pin });
+  }
+
+  /**
+   * The primary routes a restored session's rooms here already (`pin`): keep them until the
+   * socket has joined them, or for RESERVED_MS, then let go of those that have no member.
+   */
+  private reserve(pin: number, session: SessionRecord): void {
+    this.pin = Math.max(this.pin, pin);
+    const until = Date.now() + RESERVED_MS;
+    for (const room of session.rooms) if (room !== session.sid) this.reserved.set(room, until);
+    this.reserveTimer ??= setTimeout(() => this.sweepReserved(), RESERVED_MS).unref();
+  }
+
+  private sweepReserved(): void {
+    this.reserveTimer = undefined;
+    const now = Date.now();
+    const expired: string[] = [];
+    let next = Number.POSITIVE_INFINITY;
+    for (const [room, until] of this.reserved) {
+      if (until > now) next = Math.min(next, until);
+      else {
+        this.reserved.delete(room);
+        expired.push(room);
+      }
+    }
+    this.release(expired);
+    if (next !== Number.POSITIVE_INFINITY) this.reserveTimer = setTimeout(() => this.sweepReserved(), next - now).unref();
   }
 
   /** Starts tracking a connected socket: its session is saved now, not only when it closes. */
   track(socket: RecoverableSocket): void {
     this.tracked.add(socket.id);
     this.pendingRestores.settle(socket.id, (data) => writeEventPacket(socket, data));
-    this.send({ source: ADAPTER_SOURCE, t: "open", session: sessionRecordOf(socket) });
+    this.send({ t: "open", session: sessionRecordOf(socket) });
   }
 
   override persistSession(session: SessionRecord): void {
     if (!this.tracked.has(session.sid)) return; // evicted, or never tracked: its session lives elsewhere
     this.persisted.add(session.sid);
-    this.send({ source: ADAPTER_SOURCE, t: "closed", session });
+    this.send({ t: "closed", session });
   }
 
   override restoreSession(pid: string, offset: string): Promise<Session> {
@@ -296,13 +415,18 @@ export class EmbeddedAdapter extends ClusterAdapterWithHeartbeat {
     const id = this.nextId++;
     return new Promise((resolve) => {
       this.restores.set(id, resolve as (s: Session | null) => void);
-      this.send({ source: ADAPTER_SOURCE, t: "restore", id, pid, offset });
+      this.send({ t: "restore", id, pid, offset });
     });
   }
 
   override close(): void {
     super.close();
+    this.outbox.flush();
     process.off("message", this.onIpc);
+    if (this.reserveTimer) clearTimeout(this.reserveTimer);
+    for (const answered of [...this.interestAnswers.values()]) answered();
+    this.interestAnswers.clear();
+    this.routing.clear();
     // Broadcasts still waiting for the primary are dropped with the worker.
     this.offsets.clear();
     for (const resolve of this.restores.values()) resolve(null);

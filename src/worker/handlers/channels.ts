@@ -22,18 +22,19 @@ export function channelHandlers(ctx: HandlerContext): Record<string, Handler> {
   const { io, schemas, log, sink } = ctx;
   return {
 
-    "channel:subscribe": (socket, [name], reply) => {
+    "channel:subscribe": async (socket, [name], reply) => {
       const parsed = schemas.channelName.safeParse(name);
       if (!parsed.success) return reply(fail(ErrorCode.INVALID_CHANNEL, parsed.error.issues[0]?.message));
       const room = channelRoom(parsed.data);
-      if (!socket.rooms.has(room)) {
-        if (subscriptionCount(socket) >= MAX_CHANNELS_PER_CONNECTION) {
-          return reply(fail(ErrorCode.LIMIT_EXCEEDED, `at most ${MAX_CHANNELS_PER_CONNECTION} channels per connection`));
-        }
-        // join() is synchronous for every adapter we use, so the ack below cannot overtake it.
-        void socket.join(room);
-        sink.noteChannel(parsed.data);
+      const fresh = !socket.rooms.has(room);
+      if (fresh && subscriptionCount(socket) >= MAX_CHANNELS_PER_CONNECTION) {
+        return reply(fail(ErrorCode.LIMIT_EXCEEDED, `at most ${MAX_CHANNELS_PER_CONNECTION} channels per connection`));
       }
+      // The ack waits until broadcasts to the room are routed to this worker (a room new here is
+      // announced to the primary first), so every message published after it arrives. A repeated
+      // subscribe waits too: the first one's announcement may still be on its way.
+      await socket.join(room);
+      if (fresh) sink.noteChannel(parsed.data);
       reply({ success: true });
     },
 

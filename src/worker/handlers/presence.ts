@@ -51,8 +51,10 @@ export function presenceHandlers(ctx: HandlerContext): Record<string, Handler> {
         await presence.remove(channel.data, socket.id);
         return;
       }
-      void socket.join(presenceRoom(channel.data));
+      const joined = socket.join(presenceRoom(channel.data));
       io.to(presenceRoom(channel.data)).emit(presenceEvent(channel.data, "join"), state);
+      // Acknowledged once the set's events are routed to this worker (see channel:subscribe).
+      await joined;
       reply({ success: true });
     },
 

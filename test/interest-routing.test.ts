@@ -1,0 +1,95 @@
+import type { Socket } from "socket.io-client";
+import { afterEach, describe, expect, it } from "vitest";
+import { closeAllClients, connect, nextEvent, request } from "./helpers/client.js";
+import { startServer, stopAllServers, type RunningServer } from "./helpers/server.js";
+import { waitFor } from "./helpers/wait.js";
+
+/**
+ * A broadcast costs only the workers with a member in its channel: the others never receive it.
+ * Each worker logs every broadcast relayed to it at `trace` level, with its rooms; that log is
+ * what these tests read.
+ */
+describe("interest routing (embedded)", () => {
+  afterEach(async () => {
+    closeAllClients();
+    await stopAllServers();
+  });
+
+  /** The worker id a connection landed on (Engine.IO session ids start with it). */
+  const workerOf = (socket: Socket) => Number(socket.io.engine.id.split(".")[0]);
+
+  /** One connection on each of the server's two workers. */
+  async function oneOnEachWorker(server: RunningServer): Promise<[Socket, Socket]> {
+    const byWorker = new Map<number, Socket>();
+    for (let i = 0; i < 20 && byWorker.size < 2; i++) {
+      const socket = await connect(server.url, server.token());
+      if (byWorker.has(workerOf(socket))) socket.close();
+      else byWorker.set(workerOf(socket), socket);
+    }
+    expect(byWorker.size).toBe(2);
+    return [...byWorker.entries()].sort(([a], [b]) => a - b).map(([, s]) => s) as [Socket, Socket];
+  }
+
+  /** How many broadcasts to `room` were relayed to worker `worker`, from its log. */
+  function relayedTo(server: RunningServer, worker: number, room: string): number {
+    let count = 0;
+    for (const line of server.output) {
+      if (!line.startsWith("{") || !line.includes("relayed broadcast")) continue;
+      const entry = JSON.parse(line) as { worker?: number; msg?: string; rooms?: string[] };
+      if (entry.msg === "relayed broadcast" && entry.worker === worker && entry.rooms?.includes(room)) count++;
+    }
+    return count;
+  }
+
+  async function publish(socket: Socket, channel: string, times: number): Promise<void> {
+    for (let i = 0; i < times; i++) expect((await request(socket, "message:queue", channel, i)).success).toBe(true);
+  }
+
+  it("relays a channel's broadcasts only to workers with a subscriber, and stops at the last unsubscribe", async () => {
+    const server = await startServer({ workers: 2, env: { LOG_LEVEL: "trace", PERSISTENCE: "off" } });
+    const [one, two] = await oneOnEachWorker(server);
+    const [w1, w2] = [workerOf(one), workerOf(two)];
+    for (const [socket, channel] of [[one, "only-one"], [one, "both"], [two, "both"], [two, "sentinel"]] as const) {
+      expect((await request(socket, "channel:subscribe", channel)).success).toBe(true);
+    }
+
+    // From worker 2 to a channel only worker 1 has: relayed there, delivered.
+    const delivered = new Promise<void>((resolve) => {
+      let n = 0;
+      one.on("message:receive:only-one", () => ++n === 3 && resolve());
+    });
+    await publish(two, "only-one", 3);
+    await delivered;
+    // From worker 1 to a channel nobody has, and to one both have.
+    await publish(one, "nobody", 3);
+    await publish(one, "both", 2);
+    // Worker 2's last subscriber leaves "both": later broadcasts to it stay on worker 1.
+    expect((await request(two, "channel:unsubscribe", "both")).success).toBe(true);
+    await publish(one, "both", 2);
+    // The primary relays to a worker in order: once the sentinel is in worker 2's log, so is
+    // every earlier broadcast relayed to it.
+    const sentinel = nextEvent(two, "message:receive:sentinel");
+    await publish(one, "sentinel", 1);
+    await sentinel;
+    await waitFor(() => relayedTo(server, w2, "ch:sentinel") === 1, { what: "the sentinel in worker 2's log" });
+
+    expect(relayedTo(server, w1, "ch:only-one")).toBe(3);
+    expect(relayedTo(server, w2, "ch:only-one")).toBe(0);
+    expect(relayedTo(server, w2, "ch:nobody")).toBe(0);
+    expect(relayedTo(server, w2, "ch:both")).toBe(2);
+  });
+
+  it("routes a channel to a worker as soon as its subscribe is acknowledged", async () => {
+    const server = await startServer({ workers: 2, env: { PERSISTENCE: "off" } });
+    const [one, two] = await oneOnEachWorker(server);
+    // Subscribe and publish from the other worker right after each ack, over fresh channels: a
+    // broadcast sequenced before the subscriber's worker was routed would be missing.
+    for (let i = 0; i < 20; i++) {
+      const channel = `fresh-${i}`;
+      expect((await request(two, "channel:subscribe", channel)).success).toBe(true);
+      const received = nextEvent<{ content: unknown }>(two, `message:receive:${channel}`, 5_000);
+      expect((await request(one, "message:queue", channel, i)).success).toBe(true);
+      expect((await received).content).toBe(i);
+    }
+  });
+});
