@@ -62,6 +62,19 @@ describe("replay log", () => {
     expect(log.since(formatOffset({ epoch: EPOCH, seq: 1, origin: "cccc", n: 2 }), ["a"])?.map((d) => d[1])).toEqual(["y1", "x2", "x3", "y2"]);
   });
 
+  it("replays the entries of a log saved by an earlier version (data arrays, not JSON)", () => {
+    const log = new ReplayLog(LIMITS, {
+      epoch: EPOCH,
+      seq: 2,
+      entries: [
+        { seq: 1, at: 0, data: null, rooms: [], except: [], bytes: 0 },
+        { seq: 2, at: 0, data: ["e", "old", `${EPOCH}-2`], rooms: ["a"], except: [], bytes: 10 },
+      ],
+    });
+    log.append(["e", "new"], ["a"], [], 10, 0);
+    expect(log.since(`${EPOCH}-0`, ["a"])).toEqual([["e", "old", `${EPOCH}-2`], ["e", "new", `${EPOCH}-3`]]);
+  });
+
   it("fails whole for another epoch, a future sequence number or a trimmed gap", () => {
     const log = new ReplayLog({ ...LIMITS, maxEntries: 2 }, { epoch: EPOCH, seq: 0, entries: [] });
     for (let i = 1; i <= 4; i++) log.append(["e", i], ["a"], [], 10, 0);
@@ -108,20 +121,7 @@ function hostWith(count: number) {
   for (const w of workers) w.flush = () => host.flush();
   const up = (worker: FakeWorker, message: Up) => supervisor.emit("adapter", worker as unknown as Worker, message);
   const publish = (worker: FakeWorker, id: number, content: string, n: number, rooms: string[] = ["a"]) =>
-    up(worker, {
-      t: "pub",
-      id,
-      relay: true,
-      bytes: 10,
-      origin: `0000000${worker.id}`,
-      n,
-      msg: {
-        uid: `uid${worker.id}`,
-        nsp: "/",
-        type: MessageType.BROADCAST,
-        data: { packet: { type: 2, data: ["e", content] }, opts: { rooms, except: [], flags: {} } },
-      } as ClusterMessage,
-    });
+    up(worker, { t: "bc", id, relay: true, uid: `uid${worker.id}`, nsp: "/", rooms, except: [], d: JSON.stringify(["e", content]), origin: `0000000${worker.id}`, n });
   return { host, workers, supervisor, up, publish };
 }
 
@@ -195,7 +195,7 @@ describe("adapter host: restores and broadcasts a worker delivered first", () =>
 
 /** Contents of the broadcasts relayed to a worker, in order. */
 function relayed(worker: FakeWorker): unknown[] {
-  return worker.sent.flatMap((m) => (m.t === "msg" && m.msg.type === MessageType.BROADCAST ? [(m.msg.data.packet as { data: unknown[] }).data[1]] : []));
+  return worker.sent.flatMap((m) => (m.t === "bc" ? [(JSON.parse(m.d) as unknown[])[1]] : []));
 }
 
 describe("adapter host: interest routing", () => {
@@ -226,7 +226,7 @@ describe("adapter host: interest routing", () => {
     const { workers, up, publish } = hostWith(3);
     const [w1, w2, w3] = workers as [FakeWorker, FakeWorker, FakeWorker];
     publish(w1, 1, "all", 1, []);
-    up(w1, { t: "pub", relay: true, msg: { uid: "uid1", nsp: "/", type: MessageType.FETCH_SOCKETS, data: { opts: { rooms: ["a"], except: [], flags: {} }, requestId: "r1" } } as ClusterMessage });
+    up(w1, { t: "pub", msg: { uid: "uid1", nsp: "/", type: MessageType.FETCH_SOCKETS, data: { opts: { rooms: ["a"], except: [], flags: {} }, requestId: "r1" } } as ClusterMessage });
     for (const w of [w2, w3]) {
       expect(relayed(w)).toEqual(["all"]);
       expect(w.sent.filter((m) => m.t === "msg" && m.msg.type === MessageType.FETCH_SOCKETS)).toHaveLength(1);

@@ -1,14 +1,12 @@
 import type { Worker } from "node:cluster";
 import { MessageType, type ClusterMessage } from "socket.io-adapter";
 import {
-  isLoggedBroadcast,
   parseOffset,
   type AdapterDownMessage,
   type AdapterUpMessage,
   type RestoredSession,
 } from "../shared/adapter-ipc.js";
 import { AdapterOutbox } from "../shared/adapter-outbox.js";
-import { WELCOME_EVENT } from "../shared/contract.js";
 import { assertNever } from "../shared/ipc.js";
 import type { Logger } from "../shared/logger.js";
 import { InterestTable } from "./interest-table.js";
@@ -134,30 +132,31 @@ export class AdapterHost {
     const now = Date.now();
     switch (message.t) {
       case "pub": {
+        // Not sequenced: a cluster message other than a broadcast, or a volatile broadcast or
+        // one with acks (sequenced broadcasts come as `bc`).
         const msg = message.msg;
         this.uidOwner.set(msg.uid, worker.id);
-        if (message.id === undefined || msg.type !== MessageType.BROADCAST) {
-          this.route(worker, msg, { t: "msg", msg });
-          break;
-        }
-        const packet = msg.data.packet as { type?: number; id?: number; data?: unknown[] };
-        const loggable = isLoggedBroadcast(packet, msg.data.opts.flags);
-        const from = loggable && message.origin !== undefined && message.n !== undefined ? { origin: message.origin, n: message.n } : undefined;
+        this.route(worker, msg, { t: "msg", msg });
+        if (message.id !== undefined) this.send(worker, { t: "offset", id: message.id, offset: "" });
+        break;
+      }
+      case "bc": {
+        this.uidOwner.set(message.uid, worker.id);
+        const { uid, nsp, rooms, except, flags, d, origin, n } = message;
         // A connection's welcome (its own room, never relayed) is sequenced but not kept.
-        const offset = !loggable
-          ? ""
-          : !message.relay && packet.data![0] === WELCOME_EVENT
-            ? this.log.appendMarker(now, from)
-            : this.log.append(packet.data!, msg.data.opts.rooms, msg.data.opts.except, message.bytes ?? 0, now, from);
+        const offset = d === undefined ? this.log.appendMarker(now, { origin, n }) : this.log.appendJson(d, rooms, except, d.length, now, { origin, n });
         // Relay before answering the origin: every worker sees the broadcasts in offset order.
-        if (message.relay) this.route(worker, msg, { t: "msg", msg, offset });
-        this.send(worker, { t: "offset", id: message.id, offset });
-        if (from) {
-          const known = this.origins.get(from.origin);
-          if (known) known.n = from.n;
-          else this.origins.set(from.origin, { worker: worker.id, n: from.n });
-          if (this.held.size > 0) this.release(from.origin, from.n);
+        if (message.relay && d !== undefined) {
+          const down: AdapterDownMessage = { t: "bc", uid, nsp, rooms, except, d, offset };
+          if (flags) down.flags = flags;
+          if (rooms.length > 0) this.relayToRooms(worker, rooms, down);
+          else this.relay(worker, down);
         }
+        this.send(worker, { t: "offset", id: message.id, offset });
+        const known = this.origins.get(origin);
+        if (known) known.n = n;
+        else this.origins.set(origin, { worker: worker.id, n });
+        if (this.held.size > 0) this.release(origin, n);
         break;
       }
       case "res": {

@@ -5,10 +5,13 @@ export interface LogEntry {
   seq: number;
   at: number;
   /**
-   * The event packet's data array, offset last (as the live delivery carried it); null for a
-   * marker: a sequenced broadcast that is never replayed (a connection's welcome), kept only so
-   * that its offset stays valid to recover from.
+   * The event packet's data array as JSON, as the publishing worker encoded it (parsed only when
+   * replayed, so a logged broadcast costs the primary no object graph to hold and collect).
+   * Neither this nor `data` for a marker: a sequenced broadcast that is never replayed (a
+   * connection's welcome), kept only so that its offset stays valid to recover from.
    */
+  json?: string;
+  /** The data array with its offset last: entries of a saved log written by an earlier version. */
   data: unknown[] | null;
   rooms: string[];
   except: string[];
@@ -76,12 +79,16 @@ export class ReplayLog {
 
   /** Logs a broadcast under the next sequence number and returns its offset. */
   append(data: unknown[], rooms: string[], except: string[], bytes: number, now: number, from?: Origin): string {
+    return this.appendJson(JSON.stringify(data), rooms, except, bytes, now, from);
+  }
+
+  /** Logs a broadcast whose data array is given as JSON; returns its offset. */
+  appendJson(json: string, rooms: string[], except: string[], bytes: number, now: number, from?: Origin): string {
     const seq = ++this.seq;
-    const offset = `${this.epoch}-${seq}`;
-    this.entries.push({ seq, at: now, data: [...data, offset], rooms, except, bytes, origin: from?.origin, n: from?.n });
+    this.entries.push({ seq, at: now, json, data: null, rooms, except, bytes, origin: from?.origin, n: from?.n });
     this.bytes += bytes;
     this.trim(now);
-    return offset;
+    return `${this.epoch}-${seq}`;
   }
 
   /**
@@ -128,10 +135,16 @@ export class ReplayLog {
     const missed: unknown[][] = [];
     for (let i = this.head + (from - oldestKept + 1); i < this.entries.length; i++) {
       const e = this.entries[i]!;
-      if (e.data === null) continue;
+      if (e.json === undefined && e.data === null) continue;
       if (at.origin !== undefined && e.origin === at.origin && e.n! <= at.n!) continue;
       const included = e.rooms.length === 0 || e.rooms.some((r) => roomSet.has(r));
-      if (included && !e.except.some((r) => roomSet.has(r))) missed.push(e.data);
+      if (!included || e.except.some((r) => roomSet.has(r))) continue;
+      if (e.json === undefined) missed.push(e.data!);
+      else {
+        const data = JSON.parse(e.json) as unknown[];
+        data.push(`${this.epoch}-${e.seq}`);
+        missed.push(data);
+      }
     }
     return missed;
   }

@@ -1,4 +1,4 @@
-import type { ClusterMessage, ClusterResponse } from "socket.io-adapter";
+import type { BroadcastFlags, ClusterMessage, ClusterResponse } from "socket.io-adapter";
 
 /**
  * The embedded adapter's IPC between a worker and the primary (embedded mode). The primary
@@ -18,15 +18,33 @@ export interface RestoredSession extends SessionRecord {
   missedPackets: unknown[][];
 }
 
+/** A sequenced broadcast as it crosses IPC: its data array as JSON (`d`), not as objects. */
+export interface Broadcast {
+  uid: string;
+  nsp: string;
+  rooms: string[];
+  except: string[];
+  /** Only when set (a broadcast usually has none). */
+  flags?: BroadcastFlags;
+  d?: string;
+}
+
 /** Worker → primary. */
 export type AdapterUpMessage =
   /**
-   * A cluster message; `id` asks for the offset back; `relay: false` is logged only (a local
-   * socket's own room). `bytes`: the packet's JSON length, for the replay log's byte bound.
-   * `origin`/`n`: the publishing adapter's tag and its own count of sequenced broadcasts, which
-   * it may already have delivered locally (see `Position`).
+   * A cluster message the primary relays without sequencing it (anything but a logged broadcast);
+   * `id` asks for an answer (an empty offset) before it is delivered locally.
    */
-  | { t: "pub"; id?: number; msg: ClusterMessage; relay: boolean; bytes?: number; origin?: string; n?: number }
+  | { t: "pub"; id?: number; msg: ClusterMessage }
+  /**
+   * A broadcast the primary sequences and logs (`isLoggedBroadcast`), in a cheaper form than a
+   * cluster message: its data array as the JSON the worker measured it with (`d`; absent for a
+   * marker, a connection's welcome), so the primary logs and relays a string instead of an object
+   * graph; `id` asks for its offset back. `origin`/`n`: the publishing adapter's tag and its own
+   * count of sequenced broadcasts, which it may already have delivered locally (see `Position`).
+   * `relay: false`: logged only (a local socket's own room).
+   */
+  | (Broadcast & { t: "bc"; id: number; relay: boolean; origin: string; n: number })
   | { t: "res"; to: string; msg: ClusterResponse }
   /** A socket connected (eager session save, so a crash loses nothing). */
   | { t: "open"; session: SessionRecord }
@@ -47,6 +65,8 @@ export type AdapterUpMessage =
 export type AdapterDownMessage =
   | { t: "offset"; id: number; offset: string }
   | { t: "msg"; msg: ClusterMessage; offset?: string }
+  /** A sequenced broadcast from another worker (`bc` above), with its offset. */
+  | (Broadcast & { t: "bc"; d: string; offset: string })
   | { t: "res"; msg: ClusterResponse }
   /**
    * `upTo`: the last offset the missed packets cover; later ones arrive as relays. `pin`: the

@@ -19,6 +19,7 @@ import {
   type SessionRecord,
 } from "../../shared/adapter-ipc.js";
 import { AdapterOutbox } from "../../shared/adapter-outbox.js";
+import { WELCOME_EVENT } from "../../shared/contract.js";
 import { assertNever } from "../../shared/ipc.js";
 import type { Logger } from "../../shared/logger.js";
 import { sessionRecordOf, type RecoverableSocket } from "./session-record.js";
@@ -151,6 +152,24 @@ export class EmbeddedAdapter extends ClusterAdapterWithHeartbeat {
         }
         break;
       }
+      case "bc": {
+        if (message.nsp !== this.nsp.name) break;
+        if (this.log.isLevelEnabled("trace")) this.log.trace({ rooms: message.rooms }, "relayed broadcast");
+        const at = this.hear(message.offset);
+        const msg = {
+          uid: message.uid,
+          nsp: message.nsp,
+          type: MessageType.BROADCAST,
+          data: { packet: { type: 2, data: JSON.parse(message.d) as unknown[] }, opts: { rooms: message.rooms, except: message.except, flags: message.flags ?? {} } },
+        } as ClusterMessage;
+        this.deliveringSeq = at?.seq;
+        try {
+          this.onMessage(msg, at ? this.position() : message.offset);
+        } finally {
+          this.deliveringSeq = undefined;
+        }
+        break;
+      }
       case "res":
         if (message.msg.nsp === this.nsp.name) this.onResponse(message.msg);
         break;
@@ -218,40 +237,32 @@ export class EmbeddedAdapter extends ClusterAdapterWithHeartbeat {
     if (opts.flags?.local) return super.broadcast(packet, opts);
     const rooms = [...opts.rooms];
     const except = [...(opts.except ?? [])];
-    const message = {
-      uid: this.uid,
-      nsp: this.nsp.name,
-      type: MessageType.BROADCAST,
-      // Its own data array: the message is cloned when the turn's batch is sent, after the local
-      // delivery has stamped its offset onto `packet.data`.
-      data: { packet: { ...packet, data: packet.data.slice() }, opts: { rooms, except, flags: opts.flags } },
-    } as ClusterMessage;
     // A socket's own room on this worker (every `socket.emit` under recovery): log, don't relay.
     const relay = !(rooms.length === 1 && except.length === 0 && this.nsp.sockets.has(rooms[0]!));
-    const sequenced = isLoggedBroadcast(packet, opts.flags);
     const atOnce = this.mayDeliverAtOnce();
-    // A broadcast the primary cannot take is dropped whole, here too (send logs why).
-    if (atOnce && !sequenced) {
-      // Neither logged nor stamped: nothing to wait for.
-      if (!relay || this.send({ t: "pub", msg: message, relay: true })) this.soon.push({ packet, opts, n: undefined });
-      return Promise.resolve();
-    }
+    if (!isLoggedBroadcast(packet, opts.flags)) return this.broadcastUnsequenced(packet, opts, rooms, except, relay, atOnce);
     if (this.offsets.size >= MAX_WAITING) {
       this.log.error({ waiting: this.offsets.size }, "broadcast dropped: too many waiting for the primary");
       return Promise.resolve();
     }
-    let bytes = 0;
-    try {
-      // Measured here, where the packet is plain data; the primary bounds its log by it.
-      if (sequenced) bytes = JSON.stringify(packet.data).length;
-    } catch (err) {
-      this.log.error({ err }, "broadcast dropped: its data is not JSON");
-      return Promise.resolve();
-    }
     const id = this.nextId++;
-    const waiter: Waiter = sequenced ? { n: this.counted + 1 } : {};
-    if (!this.send({ t: "pub", id, msg: message, relay, bytes, origin: this.tag, n: waiter.n })) return Promise.resolve();
-    if (waiter.n !== undefined) this.counted = waiter.n;
+    const n = this.counted + 1;
+    const waiter: Waiter = { n };
+    const message: SequencedUp = { t: "bc", id, relay, uid: this.uid, nsp: this.nsp.name, rooms, except, origin: this.tag, n };
+    if (!isEmpty(opts.flags)) message.flags = opts.flags;
+    // A connection's welcome is sequenced (it gives the connection an offset) but never replayed:
+    // nothing to log. Anything else is encoded here, before the local delivery stamps its offset
+    // on `packet.data`; the primary bounds its log by the length.
+    if (relay || packet.data[0] !== WELCOME_EVENT) {
+      try {
+        message.d = JSON.stringify(packet.data);
+      } catch (err) {
+        this.log.error({ err }, "broadcast dropped: its data is not JSON");
+        return Promise.resolve();
+      }
+    }
+    if (!this.send(message)) return Promise.resolve(); // no primary: dropped whole, here too
+    this.counted = n;
     if (!atOnce) {
       this.held++;
       waiter.deliver = (offset) => this.deliverLocally(packet, opts, offset);
@@ -259,6 +270,31 @@ export class EmbeddedAdapter extends ClusterAdapterWithHeartbeat {
     this.offsets.set(id, waiter);
     // The primary then wakes once per burst, not per packet.
     if (atOnce) this.soon.push({ packet, opts, n: waiter.n });
+    return Promise.resolve();
+  }
+
+  /** A broadcast that is neither logged nor stamped (volatile): relayed as a plain cluster message. */
+  private broadcastUnsequenced(packet: EventPacket, opts: BroadcastOptions, rooms: string[], except: string[], relay: boolean, atOnce: boolean): Promise<void> {
+    const msg = {
+      uid: this.uid,
+      nsp: this.nsp.name,
+      type: MessageType.BROADCAST,
+      data: { packet, opts: { rooms, except, flags: opts.flags } },
+    } as ClusterMessage;
+    if (atOnce) {
+      // Nothing to wait for. A broadcast the primary cannot take is dropped whole, here too.
+      if (!relay || this.send({ t: "pub", msg })) this.soon.push({ packet, opts, n: undefined });
+      return Promise.resolve();
+    }
+    if (this.offsets.size >= MAX_WAITING) {
+      this.log.error({ waiting: this.offsets.size }, "broadcast dropped: too many waiting for the primary");
+      return Promise.resolve();
+    }
+    // Delivered here in its place among the primary's answers and relays.
+    const id = this.nextId++;
+    if (!this.send({ t: "pub", id, msg })) return Promise.resolve();
+    this.held++;
+    this.offsets.set(id, { deliver: (offset) => this.deliverLocally(packet, opts, offset) });
     return Promise.resolve();
   }
 
@@ -288,7 +324,7 @@ export class EmbeddedAdapter extends ClusterAdapterWithHeartbeat {
 
   /** Cluster messages other than plain broadcasts (joins, fetches, broadcasts with acks): relayed only. */
   protected override doPublish(message: ClusterMessage): Promise<string> {
-    this.send({ t: "pub", msg: message, relay: true });
+    this.send({ t: "pub", msg: message });
     return Promise.resolve("");
   }
 
@@ -432,4 +468,12 @@ export class EmbeddedAdapter extends ClusterAdapterWithHeartbeat {
     for (const resolve of this.restores.values()) resolve(null);
     this.restores.clear();
   }
+}
+
+type SequencedUp = Extract<AdapterUpMessage, { t: "bc" }>;
+
+/** Whether a broadcast's flags say nothing (they usually do not): then they need not cross IPC. */
+function isEmpty(flags: object | undefined): boolean {
+  for (const _ in flags) return false;
+  return true;
 }
