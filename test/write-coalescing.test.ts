@@ -11,6 +11,8 @@ interface ServerOptions {
   coalesce: boolean;
   batch?: boolean;
   recovery?: boolean;
+  /** Told when the direct write's private fields are missing. */
+  onNoDirectWrite?: (problem: string) => void;
 }
 
 /** A real socket.io server in this process, optionally with the worker's write hooks. */
@@ -22,7 +24,7 @@ async function serve(opts: ServerOptions) {
   });
   if (opts.coalesce) coalesceFlushedWrites(io.engine);
   if (opts.batch) {
-    const batching = new BroadcastBatching();
+    const batching = new BroadcastBatching(opts.onNoDirectWrite);
     io.on("connection", (socket) => batching.attach(socket.client));
   }
   await new Promise<void>((resolve) => http.listen(0, "127.0.0.1", resolve));
@@ -238,6 +240,27 @@ describe("broadcast batching", () => {
     server.io.to("room").emit("n", 2);
     socket.emit("n", 3);
     expect(await got).toEqual([0, 1, 2, 3]);
+  });
+
+  it("falls back to Engine.IO for good, and says so once, when ws no longer keeps its TCP socket where it did", async () => {
+    const problems: string[] = [];
+    const server = await serve({ coalesce: true, batch: true, onNoDirectWrite: (p) => problems.push(p) });
+    const { socket, client } = await join(server, "websocket");
+    socket.join("room");
+    const viaEngine: unknown[] = [];
+    socket.conn.on("packetCreate", (packet: unknown) => viaEngine.push(packet));
+    // As if an upgrade of ws renamed the field: the check on first use finds it missing.
+    const ws = (socket.conn as unknown as { transport: { socket: Record<string, unknown> } }).transport.socket;
+    const tcp = ws._socket;
+    delete ws._socket;
+    const got = received(client, "n", 2);
+    server.io.to("room").emit("n", 1);
+    ws._socket = tcp;
+    await nextTurn();
+    server.io.to("room").emit("n", 2);
+    expect(await got).toEqual([1, 2]);
+    expect(viaEngine).toHaveLength(2);
+    expect(problems).toEqual(["ws keeps no TCP socket in _socket"]);
   });
 
   it("leaves a connection to Engine.IO once it or its websocket is closing", async () => {

@@ -83,7 +83,9 @@ export function createSocketServer(
   const io: AppServer = new Server(httpServer, options);
   io.engine.generateId = () => sessionIdFor(workerId);
   coalesceFlushedWrites(io.engine);
-  const batching = new BroadcastBatching();
+  const batching = new BroadcastBatching((problem) =>
+    log.error({ problem }, "broadcasts go through Engine.IO's send path: the direct write's private fields are missing (engine.io or ws changed)"),
+  );
   io.on("connection", (socket) => batching.attach(socket.client));
   if (redisRecovery) {
     const recovery = redisRecovery;

@@ -135,8 +135,11 @@ export class BroadcastBatching {
   /** The previous tick had several broadcasts: hold this whole tick. */
   private bursting = false;
   private readonly hook: EngineClient["writeToEngine"];
+  /** Whether Engine.IO's and ws's private fields `writeDirect` reads are there: checked on first use. */
+  private direct: boolean | undefined;
 
-  constructor() {
+  /** `onNoDirectWrite` is told, once, when those fields are missing (an upgrade of engine.io or ws). */
+  constructor(private readonly onNoDirectWrite: (problem: string) => void = () => undefined) {
     const batching = this;
     this.hook = function writeToEngine(this: AttachedClient, encoded, opts) {
       const held = this[HELD]!;
@@ -180,7 +183,17 @@ export class BroadcastBatching {
    * overtake it), or the connection or the websocket is not open.
    */
   writeDirect(conn: EngineSocket, opts: PacketOptions): boolean {
+    if (this.direct === false) return false;
     const engine = conn as unknown as EngineInternals;
+    if (this.direct === undefined) {
+      // Only a websocket connection gets here: its fields are all there, or the versions changed.
+      const problem = directWriteProblem(engine, conn);
+      this.direct = problem === undefined;
+      if (problem !== undefined) {
+        this.onNoDirectWrite(problem);
+        return false;
+      }
+    }
     const transport = engine.transport;
     if (engine.readyState !== "open" || !transport.writable || engine.writeBuffer.length > 0) return false;
     if (transport.socket?.readyState !== OPEN) return false;
@@ -221,6 +234,15 @@ interface EngineInternals {
   readyState: string;
   writeBuffer: readonly unknown[];
   transport: { writable: boolean; socket?: { readyState?: number } };
+}
+
+/** What is missing of the private fields `writeDirect` reads, or undefined when all are there. */
+function directWriteProblem(engine: EngineInternals, conn: EngineSocket): string | undefined {
+  if (!Array.isArray(engine.writeBuffer)) return "Engine.IO's socket has no writeBuffer array";
+  if (typeof engine.readyState !== "string" || typeof engine.transport?.writable !== "boolean") return "Engine.IO's socket or transport state is not where it was";
+  if (typeof engine.transport.socket?.readyState !== "number") return "the websocket transport has no ws socket with a readyState";
+  if (!tcpSocketOf(conn)) return "ws keeps no TCP socket in _socket";
+  return undefined;
 }
 
 /**
