@@ -316,6 +316,9 @@ export class EmbeddedAdapter extends ClusterAdapterWithHeartbeat {
   }
 
   private deliverLocally(packet: EventPacket, opts: BroadcastOptions, offset: string | undefined): void {
+    // An own broadcast to rooms with no member here (routed elsewhere) is not encoded for nobody,
+    // unless a restore being caught up may still want it.
+    if (this.pendingRestores.idle && !hasLocalMember(this.rooms, opts.rooms)) return;
     deliverHere(this, this.broadcastHere, packet, opts, offset);
   }
 
@@ -471,6 +474,13 @@ export class EmbeddedAdapter extends ClusterAdapterWithHeartbeat {
 }
 
 type SequencedUp = Extract<AdapterUpMessage, { t: "bc" }>;
+
+/** Whether a broadcast to `to` (none: every socket) may reach a socket of this worker. */
+function hasLocalMember(rooms: Map<Room, Set<string>>, to: Set<Room>): boolean {
+  if (to.size === 0) return true;
+  for (const room of to) if (rooms.has(room)) return true;
+  return false;
+}
 
 /** Whether a broadcast's flags say nothing (they usually do not): then they need not cross IPC. */
 function isEmpty(flags: object | undefined): boolean {

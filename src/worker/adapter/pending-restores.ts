@@ -95,8 +95,13 @@ export class PendingRestores {
     }
   }
 
+  /** Whether no restore is being caught up: local deliveries need not pass `catchUp`. */
+  get idle(): boolean {
+    return this.pending.size === 0 && this.collectors.size === 0;
+  }
+
   catchUp(packet: { type: number; id?: number; data: unknown[] }, opts: BroadcastOptions, offset: string | undefined): void {
-    if (this.pending.size === 0 && this.collectors.size === 0) return;
+    if (this.idle) return;
     if (packet.type !== 2 || packet.id !== undefined || opts.flags?.volatile || !offset) return;
     for (const seen of this.collectors) seen.push({ data: [...packet.data], opts, offset });
     const now = Date.now();
