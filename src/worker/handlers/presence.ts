@@ -12,6 +12,13 @@ const RECOVERABLE = new Set(["transport error", "transport close", "forced close
  * presenceSet:enter, presenceSet:leave, presence:update and presence:members:get.
  * Only members of a set receive its events; the joiner sees its own join.
  */
+/**
+ * The sockets of this worker that may be in a presence set: those that entered one, and every
+ * recovered one (its sets came back with it). Only their disconnects reach the presence store;
+ * most connections never enter one, and a disconnect then costs no store round trip.
+ */
+const mayBeMembers = new WeakSet<AppSocket>();
+
 export function presenceHandlers(ctx: HandlerContext): Record<string, Handler> {
   const { io, schemas, log, presence, config } = ctx;
   const limits = config.presence;
@@ -41,6 +48,7 @@ export function presenceHandlers(ctx: HandlerContext): Record<string, Handler> {
       if (!channel.success) return reply(fail(ErrorCode.INVALID_CHANNEL, channel.error.issues[0]?.message));
       const fields = parseInfo(info ?? {}, reply);
       if (!fields) return;
+      mayBeMembers.add(socket);
       const state = await presence.add(channel.data, socket.id, fields);
       if (state === "members") return reply(fail(ErrorCode.LIMIT_EXCEEDED, `at most ${limits.maxMembers} members per channel`));
       if (state === "channels") {
@@ -107,6 +115,7 @@ export function presenceTracker(ctx: HandlerContext): (socket: AppSocket) => voi
   const onDisconnect = function (this: AppSocket, reason: string) {
     const id = this.id;
     if (ctx.evictions.has(id)) return; // the session lives on in a newer connection
+    if (!mayBeMembers.has(this)) return; // in no presence set: nothing to suspend or remove
     if (RECOVERABLE.has(reason) && limits.graceMs > 0) {
       // The client will most likely come back and recover: no event now; the reaper sends
       // `leave` if the grace ends first.
@@ -122,6 +131,7 @@ export function presenceTracker(ctx: HandlerContext): (socket: AppSocket) => voi
   return (socket) => {
     socket.on("disconnect", onDisconnect);
     if (socket.recovered) {
+      mayBeMembers.add(socket);
       // Back within the window: cancel the pending leave, or re-enter what the reaper removed.
       presence.resume(socket.id).then(
         (reentered) => {
