@@ -1,18 +1,24 @@
 import type { Socket } from "socket.io-client";
 import { afterEach, describe, expect, it } from "vitest";
 import { closeAllClients, connect, nextEvent, request } from "./helpers/client.js";
-import { startServer, stopAllServers, type RunningServer } from "./helpers/server.js";
+import { MODES, modeServers, type ModeName } from "./helpers/modes.js";
+import { stopAllServers, type RunningServer } from "./helpers/server.js";
 import { waitFor } from "./helpers/wait.js";
 
 /**
- * A broadcast costs only the workers with a member in its channel: the others never receive it.
- * Each worker logs every broadcast relayed to it at `trace` level, with its rooms; that log is
- * what these tests read.
+ * A broadcast costs only the workers with a member in its channel: the others never receive it
+ * (embedded: the primary relays only to them; clustered: only they subscribe to the room's Redis
+ * channel). Each worker logs every broadcast it receives from elsewhere at `trace` level, with
+ * its rooms; that log is what these tests read.
  */
-describe("interest routing (embedded)", () => {
+describe.each(MODES)("interest routing (%s)", (mode: ModeName) => {
+  const servers = modeServers(mode);
+  const startServer = servers.start;
+
   afterEach(async () => {
     closeAllClients();
     await stopAllServers();
+    await servers.stop();
   });
 
   /** The worker id a connection landed on (Engine.IO session ids start with it). */
@@ -66,8 +72,8 @@ describe("interest routing (embedded)", () => {
     // Worker 2's last subscriber leaves "both": later broadcasts to it stay on worker 1.
     expect((await request(two, "channel:unsubscribe", "both")).success).toBe(true);
     await publish(one, "both", 2);
-    // The primary relays to a worker in order: once the sentinel is in worker 2's log, so is
-    // every earlier broadcast relayed to it.
+    // The primary relays to a worker in order, as Redis delivers to one subscriber connection:
+    // once the sentinel is in worker 2's log, so is every earlier broadcast relayed to it.
     const sentinel = nextEvent(two, "message:receive:sentinel");
     await publish(one, "sentinel", 1);
     await sentinel;
