@@ -1,9 +1,10 @@
 import type { Socket } from "socket.io-client";
 import { afterEach, describe, expect, it } from "vitest";
-import { closeAllClients, connect, nextEvent, request } from "./helpers/client.js";
+import { closeAllClients, nextEvent, request } from "./helpers/client.js";
 import { MODES, modeServers, type ModeName } from "./helpers/modes.js";
 import { stopAllServers, type RunningServer } from "./helpers/server.js";
 import { waitFor } from "./helpers/wait.js";
+import { logLines, oneOnEachWorker, workerOf } from "./helpers/workers.js";
 
 /**
  * A broadcast costs only the workers with a member in its channel: the others never receive it
@@ -21,30 +22,9 @@ describe.each(MODES)("interest routing (%s)", (mode: ModeName) => {
     await servers.stop();
   });
 
-  /** The worker id a connection landed on (Engine.IO session ids start with it). */
-  const workerOf = (socket: Socket) => Number(socket.io.engine.id.split(".")[0]);
-
-  /** One connection on each of the server's two workers. */
-  async function oneOnEachWorker(server: RunningServer): Promise<[Socket, Socket]> {
-    const byWorker = new Map<number, Socket>();
-    for (let i = 0; i < 20 && byWorker.size < 2; i++) {
-      const socket = await connect(server.url, server.token());
-      if (byWorker.has(workerOf(socket))) socket.close();
-      else byWorker.set(workerOf(socket), socket);
-    }
-    expect(byWorker.size).toBe(2);
-    return [...byWorker.entries()].sort(([a], [b]) => a - b).map(([, s]) => s) as [Socket, Socket];
-  }
-
   /** How many broadcasts to `room` were relayed to worker `worker`, from its log. */
   function relayedTo(server: RunningServer, worker: number, room: string): number {
-    let count = 0;
-    for (const line of server.output) {
-      if (!line.startsWith("{") || !line.includes("relayed broadcast")) continue;
-      const entry = JSON.parse(line) as { worker?: number; msg?: string; rooms?: string[] };
-      if (entry.msg === "relayed broadcast" && entry.worker === worker && entry.rooms?.includes(room)) count++;
-    }
-    return count;
+    return logLines<{ rooms?: string[] }>(server, "relayed broadcast").filter((e) => e.worker === worker && e.rooms?.includes(room)).length;
   }
 
   async function publish(socket: Socket, channel: string, times: number): Promise<void> {

@@ -231,10 +231,8 @@ export class RoomSubscriptions {
       if (page.length < CATCH_UP_PAGE) break;
     }
     if (!kept) {
-      log.error(
-        { from, firstKept: first },
-        "subscription catch-up incomplete: the stream no longer reaches back to the last entry delivered here; broadcasts before firstKept are lost to this worker's sockets",
-      );
+      // The stream is trimmed to RECOVERY_LOG_MAX_ENTRIES: the drop outlasted that many broadcasts.
+      log.error({ from, firstKept: first }, "subscription catch-up incomplete: broadcasts after `from` and before `firstKept` are lost to this worker's sockets");
     }
     log.info({ from, to: this.cursor, delivered }, "subscription caught up from the stream");
   }
