@@ -78,6 +78,16 @@ export class LogChannels {
   }
 }
 
+/** The JSON of a logged broadcast (its `uid` first, so that `ownPrefix` can tell an own one unparsed). */
+export function encodeLoggedBroadcast(message: LoggedBroadcast): string {
+  return JSON.stringify({ uid: message.uid, nsp: message.nsp, type: message.type, data: message.data });
+}
+
+/** How the JSON of an adapter's own logged broadcasts starts. */
+export function ownPrefix(uid: string): string {
+  return `{"uid":${JSON.stringify(uid)},`;
+}
+
 /** A logged broadcast from its JSON, or undefined when it is not one (logged by the caller). */
 export function parseLoggedBroadcast(json: string): LoggedBroadcast | undefined {
   const value = JSON.parse(json) as Partial<LoggedBroadcast> | null;

@@ -10,7 +10,7 @@ import {
 } from "socket.io-adapter";
 import type { SessionRecord } from "../../shared/adapter-ipc.js";
 import type { Logger } from "../../shared/logger.js";
-import { LogChannels, PUBLISH_SCRIPT, type LoggedBroadcast } from "./broadcast-log.js";
+import { encodeLoggedBroadcast, LogChannels, PUBLISH_SCRIPT, type LoggedBroadcast } from "./broadcast-log.js";
 import type { EventPacket } from "./own-deliveries.js";
 import type { RecoveryHost, RedisRecovery } from "./redis-recovery.js";
 import { RoomSubscriptions, type OwnEcho } from "./room-subscriptions.js";
@@ -114,7 +114,7 @@ export class RedisAdapter extends ClusterAdapterWithHeartbeat {
   /** Appends a broadcast to the log and publishes it to the channels of its rooms (see PUBLISH_SCRIPT). */
   private append(data: LoggedBroadcast["data"]): Promise<string> {
     const message: LoggedBroadcast = { uid: this.uid, nsp: this.nsp.name, type: MessageType.BROADCAST, data };
-    const entry = JSON.stringify(message);
+    const entry = encodeLoggedBroadcast(message);
     const { streamName, maxLogEntries } = this.opts;
     // A counted broadcast is also announced on this worker's own channel: it learns where its
     // own broadcasts are in the log even when it has no member in their rooms.

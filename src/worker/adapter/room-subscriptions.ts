@@ -1,7 +1,7 @@
 import type { Redis } from "ioredis";
 import { MessageType } from "socket.io-adapter";
 import type { Logger } from "../../shared/logger.js";
-import { entryJson, parseLoggedBroadcast, type LogChannels, type LoggedBroadcast } from "./broadcast-log.js";
+import { entryJson, ownPrefix, parseLoggedBroadcast, type LogChannels, type LoggedBroadcast } from "./broadcast-log.js";
 import { compareStreamIds } from "./stream-broadcasts.js";
 
 /** Stream entries read per XRANGE call while catching up. */
@@ -66,6 +66,7 @@ export class RoomSubscriptions {
   private readonly fixed: string[];
   private readonly ownChannel: string;
   private readonly responseChannel: string;
+  private readonly ownPrefix: string;
   private startedResolve!: () => void;
   /** Settles once the fixed channels are subscribed for the first time. */
   readonly started = new Promise<void>((resolve) => (this.startedResolve = resolve));
@@ -74,6 +75,7 @@ export class RoomSubscriptions {
     const { channels, uid, subscriber } = opts;
     this.ownChannel = channels.own(uid);
     this.responseChannel = channels.response(uid);
+    this.ownPrefix = ownPrefix(uid);
     this.fixed = [channels.node, channels.all, this.ownChannel, this.responseChannel];
     if (subscriber.options.autoResubscribe) throw new Error("RoomSubscriptions needs a subscriber with autoResubscribe off");
     subscriber.on("message", (channel: string, message: string) => this.onMessage(channel, message));
@@ -142,12 +144,16 @@ export class RoomSubscriptions {
     const space = message.indexOf(" ");
     const id = message.slice(0, space);
     if (space <= 0 || (this.cursor !== undefined && compareStreamIds(id, this.cursor) <= 0)) return;
-    this.cursor = id;
     const rest = message.slice(space + 1);
     if (channel === this.ownChannel) {
+      this.cursor = id;
       const echo: OwnEcho = { uid: this.opts.uid, type: MessageType.BROADCAST, data: { n: Number(rest) } };
       return this.opts.onEntry(id, echo);
     }
+    // This worker's own broadcast back from one of its rooms: not parsed, its count comes next
+    // on the own channel, from the same script (an uncounted one is of no use here).
+    if (rest.startsWith(this.ownPrefix)) return;
+    this.cursor = id;
     const parsed = parseLoggedBroadcast(rest);
     if (!parsed) return this.opts.log.error({ channel, id }, "adapter message dropped: not a logged broadcast");
     this.opts.onEntry(id, parsed);
