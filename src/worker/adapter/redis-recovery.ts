@@ -88,8 +88,8 @@ export const EVICT_EVENT = "cerebellum:evict";
 
 /**
  * Recovery for clustered mode, for RedisAdapter (which calls it at each of its hooks): sessions
- * are saved eagerly (on connect and room changes, refreshed while
- * live) so a crashed worker's clients recover; a half-open connection is closed at once when its
+ * are saved eagerly (on connect and room changes, refreshed while live) so a crashed worker's
+ * clients recover; a half-open connection is closed at once when its
  * client comes back; restore reads are paged and bounded; volatile packets are not replayed;
  * packets that arrive while the new socket is being built are not lost. Own broadcasts reach
  * own sockets without waiting for Redis (StreamBroadcasts), except while a restore is under way.
@@ -135,6 +135,8 @@ export class RedisRecovery {
 
   /** Serves `adapter` from now on (called once, by its constructor). */
   attach(adapter: RecoveryHost): void {
+    // Sessions, tracking and positions are one namespace's: the server uses only "/".
+    if (this.broadcasts) throw new Error(`RedisRecovery serves one namespace; "${adapter.nsp.name}" would share it`);
     this.adapter = adapter;
     this.broadcasts = new StreamBroadcasts(
       adapter,
