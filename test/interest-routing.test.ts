@@ -1,44 +1,30 @@
 import type { Socket } from "socket.io-client";
 import { afterEach, describe, expect, it } from "vitest";
-import { closeAllClients, connect, nextEvent, request } from "./helpers/client.js";
-import { startServer, stopAllServers, type RunningServer } from "./helpers/server.js";
+import { closeAllClients, nextEvent, request } from "./helpers/client.js";
+import { MODES, modeServers, type ModeName } from "./helpers/modes.js";
+import { stopAllServers, type RunningServer } from "./helpers/server.js";
 import { waitFor } from "./helpers/wait.js";
+import { logLines, oneOnEachWorker, workerOf } from "./helpers/workers.js";
 
 /**
- * A broadcast costs only the workers with a member in its channel: the others never receive it.
- * Each worker logs every broadcast relayed to it at `trace` level, with its rooms; that log is
- * what these tests read.
+ * A broadcast costs only the workers with a member in its channel: the others never receive it
+ * (embedded: the primary relays only to them; clustered: only they subscribe to the room's Redis
+ * channel). Each worker logs every broadcast it receives from elsewhere at `trace` level, with
+ * its rooms; that log is what these tests read.
  */
-describe("interest routing (embedded)", () => {
+describe.each(MODES)("interest routing (%s)", (mode: ModeName) => {
+  const servers = modeServers(mode);
+  const startServer = servers.start;
+
   afterEach(async () => {
     closeAllClients();
     await stopAllServers();
+    await servers.stop();
   });
-
-  /** The worker id a connection landed on (Engine.IO session ids start with it). */
-  const workerOf = (socket: Socket) => Number(socket.io.engine.id.split(".")[0]);
-
-  /** One connection on each of the server's two workers. */
-  async function oneOnEachWorker(server: RunningServer): Promise<[Socket, Socket]> {
-    const byWorker = new Map<number, Socket>();
-    for (let i = 0; i < 20 && byWorker.size < 2; i++) {
-      const socket = await connect(server.url, server.token());
-      if (byWorker.has(workerOf(socket))) socket.close();
-      else byWorker.set(workerOf(socket), socket);
-    }
-    expect(byWorker.size).toBe(2);
-    return [...byWorker.entries()].sort(([a], [b]) => a - b).map(([, s]) => s) as [Socket, Socket];
-  }
 
   /** How many broadcasts to `room` were relayed to worker `worker`, from its log. */
   function relayedTo(server: RunningServer, worker: number, room: string): number {
-    let count = 0;
-    for (const line of server.output) {
-      if (!line.startsWith("{") || !line.includes("relayed broadcast")) continue;
-      const entry = JSON.parse(line) as { worker?: number; msg?: string; rooms?: string[] };
-      if (entry.msg === "relayed broadcast" && entry.worker === worker && entry.rooms?.includes(room)) count++;
-    }
-    return count;
+    return logLines<{ rooms?: string[] }>(server, "relayed broadcast").filter((e) => e.worker === worker && e.rooms?.includes(room)).length;
   }
 
   async function publish(socket: Socket, channel: string, times: number): Promise<void> {
@@ -66,8 +52,8 @@ describe("interest routing (embedded)", () => {
     // Worker 2's last subscriber leaves "both": later broadcasts to it stay on worker 1.
     expect((await request(two, "channel:unsubscribe", "both")).success).toBe(true);
     await publish(one, "both", 2);
-    // The primary relays to a worker in order: once the sentinel is in worker 2's log, so is
-    // every earlier broadcast relayed to it.
+    // The primary relays to a worker in order, as Redis delivers to one subscriber connection:
+    // once the sentinel is in worker 2's log, so is every earlier broadcast relayed to it.
     const sentinel = nextEvent(two, "message:receive:sentinel");
     await publish(one, "sentinel", 1);
     await sentinel;

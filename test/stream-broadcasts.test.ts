@@ -8,6 +8,7 @@ import {
   parseStreamPosition,
   StreamBroadcasts,
   UNNUMBERED_OWN,
+  type BroadcastLog,
 } from "../src/worker/adapter/stream-broadcasts.js";
 
 const UID = "c0ffee";
@@ -34,29 +35,25 @@ describe("clustered offsets", () => {
   });
 });
 
-/** A stand-in for the Redis Streams adapter instance: records local deliveries, holds XADDs. */
+/** A stand-in for RedisAdapter: records local deliveries, holds appends to the log. */
 function fakeAdapter() {
   const deliveries: Array<{ data: unknown[]; entry: string | undefined }> = [];
   const xadds: Array<{ data: { n?: number }; resolve(id: string): void; reject(err: Error): void }> = [];
   let broadcasts: StreamBroadcasts | undefined;
-  const adapter = {
+  const adapter: BroadcastLog = {
     uid: UID,
-    nsp: { name: "/" },
-    broadcast(packet: { data: unknown[] }, opts: BroadcastOptions): Promise<void> {
-      if (!opts.flags?.local) throw new Error("the stock path must not be taken here");
+    append(data): Promise<string> {
+      return new Promise((resolve, reject) => xadds.push({ data, resolve, reject }));
+    },
+    deliverHere(packet, _opts, offset) {
+      if (offset) packet.data.push(offset);
       deliveries.push({ data: [...packet.data], entry: broadcasts?.deliveringEntry });
-      return Promise.resolve();
-    },
-    onMessage() {},
-    publishAndReturnOffset(message: { data: { n?: number } }): Promise<string> {
-      return new Promise((resolve, reject) => xadds.push({ data: message.data, resolve, reject }));
-    },
-    addOffsetIfNecessary(packet: { data: unknown[] }, _opts: BroadcastOptions, offset: string) {
-      packet.data.push(offset);
     },
   };
   return {
-    adapter,
+    adapter: {
+      broadcast: (packet: { type: number; data: unknown[] }, opts: BroadcastOptions) => broadcasts!.broadcast(packet, opts),
+    },
     deliveries,
     xadds,
     attach(mayDeliverAtOnce: () => boolean) {
@@ -72,11 +69,11 @@ const entry = (uid: string, n?: number) => ({ uid, nsp: "/", type: MessageType.B
 const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 describe("clustered own broadcasts", () => {
-  it("delivers at once with a counted position, and drops the count once the poll reads them back", async () => {
+  it("delivers at once with a counted position, and drops the count once the subscription brings them back", async () => {
     const fake = fakeAdapter();
     const b = fake.attach(() => true);
     const relayed: string[] = [];
-    b.polled(entry("other"), "5-0", (_m, offset) => relayed.push(offset));
+    b.received(entry("other"), "5-0", (_m, offset) => relayed.push(offset));
     expect(relayed).toEqual(["5-0"]);
     void fake.adapter.broadcast(event("a"), toRoom());
     void fake.adapter.broadcast(event("b"), toRoom());
@@ -87,19 +84,19 @@ describe("clustered own broadcasts", () => {
       { data: ["m", "a", "5-0.c0ffee.1"], entry: UNNUMBERED_OWN },
       { data: ["m", "b", "5-0.c0ffee.2"], entry: UNNUMBERED_OWN },
     ]);
-    b.polled(entry("other"), "6-0", (_m, offset) => relayed.push(offset));
-    b.polled(entry(UID, 1), "7-0", () => relayed.push("own entries are not delivered again"));
-    b.polled(entry("other"), "8-0", (_m, offset) => relayed.push(offset));
-    b.polled(entry(UID, 2), "9-0", () => relayed.push("own entries are not delivered again"));
-    b.polled(entry("other"), "10-0", (_m, offset) => relayed.push(offset));
+    b.received(entry("other"), "6-0", (_m, offset) => relayed.push(offset));
+    b.received(entry(UID, 1), "7-0", () => relayed.push("own entries are not delivered again"));
+    b.received(entry("other"), "8-0", (_m, offset) => relayed.push(offset));
+    b.received(entry(UID, 2), "9-0", () => relayed.push("own entries are not delivered again"));
+    b.received(entry("other"), "10-0", (_m, offset) => relayed.push(offset));
     expect(relayed).toEqual(["5-0", "6-0.c0ffee.2", "8-0.c0ffee.2", "10-0"]);
   });
 
-  it("holds own broadcasts until Redis has them, delivering each on the XADD's answer or the poll, whichever is first, in order", async () => {
+  it("holds own broadcasts until Redis has them, delivering each on the append's answer or the subscription, whichever is first, in order", async () => {
     const fake = fakeAdapter();
     let atOnce = false;
     const b = fake.attach(() => atOnce);
-    b.polled(entry("other"), "5-0", () => {});
+    b.received(entry("other"), "5-0", () => {});
     void fake.adapter.broadcast(event("a"), toRoom());
     void fake.adapter.broadcast(event("b"), toRoom());
     void fake.adapter.broadcast(event("c"), toRoom());
@@ -107,8 +104,8 @@ describe("clustered own broadcasts", () => {
     expect(fake.deliveries).toEqual([]);
     fake.xadds[0]!.resolve("6-0"); // answered first
     await tick();
-    b.polled(entry(UID, 1), "6-0", () => {});
-    b.polled(entry(UID, 2), "7-0", () => {}); // read back before its answer
+    b.received(entry(UID, 1), "6-0", () => {});
+    b.received(entry(UID, 2), "7-0", () => {}); // read back before its answer
     fake.xadds[1]!.resolve("7-0");
     fake.xadds[2]!.reject(new Error("OOM")); // refused: never delivered
     await tick();
@@ -123,7 +120,7 @@ describe("clustered own broadcasts", () => {
     expect(fake.deliveries[2]).toEqual({ data: ["m", "d", "7-0.c0ffee.4"], entry: UNNUMBERED_OWN });
   });
 
-  it("waits for Redis before the poll has delivered anything, stamping the entry's own id", async () => {
+  it("waits for Redis before the subscription has delivered anything, stamping the entry's own id", async () => {
     const fake = fakeAdapter();
     const b = fake.attach(() => true);
     void fake.adapter.broadcast(event("a"), toRoom());
@@ -146,20 +143,20 @@ describe("clustered own broadcasts", () => {
     expect(fake.xadds.length).toBe(MAX_HELD + 1);
   });
 
-  it("lets only the poll deliver own broadcasts until it has passed what a restore replayed", async () => {
+  it("lets only the subscription deliver own broadcasts until it has passed what a restore replayed", async () => {
     const fake = fakeAdapter();
     const b = fake.attach(() => true);
     const relayed: string[] = [];
-    b.polled(entry("other"), "5-0", () => {});
+    b.received(entry("other"), "5-0", () => {});
     b.restored("8-0"); // a socket here got everything up to 8-0 from the restore
     void fake.adapter.broadcast(event("a"), toRoom());
     await tick();
     expect(fake.deliveries).toEqual([]); // not at once: its position would say 5-0
     fake.xadds[0]!.resolve("9-0");
     await tick();
-    expect(fake.deliveries).toEqual([]); // nor on the XADD's answer
-    for (const id of ["6-0", "7-0", "8-0"]) b.polled(entry("other"), id, (_m, offset) => relayed.push(offset));
-    b.polled(entry(UID, 1), "9-0", () => {});
+    expect(fake.deliveries).toEqual([]); // nor on the append's answer
+    for (const id of ["6-0", "7-0", "8-0"]) b.received(entry("other"), id, (_m, offset) => relayed.push(offset));
+    b.received(entry(UID, 1), "9-0", () => {});
     expect(relayed).toEqual(["6-0", "7-0", "8-0"]);
     expect(fake.deliveries).toEqual([{ data: ["m", "a", "9-0"], entry: "9-0" }]);
     void fake.adapter.broadcast(event("b"), toRoom());
@@ -170,7 +167,7 @@ describe("clustered own broadcasts", () => {
   it("flush delivers what was sent this tick at once (a restore starting in the same tick)", () => {
     const fake = fakeAdapter();
     const b = fake.attach(() => true);
-    b.polled(entry("other"), "5-0", () => {});
+    b.received(entry("other"), "5-0", () => {});
     void fake.adapter.broadcast(event("a"), toRoom());
     b.flush();
     expect(fake.deliveries).toEqual([{ data: ["m", "a", "5-0.c0ffee.1"], entry: UNNUMBERED_OWN }]);

@@ -51,7 +51,7 @@ export interface ServerToClientEvents {
 // eslint-disable-next-line @typescript-eslint/no-empty-object-type
 export interface InterServerEvents {}
 
-/** Kept plain JSON: the Redis Streams adapter serialises it for recovery. */
+/** Kept plain JSON: clustered mode saves it in Redis as JSON for recovery. */
 export interface SocketData {
   /** JWT `sub` claim, when the token had one. */
   subject?: string;

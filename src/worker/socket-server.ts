@@ -1,14 +1,16 @@
 import { randomBytes } from "node:crypto";
 import type { Server as HttpServer } from "node:http";
 import { Server, type ServerOptions } from "socket.io";
-import { createAdapter as createStreamsAdapter } from "@socket.io/redis-streams-adapter";
 import type { Redis } from "ioredis";
 import type { Config } from "../shared/config.js";
 import type { Logger } from "../shared/logger.js";
 import type { AppServer, AppSocket } from "./handlers/context.js";
 import { EmbeddedAdapter } from "./adapter/embedded-adapter.js";
 import type { Evictions } from "./adapter/evictions.js";
+import { RedisAdapter } from "./adapter/redis-adapter.js";
 import { EVICT_EVENT, RedisRecovery } from "./adapter/redis-recovery.js";
+import { createRedis } from "../shared/redis.js";
+import { isSocketRoom } from "../shared/rooms.js";
 import { BroadcastBatching, coalesceFlushedWrites } from "./write-coalescing.js";
 
 /** Engine.IO session ids start with the owning worker's id, so the balancer routes them without state. */
@@ -57,19 +59,21 @@ export function createSocketServer(
       evictions,
       log: adapterLog,
     });
-    const streams = createStreamsAdapter(redis, {
-      streamName,
-      channelPrefix: `${config.redis.keyPrefix}adapter`,
-      sessionKeyPrefix: `${config.redis.keyPrefix}session:`,
-      // The stream is the replay log: sized from configuration so the recovery window holds
-      // for up to RECOVERY_LOG_MAX_ENTRIES broadcasts per window across all hosts.
-      maxLen: config.recovery.logMaxEntries,
-      onlyPlaintext: true,
-    });
+    const redisConfig = config.redis;
     options.adapter = function (nsp: unknown) {
-      const adapter = streams(nsp);
-      recovery.install(adapter);
-      return adapter;
+      return new RedisAdapter(nsp, {
+        redis,
+        // Pub/sub needs a connection of its own; the adapter subscribes again (and catches up) itself.
+        subscriber: createRedis(redisConfig.url, log, `cerebellum-sub-${process.pid}`, { autoResubscribe: false }),
+        keyPrefix: redisConfig.keyPrefix,
+        streamName,
+        // The stream is the replay log: sized from configuration so the recovery window holds
+        // for up to RECOVERY_LOG_MAX_ENTRIES broadcasts per window across all hosts.
+        maxLogEntries: config.recovery.logMaxEntries,
+        recovery,
+        isSocketRoom,
+        log: adapterLog,
+      });
     } as unknown as ServerOptions["adapter"];
     track = (socket) => recovery.track(socket);
     redisRecovery = recovery;

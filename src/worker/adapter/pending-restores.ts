@@ -36,7 +36,7 @@ export class PendingRestores {
 
   /**
    * `lateDeliveries`: whether local delivery may still bring packets the restore already read
-   * after the socket connected (Redis: the worker's stream poll can lag behind the stream's end,
+   * after the socket connected (Redis: the worker's subscription can lag behind the stream's end,
    * which the restore read). Such packets are then kept from the socket (it has them), until a
    * packet past the read arrives through `isCaughtUp`.
    */

@@ -4,7 +4,9 @@ import type { BroadcastOptions, Session } from "socket.io-adapter";
 import type { SessionRecord } from "../../shared/adapter-ipc.js";
 import type { Logger } from "../../shared/logger.js";
 import type { Evictions } from "./evictions.js";
-import { hookBeforeLocalDelivery, PendingRestores, restoreStage, writeEventPacket } from "./pending-restores.js";
+import { entryJson, parseLoggedBroadcast } from "./broadcast-log.js";
+import type { EventPacket } from "./own-deliveries.js";
+import { PendingRestores, restoreStage, writeEventPacket } from "./pending-restores.js";
 import { sessionRecordOf, type RecoverableSocket } from "./session-record.js";
 import {
   compareStreamIds,
@@ -12,11 +14,11 @@ import {
   parseStreamPosition,
   StreamBroadcasts,
   UNNUMBERED_OWN,
-  type BroadcastingAdapter,
+  type BroadcastLog,
   type StreamPosition,
 } from "./stream-broadcasts.js";
 
-/** Stream entries read per XRANGE call while restoring (the stock adapter reads without a bound). */
+/** Stream entries read per XRANGE call while restoring (a restore never reads the stream unbounded). */
 const RESTORE_PAGE = 500;
 /** Longest a restore waits for broadcasts its offset counts that are not in the stream yet. */
 const IN_FLIGHT_WAIT_MS = 2_000;
@@ -70,25 +72,24 @@ export interface RedisRecoveryOptions {
   log: Logger;
 }
 
-/** The parts of the Redis Streams adapter instance this module works with. */
-interface StreamsAdapter extends BroadcastingAdapter {
-  nsp: { name: string; sockets: Map<string, RecoverableSocket>; server: { serverSideEmit(ev: string, ...a: unknown[]): void } };
-  sids: Map<string, Set<string>>;
-  persistSession(session: SessionRecord): void;
-  restoreSession(pid: string, offset: string): Promise<Session | null>;
-  addAll(id: string, rooms: Set<string>): void;
-  del(id: string, room: string): void;
-  delAll(id: string): void;
-  close(): void;
+/** What RedisRecovery needs from the adapter it serves (RedisAdapter). */
+export interface RecoveryHost extends BroadcastLog {
+  readonly nsp: { name: string; sockets: Map<string, RecoverableSocket>; server: { serverSideEmit(ev: string, ...a: unknown[]): void } };
+  readonly sids: Map<string, Set<string>>;
+  /**
+   * Routes a session's rooms to this worker before a restore reads the log: settles once Redis
+   * has confirmed the subscriptions, so every entry after the read's end reaches this worker.
+   */
+  reserve(rooms: string[]): Promise<void>;
 }
 
 /** Internal event: close a half-open socket whose session a newer connection took. */
 export const EVICT_EVENT = "cerebellum:evict";
 
 /**
- * Recovery for clustered mode on top of @socket.io/redis-streams-adapter, with its hazards
- * handled (DESIGN.md): sessions are saved eagerly (on connect and room changes, refreshed while
- * live) so a crashed worker's clients recover; a half-open connection is closed at once when its
+ * Recovery for clustered mode, for RedisAdapter (which calls it at each of its hooks): sessions
+ * are saved eagerly (on connect and room changes, refreshed while live) so a crashed worker's
+ * clients recover; a half-open connection is closed at once when its
  * client comes back; restore reads are paged and bounded; volatile packets are not replayed;
  * packets that arrive while the new socket is being built are not lost. Own broadcasts reach
  * own sockets without waiting for Redis (StreamBroadcasts), except while a restore is under way.
@@ -98,13 +99,13 @@ export class RedisRecovery {
   private readonly tracked = new Map<string, string>(); // sid → pid
   private readonly dirty = new Set<string>();
   private readonly persisted = new Set<string>();
-  /** True while the stream poll delivers a packet (as opposed to one of this worker's own broadcasts). */
-  private polling = false;
+  /** True while the subscription delivers a packet (as opposed to one of this worker's own broadcasts). */
+  private receiving = false;
   private readonly pending = new PendingRestores((sid) => restoreStage(this.adapter.sids, this.adapter.nsp.sockets, sid), {
-    // The poll delivers the stream in order: once it delivers past the restore's read, nothing
-    // the restore read can come again. (Own broadcasts wait for Redis while a restore reads, and
-    // one delivered on its XADD's answer is not `polling`: it never ends the watch.)
-    isCaughtUp: (entry, isNewer) => this.polling && isNewer(entry),
+    // The subscription delivers the stream in order: once it delivers past the restore's read,
+    // nothing the restore read can come again. (Own broadcasts wait for Redis while a restore
+    // reads, and one delivered on its append's answer is not `receiving`: it never ends the watch.)
+    isCaughtUp: (entry, isNewer) => this.receiving && isNewer(entry),
   });
   /** Restores reading the stream on this worker: own broadcasts wait for Redis meanwhile. */
   private restoring = 0;
@@ -112,7 +113,7 @@ export class RedisRecovery {
   private flushScheduled = false;
   private streamTtlSet = false;
   private readonly refreshTimer: NodeJS.Timeout;
-  private adapter!: StreamsAdapter;
+  private adapter!: RecoveryHost;
 
   constructor(private readonly opts: RedisRecoveryOptions) {
     this.redis = opts.redis as Scripted;
@@ -132,47 +133,50 @@ export class RedisRecovery {
     return this.opts.sessionKeyPrefix + pid;
   }
 
-  /** Takes over the adapter's session hooks (the stock class is not exported, so its instance is patched). */
-  install(instance: object): void {
-    const adapter = instance as StreamsAdapter;
+  /** Serves `adapter` from now on (called once, by its constructor). */
+  attach(adapter: RecoveryHost): void {
+    // Sessions, tracking and positions are one namespace's: the server uses only "/".
+    if (this.broadcasts) throw new Error(`RedisRecovery serves one namespace; "${adapter.nsp.name}" would share it`);
     this.adapter = adapter;
-    const { addAll, del, delAll, close, onMessage } = adapter;
     this.broadcasts = new StreamBroadcasts(
       adapter,
       () => this.restoring === 0 && this.opts.redis.status === "ready" && !this.pending.unsettled(Date.now()),
       this.opts.log,
     );
-    const deliver = (message: unknown, offset: string) => onMessage.call(adapter, message, offset);
-    adapter.onMessage = (message, offset) => {
-      // Pub/sub messages (no offset) are not stream entries: nothing to position or catch up.
-      if (offset === undefined) return onMessage.call(adapter, message, offset);
-      this.polling = true;
-      try {
-        this.broadcasts.polled(message, offset, deliver);
-      } finally {
-        this.polling = false;
-      }
-    };
-    adapter.persistSession = (session) => this.closed(session);
-    adapter.restoreSession = (pid, offset) => this.restore(pid, offset);
-    adapter.addAll = (id, rooms) => {
-      addAll.call(adapter, id, rooms);
-      if (this.tracked.has(id)) this.markDirty(id);
-    };
-    adapter.del = (id, room) => {
-      del.call(adapter, id, room);
-      if (this.tracked.has(id)) this.markDirty(id);
-    };
-    adapter.delAll = (id) => {
-      delAll.call(adapter, id);
-      this.released(id);
-    };
-    adapter.close = () => {
-      clearInterval(this.refreshTimer);
-      close.call(adapter);
-    };
-    // Restores compare entries, not the positions stamped on them: the entry going out is known here.
-    hookBeforeLocalDelivery(adapter, (packet, opts) => this.pending.catchUp(packet, opts as BroadcastOptions, this.broadcasts.deliveringEntry));
+  }
+
+  /** A broadcast of this worker (not a local-only one): logged, published, delivered here. */
+  broadcast(packet: EventPacket, opts: BroadcastOptions): Promise<void> {
+    return this.broadcasts.broadcast(packet, opts);
+  }
+
+  /** An entry the subscription brought, in stream order: delivered through `deliver` with this worker's position. */
+  received(message: unknown, id: string, deliver: (message: unknown, offset: string) => void): void {
+    this.receiving = true;
+    try {
+      this.broadcasts.received(message, id, deliver);
+    } finally {
+      this.receiving = false;
+    }
+  }
+
+  /**
+   * Every local delivery with an offset passes here right before it goes out (the offset is on
+   * the packet already): restores compare entries, not the positions stamped on them, and the
+   * entry going out is known here. May add the restored socket to `opts.except`.
+   */
+  beforeLocalDelivery(packet: EventPacket, opts: BroadcastOptions): void {
+    this.pending.catchUp(packet, opts, this.broadcasts.deliveringEntry);
+  }
+
+  /** A socket's rooms changed: its saved session follows. */
+  roomsChanged(sid: string): void {
+    if (this.tracked.has(sid)) this.markDirty(sid);
+  }
+
+  /** The adapter closes. */
+  close(): void {
+    clearInterval(this.refreshTimer);
   }
 
   /** Starts tracking a connected socket: its session is saved now, not only when it closes. */
@@ -249,14 +253,14 @@ export class RedisRecovery {
   }
 
   /** A recoverable close: the session stays for the recovery window, marked closed. */
-  private closed(session: SessionRecord): void {
+  closed(session: SessionRecord): void {
     if (!this.tracked.has(session.sid)) return; // evicted or never tracked: its session lives elsewhere
     this.persisted.add(session.sid);
     this.write({ ...session, live: "" });
   }
 
   /** The socket left its rooms for good (delAll); forget its session unless it was just persisted. */
-  private released(sid: string): void {
+  released(sid: string): void {
     const pid = this.tracked.get(sid);
     this.tracked.delete(sid);
     this.dirty.delete(sid);
@@ -266,7 +270,8 @@ export class RedisRecovery {
       .catch((err: unknown) => this.opts.log.warn({ err, sid }, "session delete failed"));
   }
 
-  private async restore(pid: string, offset: string): Promise<Session | null> {
+  /** Restores a session from Redis with the broadcasts it missed, or null when it cannot be whole. */
+  async restore(pid: string, offset: string): Promise<Session | null> {
     const from = parseStreamPosition(offset);
     if (!from) return null;
     // Packets delivered here while the stream is read must not slip between the read and the
@@ -280,6 +285,8 @@ export class RedisRecovery {
       const raw = await this.redis.cbTake(this.key(pid), this.adapter.uid, this.liveTtl);
       if (!raw) return (collector.abort(), null);
       const stored = JSON.parse(raw) as StoredSession;
+      // Routed here first: what the stream gets after the read below comes by subscription.
+      await this.adapter.reserve(stored.rooms);
       const missed = await this.readSince(from, stored.rooms);
       if (!missed) {
         collector.abort();
@@ -371,23 +378,17 @@ function decodeBroadcast(
   fields: string[],
   nsp: string,
 ): { data: unknown[]; rooms: string[]; except: string[]; volatile: boolean; uid: string | undefined; n: number | undefined } | undefined {
-  const entry: Record<string, string> = {};
-  for (let i = 0; i + 1 < fields.length; i += 2) entry[fields[i]!] = fields[i + 1]!;
-  // type 3 is BROADCAST; binary payloads (msgpack, not "{") never come from this server.
-  if (entry.nsp !== nsp || entry.type !== "3" || !entry.data?.startsWith("{")) return undefined;
-  const body = JSON.parse(entry.data) as {
-    packet?: { type?: number; id?: number; data?: unknown[] };
-    opts?: { rooms?: string[]; except?: string[]; flags?: { volatile?: boolean } };
-    n?: unknown;
-  };
-  const packet = body.packet;
-  if (!packet || packet.type !== 2 || packet.id !== undefined || !Array.isArray(packet.data)) return undefined;
+  const json = entryJson(fields);
+  const entry = json === undefined ? undefined : parseLoggedBroadcast(json);
+  if (!entry || entry.nsp !== nsp) return undefined;
+  const { packet, opts, n } = entry.data;
+  if (packet.type !== 2 || packet.id !== undefined || !Array.isArray(packet.data)) return undefined;
   return {
     data: packet.data,
-    rooms: body.opts?.rooms ?? [],
-    except: body.opts?.except ?? [],
-    volatile: Boolean(body.opts?.flags?.volatile),
+    rooms: opts.rooms,
+    except: opts.except,
+    volatile: Boolean(opts.flags?.volatile),
     uid: entry.uid,
-    n: typeof body.n === "number" ? body.n : undefined,
+    n: typeof n === "number" ? n : undefined,
   };
 }

@@ -1,7 +1,8 @@
-import { MessageType, type BroadcastOptions, type ClusterMessage } from "socket.io-adapter";
+import { MessageType, type BroadcastOptions } from "socket.io-adapter";
 import { isLoggedBroadcast } from "../../shared/adapter-ipc.js";
 import type { Logger } from "../../shared/logger.js";
-import { deliverHere, EndOfTickDeliveries, type EventPacket, type OwnDelivery } from "./own-deliveries.js";
+import type { LoggedBroadcast } from "./broadcast-log.js";
+import { EndOfTickDeliveries, type EventPacket, type OwnDelivery } from "./own-deliveries.js";
 
 /** Own broadcasts held for Redis beyond this are dropped rather than queued (logged). */
 export const MAX_HELD = 100_000;
@@ -46,52 +47,45 @@ export function compareStreamIds(a: string, b: string): number {
 export const UNNUMBERED_OWN = "own";
 
 
-/** The parts of the Redis Streams adapter instance this module works with. */
-export interface BroadcastingAdapter {
-  uid: string;
-  nsp: { name: string };
-  broadcast(packet: EventPacket, opts: BroadcastOptions): Promise<void>;
-  onMessage(message: unknown, offset?: string): void;
-}
-
-/** ClusterAdapter's protected/private members used here (not in its typed API). */
-interface ClusterInternals {
-  publishAndReturnOffset(message: Partial<ClusterMessage>): Promise<string>;
-}
-
-/** The data of a stream entry this module writes: the stock broadcast plus the origin's count. */
-interface CountedBroadcast {
-  packet: EventPacket;
-  opts: { rooms: string[]; except: string[]; flags?: BroadcastOptions["flags"] };
-  n?: number;
+/** What StreamBroadcasts needs from the adapter: its uid, the log, and delivery to its own sockets. */
+export interface BroadcastLog {
+  readonly uid: string;
+  /**
+   * Appends a broadcast to the stream and publishes it to its rooms' subscribers; resolves with
+   * its entry id. Encodes synchronously (throws when the data is not JSON).
+   */
+  append(data: LoggedBroadcast["data"]): Promise<string>;
+  /** Delivers a broadcast to this worker's sockets only, stamped with `offset` when given. */
+  deliverHere(packet: EventPacket, opts: BroadcastOptions, offset: string | undefined): void;
 }
 
 /**
  * Clustered mode's broadcasts, delivered to this worker's own sockets at once.
  *
- * The stock Redis Streams adapter delivers a worker's own broadcast to its own sockets only
- * after Redis answers the XADD, because it stamps the entry id on each delivery for recovery:
- * a Redis round trip on every publish, and a Redis stall stalls even same-worker broadcasts.
- * Here, as in embedded mode, the offset a delivery carries is a `StreamPosition` built from the
- * last entry this worker's stream poll delivered plus a count of own broadcasts not yet heard
- * back from the stream; each own entry carries its count, so a restore can tell which of them
- * a client already has.
+ * Waiting for Redis before delivering a worker's own broadcast to its own sockets (to stamp the
+ * entry id on each delivery, for recovery) would cost a Redis round trip on every publish, and a
+ * Redis stall would stall even same-worker broadcasts. Here, as in embedded mode, the offset a
+ * delivery carries is a `StreamPosition` built from the last entry this worker's subscription
+ * delivered plus a count of own broadcasts not yet heard back from it; each own entry carries
+ * its count, so a restore can tell which of them a client already has. The adapter tells this
+ * worker where its own entries are (`received` with its own uid) through its own channel.
  *
- * An own broadcast waits for Redis instead (delivered when the XADD answers or the poll reads it
- * back, whichever comes first) while `mayDeliverAtOnce` says no: before the poll has delivered
- * anything, while a restore is under way on this worker, or while Redis is not connected; and
- * until the poll has passed what a restore here replayed, only the poll delivers it.
+ * An own broadcast waits for Redis instead (delivered when the append answers or the
+ * subscription brings it back, whichever comes first) while `mayDeliverAtOnce` says no: before
+ * the subscription has delivered anything, while a restore is under way on this worker, or while
+ * Redis is not connected; and until the subscription has passed what a restore here replayed,
+ * only the subscription delivers it.
  */
 export class StreamBroadcasts {
-  /** The last stream entry the poll delivered (every entry up to it went to this worker's sockets). */
+  /** The last stream entry the subscription delivered (every entry up to it for this worker's rooms went to its sockets). */
   private heard: string | undefined;
   /**
    * The furthest entry a restore here replayed up to. A restored socket has every entry up to
    * it, so no delivery may reach it stamped with a position behind it: own broadcasts are
-   * delivered by the poll alone until the poll has passed it.
+   * delivered by the subscription alone until it has passed it.
    */
   private floor: string | undefined;
-  /** Own counted broadcasts: how many were sent, delivered here, and read back by the poll. */
+  /** Own counted broadcasts: how many were sent, delivered here, and heard back from the subscription. */
   private counted = 0;
   private delivered = 0;
   private heardOwn = 0;
@@ -101,31 +95,24 @@ export class StreamBroadcasts {
   private readonly soon = new EndOfTickDeliveries((delivery) => this.deliverSoon(delivery));
   /** The entry going out right now: its stream id, or UNNUMBERED_OWN (see `deliveringEntry`). */
   private entry: string | undefined;
-  private readonly adapter: BroadcastingAdapter & ClusterInternals;
-  private readonly stockBroadcast: BroadcastingAdapter["broadcast"];
 
   constructor(
-    adapter: BroadcastingAdapter,
+    private readonly log: BroadcastLog,
     private readonly mayDeliverAtOnce: () => boolean,
-    private readonly log: Logger,
-  ) {
-    this.adapter = adapter as BroadcastingAdapter & ClusterInternals;
-    if (typeof this.adapter.publishAndReturnOffset !== "function") throw new Error("socket.io-adapter changed: publishAndReturnOffset is missing");
-    this.stockBroadcast = adapter.broadcast;
-    adapter.broadcast = (packet, opts) => this.broadcast(packet, opts);
-  }
+    private readonly logger: Logger,
+  ) {}
 
   /** The stream entry being delivered to local sockets now, or UNNUMBERED_OWN; undefined outside a delivery. */
   get deliveringEntry(): string | undefined {
     return this.entry;
   }
 
-  /** Whether the poll has delivered anything yet and no own broadcast waits for Redis. */
+  /** Whether the subscription has delivered anything yet and no own broadcast waits for Redis. */
   private get positioned(): boolean {
     return this.heard !== undefined && this.held.size === 0 && this.caughtUp;
   }
 
-  /** Whether the poll has delivered every entry a restore here replayed. */
+  /** Whether the subscription has delivered every entry a restore here replayed. */
   private get caughtUp(): boolean {
     return this.floor === undefined || (this.heard !== undefined && compareStreamIds(this.heard, this.floor) >= 0);
   }
@@ -136,17 +123,17 @@ export class StreamBroadcasts {
   }
 
   /**
-   * Delivers one entry the stream poll read (every entry, own ones included, in stream order)
-   * through the stock handler, stamped with this worker's position.
+   * Delivers one entry the subscription brought (in stream order, each once; own ones too,
+   * through the adapter's own channel) through `deliver`, stamped with this worker's position.
    */
-  polled(message: unknown, id: string, deliver: (message: unknown, offset: string) => void): void {
+  received(message: unknown, id: string, deliver: (message: unknown, offset: string) => void): void {
     this.heard = id;
     const own = message as { uid?: string; type?: number; data?: { n?: unknown } };
-    if (own.uid === this.adapter.uid) {
+    if (own.uid === this.log.uid) {
       const n = own.type === MessageType.BROADCAST ? own.data?.n : undefined;
       if (typeof n !== "number") return;
       this.heardOwn = n;
-      // Read back before the XADD's answer arrived: delivered now, in stream order.
+      // Heard back before the append's answer arrived: delivered now, in stream order.
       const held = this.held.get(n);
       if (held) this.deliverHeld(n, held, id);
       return;
@@ -161,46 +148,51 @@ export class StreamBroadcasts {
 
   private position(): string {
     const id = this.heard!;
-    return formatStreamPosition(this.delivered > this.heardOwn ? { id, origin: this.adapter.uid, n: this.delivered } : { id });
+    return formatStreamPosition(this.delivered > this.heardOwn ? { id, origin: this.log.uid, n: this.delivered } : { id });
   }
 
-  private broadcast(packet: EventPacket, opts: BroadcastOptions): Promise<void> {
-    if (opts.flags?.local) return this.stockBroadcast.call(this.adapter, packet, opts);
+  /** Logs and publishes a broadcast (not a local-only one), delivering it here at once or once Redis has it. */
+  broadcast(packet: EventPacket, opts: BroadcastOptions): Promise<void> {
     const counted = isLoggedBroadcast(packet, opts.flags);
     const atOnce = this.positioned && this.mayDeliverAtOnce();
-    // Not stamped (volatile or with an ack id) and Redis must be waited for: the stock path
-    // (a volatile packet may then overtake a held one; nothing of this server sends volatile).
-    if (!counted && !atOnce) return this.stockBroadcast.call(this.adapter, packet, opts);
     if (counted && !atOnce && this.held.size >= MAX_HELD) {
-      this.log.error({ held: this.held.size }, "broadcast dropped: too many waiting for Redis");
+      this.logger.error({ held: this.held.size }, "broadcast dropped: too many waiting for Redis");
       return Promise.resolve();
     }
     const n = counted ? this.counted + 1 : undefined;
-    const data: CountedBroadcast = { packet, opts: { rooms: [...opts.rooms], except: [...(opts.except ?? [])], flags: opts.flags }, n };
     let published: Promise<string>;
     try {
       // Encoded (JSON) synchronously here, before any delivery stamps an offset on the packet.
-      published = this.adapter.publishAndReturnOffset({ type: MessageType.BROADCAST, data } as Partial<ClusterMessage>);
+      published = this.log.append({ packet, opts: { rooms: [...opts.rooms], except: [...(opts.except ?? [])], flags: opts.flags }, n });
     } catch (err) {
-      this.log.error({ err }, "broadcast dropped: its data is not JSON");
+      this.logger.error({ err }, "broadcast dropped: its data is not JSON");
       return Promise.resolve();
     }
     if (n !== undefined) this.counted = n;
     if (atOnce) {
-      published.catch((err: unknown) => this.log.error({ err }, "broadcast delivered here but not published to Redis"));
+      published.catch((err: unknown) => this.logger.error({ err }, "broadcast delivered here but not published to Redis"));
       this.soon.push({ packet, opts, n });
       return Promise.resolve();
     }
-    this.held.set(n!, { packet, opts });
+    if (n === undefined) {
+      // Not stamped (volatile or with an ack id): delivered here once Redis has it, unstamped
+      // (a volatile packet may then overtake a held one; nothing of this server sends volatile).
+      published.then(
+        () => this.log.deliverHere(packet, opts, undefined),
+        (err: unknown) => this.logger.error({ err }, "broadcast dropped: Redis refused it"),
+      );
+      return Promise.resolve();
+    }
+    this.held.set(n, { packet, opts });
     published.then(
       (id) => {
-        const held = this.held.get(n!);
-        // Behind a restore's replay, the poll delivers it (its position is then past the replay).
-        if (held && (this.heard === undefined || this.caughtUp)) this.deliverHeld(n!, held, id);
+        const held = this.held.get(n);
+        // Behind a restore's replay, the subscription delivers it (its position is then past the replay).
+        if (held && (this.heard === undefined || this.caughtUp)) this.deliverHeld(n, held, id);
       },
       (err: unknown) => {
-        this.held.delete(n!);
-        this.log.error({ err }, "broadcast dropped: Redis refused it");
+        this.held.delete(n);
+        this.logger.error({ err }, "broadcast dropped: Redis refused it");
       },
     );
     return Promise.resolve();
@@ -212,36 +204,29 @@ export class StreamBroadcasts {
   }
 
   private deliverSoon({ packet, opts, n }: OwnDelivery): void {
-    if (n === undefined) return this.deliverLocally(packet, opts, undefined);
+    if (n === undefined) return this.log.deliverHere(packet, opts, undefined);
     this.delivered = n;
     this.entry = UNNUMBERED_OWN;
     try {
-      this.deliverLocally(packet, opts, this.position());
+      this.log.deliverHere(packet, opts, this.position());
     } finally {
       this.entry = undefined;
     }
   }
 
   /**
-   * Delivers an own broadcast that waited for Redis, by whichever of the XADD's answer and the
-   * poll comes first: both come in count order, so held broadcasts go out in order.
+   * Delivers an own broadcast that waited for Redis, by whichever of the append's answer and the
+   * subscription comes first: both come in count order, so held broadcasts go out in order.
    */
   private deliverHeld(n: number, held: { packet: EventPacket; opts: BroadcastOptions }, id: string): void {
     this.held.delete(n);
     this.delivered = Math.max(this.delivered, n);
     this.entry = id;
     try {
-      // Before the poll delivered anything, the entry's own id is the best position (stock behaviour).
-      this.deliverLocally(held.packet, held.opts, this.heard === undefined ? id : this.position());
+      // Before the subscription delivered anything, the entry's own id is the best position.
+      this.log.deliverHere(held.packet, held.opts, this.heard === undefined ? id : this.position());
     } finally {
       this.entry = undefined;
     }
   }
-
-  private deliverLocally(packet: EventPacket, opts: BroadcastOptions, offset: string | undefined): void {
-    deliverHere(this.adapter, this.broadcastHere, packet, opts, offset);
-  }
-
-  /** The stock delivery to this worker's sockets (made once, not per broadcast). */
-  private readonly broadcastHere = (packet: EventPacket, opts: BroadcastOptions) => this.stockBroadcast.call(this.adapter, packet, opts);
 }
