@@ -1,7 +1,8 @@
 /**
  * Recovery storm (issue 3, point 8): drop 1,000 connected clients at once and measure how many
  * come back with their session recovered, how long until all are back, whether any broadcast was
- * lost or duplicated, and what the primary, the workers and Redis spend on CPU meanwhile.
+ * lost, duplicated or delivered out of order, and what the primary, the workers and Redis spend
+ * on CPU meanwhile.
  *
  * For each mode (embedded, then clustered against a `redis-server` this script starts) and each
  * variant it boots the compiled server (dist/src/primary/main.js) fresh, as a child process:
@@ -21,8 +22,8 @@
  *
  * Every storm is bounded (--storm-timeout, 60 s): one that does not complete ends and reports
  * what it has. Every process started here (server, redis-server, client processes) is stopped on
- * success, error and Ctrl-C. Evidence for any failure (who was lost or duplicated, when, the
- * server's log lines, Redis command statistics) goes to the JSON file.
+ * success, error and Ctrl-C. Evidence for any failure (who lost a message, had it twice or out of
+ * order, when, the server's log lines, Redis command statistics) goes to the JSON file.
  *
  * Usage: npm run bench:recovery [-- options]
  *   --clients 1000          clients dropped at once
@@ -229,8 +230,9 @@ interface ClientRecord {
   duplicates: number;
   reordered: number;
   unacked: number;
-  /** The first few duplicated and missing sequence numbers, for evidence. */
+  /** The first few duplicated, out-of-order and missing sequence numbers, for evidence. */
   duplicateDetail: DuplicateDetail[];
+  reorderDetail: ReorderDetail[];
   missingSeqs: number[];
   /** Messages received before the client came back (its position in the stream at reconnect). */
   receivedBeforeBack: number | null;
@@ -249,6 +251,13 @@ interface DuplicateDetail {
   n: number;
   firstIndex: number;
   secondIndex: number;
+}
+
+/** One message that arrived after a later one of its channel: where, and the highest before it. */
+interface ReorderDetail {
+  n: number;
+  index: number;
+  after: number;
 }
 
 /** Most sequence numbers kept per client in the evidence lists. */
@@ -532,6 +541,7 @@ function runClientsRole(): void {
       const expected = ackedSets.get(c.channel) ?? new Set<number>();
       const seen = new Map<number, number>(); // n → index of its first arrival
       const duplicateDetail: DuplicateDetail[] = [];
+      const reorderDetail: ReorderDetail[] = [];
       const missingSeqs: number[] = [];
       let duplicates = 0;
       let reordered = 0;
@@ -545,8 +555,10 @@ function runClientsRole(): void {
           return;
         }
         seen.set(n, index);
-        if (n < highest) reordered++;
-        else highest = n;
+        if (n < highest) {
+          reordered++;
+          if (reorderDetail.length < DETAIL_MAX) reorderDetail.push({ n, index, after: highest });
+        } else highest = n;
         if (!expected.has(n)) unacked++;
       });
       let missing = 0;
@@ -574,6 +586,7 @@ function runClientsRole(): void {
         reordered,
         unacked,
         duplicateDetail,
+        reorderDetail,
         missingSeqs,
         receivedBeforeBack: c.receivedBeforeBack,
         attempts: c.attempts,
@@ -1116,7 +1129,7 @@ interface RunResult {
   dropSpreadMs: number | null;
   reconnectMs: { p50: number | null; p99: number | null; max: number | null };
   loss: {
-    /** Among recovered clients: the promise is none lost, none duplicated. */
+    /** Among recovered clients: the promise is none lost, none duplicated, none out of order. */
     recovered: LossFigure;
     /** Among clients that came back without their session (they lose the gap by design). */
     notRecovered: LossFigure;
@@ -1175,6 +1188,9 @@ interface Evidence {
   duplicates: number;
   /** Duplicated messages: when they were sent (ms after the storm's start) and where both copies arrived. */
   duplicated: Array<DuplicateDetail & { sentAtMs: number | null }>;
+  reordered: number;
+  /** Messages that arrived after a later one (one publisher per channel: its order must hold). */
+  outOfOrder: ReorderDetail[];
   /** Missing messages: when they were sent, ms after the storm's start. */
   missingSentAtMs: Array<{ n: number; sentAtMs: number | null }>;
   attempts: number;
@@ -1402,8 +1418,8 @@ async function runStorm(mode: Mode, variant: Variant, run: number, p: Params): P
       const t = publisher!.sentAt[channel]?.[n];
       return t === undefined ? null : round(t - stormStart);
     };
-    // Evidence, a few clients of each kind: lost or duplicated messages, never back, slowest back.
-    const lossy = records.filter((r) => r.duplicates > 0 || (r.missing > 0 && r.recovered !== false));
+    // Evidence, a few clients of each kind: lost, duplicated or reordered messages, never back, slowest back.
+    const lossy = records.filter((r) => r.duplicates > 0 || r.reordered > 0 || (r.missing > 0 && r.recovered !== false));
     const stuck = hit.filter((r) => r.backAt === null);
     const slowest = [...back].sort((a, b) => b.backAt! - a.backAt!).filter((r) => !lossy.includes(r));
     const evidence: Evidence[] = [...lossy.slice(0, EVIDENCE_MAX), ...stuck.slice(0, EVIDENCE_MAX), ...slowest.slice(0, EVIDENCE_SLOWEST)]
@@ -1421,6 +1437,8 @@ async function runStorm(mode: Mode, variant: Variant, run: number, p: Params): P
         missing: r.missing,
         duplicates: r.duplicates,
         duplicated: r.duplicateDetail.map((d) => ({ ...d, sentAtMs: sentAtMs(r.channel, d.n) })),
+        reordered: r.reordered,
+        outOfOrder: r.reorderDetail,
         missingSentAtMs: r.missingSeqs.map((n) => ({ n, sentAtMs: sentAtMs(r.channel, n) })),
         attempts: r.attempts,
         errors: r.errors.map((e) => ({ atMs: round(e.at - stormStart), message: e.message })),
@@ -1520,7 +1538,7 @@ const ROWS: Array<[string, (r: RunResult) => number | null]> = [
   ["recovered: messages duplicated", (r) => r.loss.recovered.duplicates],
   ["recovered: out of order", (r) => r.loss.recovered.reordered],
   ["not recovered: messages lost (gap)", (r) => r.loss.notRecovered.lost],
-  ["untouched clients: lost + dup", (r) => r.loss.untouched.lost + r.loss.untouched.duplicates],
+  ["untouched clients: lost + dup + out of order", (r) => r.loss.untouched.lost + r.loss.untouched.duplicates + r.loss.untouched.reordered],
   ["untouched clients disconnected", (r) => r.collateralDisconnects],
   ["reconnect attempts (total)", (r) => r.reconnectAttempts.total],
   ["connect errors after the storm began", (r) => r.connectErrorsAfterStorm],
@@ -1570,12 +1588,19 @@ function contended(r: RunResult, belowPct: number): boolean {
   return r.machine.othersPct > belowPct || r.machine.baselineOthersPct > belowPct;
 }
 
+/** Whether clients that kept their session (or never lost it) missed, repeated or reordered anything. */
+function broken(loss: LossFigure): boolean {
+  return loss.lost > 0 || loss.duplicates > 0 || loss.reordered > 0;
+}
+
 function runLine(r: RunResult): string {
   if (r.error) return `  ${r.mode}/${r.variant} run ${r.run}: FAILED: ${r.error}`;
   return (
     `  ${r.mode}/${r.variant} run ${r.run}: ${r.recovered}/${r.affected} recovered, ${r.notRecovered} new session, ` +
     `${r.notBack} not back; all back in ${r.allBackMs ?? "-"} ms (p50 ${r.reconnectMs.p50}, p99 ${r.reconnectMs.p99}); ` +
-    `lost ${r.loss.recovered.lost} dup ${r.loss.recovered.duplicates} (recovered); ` +
+    `lost ${r.loss.recovered.lost} dup ${r.loss.recovered.duplicates} out of order ${r.loss.recovered.reordered} (recovered)` +
+    (broken(r.loss.untouched) ? `, lost ${r.loss.untouched.lost} dup ${r.loss.untouched.duplicates} out of order ${r.loss.untouched.reordered} (untouched)` : "") +
+    "; " +
     `CPU primary ${r.cpu.primary?.pctOfCore ?? "-"}% workers ${r.cpu.workers?.pctOfCore ?? "-"}%` +
     (r.cpu.redis ? ` redis ${r.cpu.redis.pctOfCore}%` : "") +
     ` gen ${r.cpu.clientProcs?.pctOfCore ?? "-"}% over ${r.cpu.windowMs} ms; others ${r.machine.othersPct}%` +
@@ -1677,7 +1702,9 @@ async function orchestrate(): Promise<void> {
     JSON.stringify({ at: new Date().toISOString(), machine, params: { ...p, runs }, medians: summary, mediansUncontended: quietSummary, runs: results }, null, 2),
   );
   process.stdout.write(`\nwrote ${out}\n`);
-  if (results.some((r) => r.error || !r.stormComplete)) process.exitCode = 1;
+  // A storm that did not complete, or a recovered client that did not get every message once and
+  // in order, fails the run (clients without their session lose the gap by design).
+  if (results.some((r) => r.error || !r.stormComplete || broken(r.loss.recovered))) process.exitCode = 1;
 }
 
 // ---------------------------------------------------------------------------------------------
