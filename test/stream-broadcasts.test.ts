@@ -164,6 +164,24 @@ describe("clustered own broadcasts", () => {
     expect(fake.deliveries[1]).toEqual({ data: ["m", "b", "9-0.c0ffee.2"], entry: UNNUMBERED_OWN });
   });
 
+  it("keeps held broadcasts in order when the subscription passes a restore's replay between two append answers", async () => {
+    const fake = fakeAdapter();
+    const b = fake.attach(() => false);
+    b.received(entry("other"), "5-0", () => {});
+    b.restored("8-0"); // a restore here replayed up to 8-0; the subscription is behind it
+    void fake.adapter.broadcast(event("a"), toRoom());
+    void fake.adapter.broadcast(event("b"), toRoom());
+    fake.xadds[0]!.resolve("9-0"); // answered while the poll is behind the replay: left to the subscription
+    await tick();
+    for (const id of ["6-0", "7-0", "8-0"]) b.received(entry("other"), id, () => {}); // the subscription passes the replay, not 9-0 yet
+    fake.xadds[1]!.resolve("10-0"); // "b" must not overtake "a", which still waits for the subscription
+    await tick();
+    expect(fake.deliveries).toEqual([]);
+    b.received(entry(UID, 1), "9-0", () => {});
+    b.received(entry(UID, 2), "10-0", () => {});
+    expect(fake.deliveries.map((d) => d.data[1])).toEqual(["a", "b"]);
+  });
+
   it("flush delivers what was sent this tick at once (a restore starting in the same tick)", () => {
     const fake = fakeAdapter();
     const b = fake.attach(() => true);

@@ -74,7 +74,8 @@ export interface BroadcastLog {
  * subscription brings it back, whichever comes first) while `mayDeliverAtOnce` says no: before
  * the subscription has delivered anything, while a restore is under way on this worker, or while
  * Redis is not connected; and until the subscription has passed what a restore here replayed,
- * only the subscription delivers it.
+ * only the subscription delivers it, as it does every later one until it has delivered that one
+ * (own broadcasts keep their order).
  */
 export class StreamBroadcasts {
   /** The last stream entry the subscription delivered (every entry up to it for this worker's rooms went to its sockets). */
@@ -187,8 +188,10 @@ export class StreamBroadcasts {
     published.then(
       (id) => {
         const held = this.held.get(n);
-        // Behind a restore's replay, the subscription delivers it (its position is then past the replay).
-        if (held && (this.heard === undefined || this.caughtUp)) this.deliverHeld(n, held, id);
+        // Behind a restore's replay, the subscription delivers it (its position is then past the
+        // replay). So does it when an older one still waits: that one was answered while the
+        // subscription was behind and is left to it, which must not find this one delivered first.
+        if (held && (this.heard === undefined || this.caughtUp) && this.oldestHeld() === n) this.deliverHeld(n, held, id);
       },
       (err: unknown) => {
         this.held.delete(n);
@@ -214,9 +217,16 @@ export class StreamBroadcasts {
     }
   }
 
+  /** The count of the oldest own broadcast still waiting for Redis (the map keeps count order). */
+  private oldestHeld(): number | undefined {
+    for (const n of this.held.keys()) return n;
+    return undefined;
+  }
+
   /**
    * Delivers an own broadcast that waited for Redis, by whichever of the append's answer and the
-   * subscription comes first: both come in count order, so held broadcasts go out in order.
+   * subscription comes first. Both come in count order, and an answer delivers only the oldest
+   * held one, so held broadcasts go out in order even when the answers and the subscription take turns.
    */
   private deliverHeld(n: number, held: { packet: EventPacket; opts: BroadcastOptions }, id: string): void {
     this.held.delete(n);
