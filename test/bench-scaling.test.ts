@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { BenchArgsError, parseBenchArgs } from "../scripts/bench/cli.js";
-import { partCpuBetween, perUnitUs, roleOf, type PartCpu, type PartSample } from "../scripts/bench/parts.js";
+import { partCpuBetween, perUnitUs, roleOf, type PartCpu, type PartSample, type Role } from "../scripts/bench/parts.js";
 import { roomLayout, seededRandom } from "../scripts/bench/rooms.js";
 import { formatScaling, summarizeScaling, type Mode, type ScalingRun, type Workload } from "../scripts/bench/scaling-report.js";
 import { scalingUnits } from "../scripts/bench/scaling.js";
@@ -101,7 +101,7 @@ describe("CPU by part", () => {
   });
 
   it("sums each part's CPU between two samples; a process born in between counts from zero", () => {
-    const sample = (at: number, entries: Array<[number, PartSample["byPid"] extends Map<number, infer V> ? V : never]>, redis: number | null): PartSample => ({ at, byPid: new Map(entries), redisCpuS: redis });
+    const sample = (at: number, entries: Array<[number, { role: Role; cpuS: number }]>, redis: number | null): PartSample => ({ at, byPid: new Map(entries), redisCpuS: redis });
     const a = sample(0, [[1, { role: "primary", cpuS: 1 }], [2, { role: "worker", cpuS: 2 }], [3, { role: "worker", cpuS: 5 }]], 10);
     const b = sample(1000, [[1, { role: "primary", cpuS: 1.5 }], [2, { role: "worker", cpuS: 3 }], [3, { role: "worker", cpuS: 5.25 }], [4, { role: "other", cpuS: 0.1 }]], 10.2);
     const cpu = partCpuBetween(a, b);
@@ -142,8 +142,8 @@ describe("scaling summary", () => {
     expect(byMeasure["rooms of 1, embedded, primary: CPU per broadcast, 8 ÷ 1 workers"]).toMatchObject({ value: 50 / 42, pass: true });
     expect(byMeasure["rooms of 1, embedded, all workers: CPU per broadcast, 8 ÷ 1 workers"]).toMatchObject({ value: 102 / 70, pass: false });
     // Next to nothing at one worker: the floor keeps the ratio from dividing by zero.
-    expect(byMeasure["rooms of 1, clustered, primary: CPU per broadcast, 8 ÷ 1 workers"]).toMatchObject({ value: 0.5, pass: true });
-    expect(byMeasure["rooms of 1, clustered, primary: CPU per broadcast, 8 ÷ 1 workers"]!.note).toMatch(/taken as 1 µs/);
+    expect(byMeasure["rooms of 1, clustered, primary: CPU per broadcast, 8 ÷ 1 workers"]).toMatchObject({ value: 0.1, pass: true });
+    expect(byMeasure["rooms of 1, clustered, primary: CPU per broadcast, 8 ÷ 1 workers"]!.note).toMatch(/taken as 5 µs/);
     expect(byMeasure["rooms of 1, clustered, redis-server: CPU per broadcast, 8 ÷ 1 workers"]).toMatchObject({ value: 1.2, pass: true });
     expect(byMeasure["rooms of 1, CPU per broadcast, embedded 1 worker ÷ plain"]).toMatchObject({ value: 112 / 90, pass: true });
     expect(byMeasure["CPU per connect, embedded 1 worker ÷ plain"]).toMatchObject({ value: 1.25, pass: true });
@@ -156,6 +156,11 @@ describe("scaling summary", () => {
     expect(text).toMatch(/all workers: CPU per broadcast, 8 ÷ 1 workers +1\.46× +bar ≤ 1\.25× +MISS/);
     expect(text).toContain("medians of 1–3 rounds");
     expect(text).toContain("Some scaling bars are missed");
+  });
+
+  it("still catches a part that grows from nothing to more than the floor", () => {
+    const summary = summarizeScaling([run("rooms-1", "clustered", 1, 1, parts(0, 80, 40)), run("rooms-1", "clustered", 8, 1, parts(7, 90, 40))]);
+    expect(summary.verdicts[0]).toMatchObject({ measure: "rooms of 1, clustered, primary: CPU per broadcast, 8 ÷ 1 workers", value: 1.4, pass: false });
   });
 
   it("judges nothing it has not measured, and never passes an empty run", () => {

@@ -1,7 +1,7 @@
 import type { ScalingArgs } from "./cli.js";
 import { perUnitUs } from "./parts.js";
 import { runRooms } from "./rooms.js";
-import { formatScaling, summarizeScaling, type Mode, type ScalingRun, type ScalingSummary, type Workload } from "./scaling-report.js";
+import { allParts, formatScaling, summarizeScaling, type Mode, type ScalingRun, type ScalingSummary, type Workload } from "./scaling-report.js";
 import { startPlain, startProduct, startRedis, untilSettled, type ServerProcess } from "./targets.js";
 
 /**
@@ -115,8 +115,14 @@ export async function runScaling(
         if (signal.aborted) break; // cut short: its window is not the one asked for
         runs.push(run);
         const p = run.usPerBroadcast;
-        const parts = p ? `primary ${p.primary.toFixed(1)}  workers ${p.workers.toFixed(1)}${p.redis === null ? "" : `  redis ${p.redis.toFixed(1)}`} µs/bcast` : "no broadcasts measured";
-        const connect = run.connect ? `  connect ${(run.connect.usPerConnect.primary + run.connect.usPerConnect.workers + run.connect.usPerConnect.other).toFixed(0)} µs (primary ${run.connect.usPerConnect.primary.toFixed(0)})` : "";
+        const plain = unit.mode === "plain";
+        const parts = !p
+          ? "no broadcasts measured"
+          : plain
+            ? `server ${p.primary.toFixed(1)} µs/bcast`
+            : `primary ${p.primary.toFixed(1)}  workers ${p.workers.toFixed(1)}${p.redis === null ? "" : `  redis ${p.redis.toFixed(1)}`} µs/bcast`;
+        const c = run.connect?.usPerConnect;
+        const connect = c ? `  connect ${allParts(c).toFixed(0)} µs${plain ? "" : ` (primary ${c.primary.toFixed(0)})`}` : "";
         const problems = run.lost + run.hung + run.connectErrors + run.duplicated + run.misrouted > 0 || Object.keys(run.errors).length > 0 ? `  errors ${JSON.stringify(run.errors)} lost ${run.lost}` : "";
         write(
           `  round ${round} ${unitLabel(unit).padEnd(22)} ${Math.round(run.measuredS > 0 ? run.broadcasts / run.measuredS : 0).toLocaleString("en-US").padStart(7)} bcast/s  ${parts}${connect}  (${((Date.now() - t0) / 1000).toFixed(0)} s)${problems}\n`,
