@@ -168,7 +168,7 @@ broadcast of the primary, of all workers together and of redis-server (from /pro
 over the measured window), each part's ratio to one worker, the product against the plain
 process, the CPU per connect (the rooms of 5's connect phase), and the bars with PASS/MISS.
 This machine's cores are shared by the server's processes and the generator: with more
-workers than cores, CPU per broadcast is the measure, not throughput. About 13 minutes at
+workers than cores, CPU per broadcast is the measure, not throughput. About 11 minutes at
 the defaults on 2 cores; it stops by itself (a deadline of 30 s per measurement, 10 min at
 least) and reports what it has.
 
