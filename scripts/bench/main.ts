@@ -18,20 +18,24 @@
  * It prints every run, the medians and the ratios against the baseline with the bar, and writes
  * the lot to loadtest-results/bench-<time>.json. docs/benchmarks.md explains the method.
  *
+ * `--suite scaling` runs issue 21's suite instead (scaling.ts): CPU per broadcast by part as
+ * workers are added, with many small rooms.
+ *
  * Usage: npm run bench [-- flags]; `npm run bench -- --help` lists the flags and their defaults.
  */
 import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { join, resolve } from "node:path";
-import { parseArgs } from "node:util";
 import { sleep } from "../loadtest/clock.js";
 import { readOwnSchedstat, readProcess, type Schedstat } from "../loadtest/server-stats.js";
 import { runLoadtest, type RunHooks } from "../loadtest/coordinator.js";
 import { buildOptions } from "../loadtest/options.js";
 import { buildResult, type LoadtestResult } from "../loadtest/result.js";
+import { parseBenchArgs, usage, type BenchArgs, type MainArgs, type ScalingArgs } from "./cli.js";
 import { formatBench, summarizeBench, type TargetRun } from "./report.js";
-import { TARGETS, TARGET_LABELS, startRedis, startTarget, untilSettled, type RunningTarget, type TargetName } from "./targets.js";
+import { DEADLINE_MIN_MS as SCALING_DEADLINE_MIN_MS, DEADLINE_PER_UNIT_MS as SCALING_DEADLINE_PER_UNIT_MS, runScaling, scalingUnits } from "./scaling.js";
+import { TARGETS, TARGET_LABELS, startRedis, startTarget, untilSettled, type RunningTarget } from "./targets.js";
 
 /**
  * The whole suite must end by itself; past this it stops and reports what it has. A round of one
@@ -40,61 +44,20 @@ import { TARGETS, TARGET_LABELS, startRedis, startTarget, untilSettled, type Run
 const DEADLINE_MIN_MS = 20 * 60_000;
 const DEADLINE_PER_TARGET_ROUND_MS = 120_000;
 
-const { values } = (() => {
+const args: BenchArgs = (() => {
   // Bad flags get one line and a hint, not a stack trace.
   try {
-    return parseArgs({
-      options: {
-        runs: { type: "string", default: "3" },
-        connections: { type: "string", default: "1000" },
-        "memory-connections": { type: "string", default: "10000" },
-        "latency-subscribers": { type: "string", default: "500" },
-        duration: { type: "string", default: "8" },
-        targets: { type: "string", default: TARGETS.join(",") },
-        "cpu-prof": { type: "string" },
-        out: { type: "string", default: "loadtest-results" },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    });
+    return parseBenchArgs(process.argv.slice(2));
   } catch (err) {
     process.stderr.write(`${(err as Error).message}\nnpm run bench -- --help lists the flags.\n`);
     process.exit(2);
   }
 })();
 
-if (values.help) {
-  process.stdout.write(`Usage: npm run bench [-- flags]
-
-The fixed performance suite: each target started fresh per round, then memory, fan-out and
-latency tests with the raw engine; prints every run, the medians and the ratios against the
-baseline with the bar (docs/benchmarks.md).
-
-  --runs N                  rounds; targets alternate their order each round      [3]
-  --memory-connections N    idle subscribed connections of the memory test        [10000]
-  --connections N           subscribers of the fan-out test                       [1000]
-  --latency-subscribers N   subscribers of the latency test                       [500]
-  --duration S              measured seconds of the fan-out test (latency: 0.6×)  [8]
-  --targets LIST            of ${TARGETS.join(", ")}   [all]
-  --cpu-prof DIR            V8 CPU profiles of the server processes into DIR
-  --out DIR                 result directory                                      [loadtest-results]
-`);
+if (args.help) {
+  process.stdout.write(usage(TARGETS));
   process.exit(0);
 }
-
-function positiveInt(name: string, raw: string | undefined): number {
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer (got ${raw})`);
-  return n;
-}
-
-const RUNS = positiveInt("runs", values.runs);
-const CONNECTIONS = positiveInt("connections", values.connections);
-const MEMORY_CONNECTIONS = positiveInt("memory-connections", values["memory-connections"]);
-const LATENCY_SUBSCRIBERS = positiveInt("latency-subscribers", values["latency-subscribers"]);
-const DURATION = positiveInt("duration", values.duration);
-const targets = values.targets!.split(",").map((t) => t.trim()) as TargetName[];
-for (const t of targets) if (!TARGETS.includes(t)) throw new Error(`--targets: unknown target ${t} (known: ${TARGETS.join(", ")})`);
-const cpuProfDir = values["cpu-prof"] ? resolve(values["cpu-prof"]) : undefined;
 
 const abort = new AbortController();
 process.on("SIGINT", () => {
@@ -102,20 +65,27 @@ process.on("SIGINT", () => {
   process.stderr.write("\nstopping after the current measurement (Ctrl-C again to quit at once)\n");
   abort.abort();
 });
+const deadlineMs =
+  args.suite === "scaling"
+    ? Math.max(SCALING_DEADLINE_MIN_MS, args.runs * scalingUnits(args).length * SCALING_DEADLINE_PER_UNIT_MS)
+    : Math.max(DEADLINE_MIN_MS, args.runs * args.targets.length * DEADLINE_PER_TARGET_ROUND_MS);
 setTimeout(() => {
   process.stderr.write("\nbench deadline reached: stopping\n");
   abort.abort();
-}, Math.max(DEADLINE_MIN_MS, RUNS * targets.length * DEADLINE_PER_TARGET_ROUND_MS)).unref();
+}, deadlineMs).unref();
+
+/** The cores this process may use (`nproc`), or os.cpus()'s count. */
+function cores(): string {
+  try {
+    return execFileSync("nproc", { encoding: "utf8" }).trim();
+  } catch {
+    return String(cpus().length); // nproc missing: os.cpus() stands in
+  }
+}
 
 function machine(): string {
   const model = cpus()[0]?.model ?? "unknown CPU";
-  let nproc = String(cpus().length);
-  try {
-    nproc = execFileSync("nproc", { encoding: "utf8" }).trim();
-  } catch {
-    // nproc missing: os.cpus() stands in
-  }
-  return `${nproc} cores (${model}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}`;
+  return `${cores()} cores (${model}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}`;
 }
 
 /** One load test against a running target, in this process, raw engine. */
@@ -166,25 +136,25 @@ function generatorWindow(): { onTick: NonNullable<RunHooks["onTick"]>; perBroadc
   };
 }
 
-async function roundOf(target: RunningTarget, run: number, redisPid: number | undefined): Promise<TargetRun> {
-  // Memory: on the fresh server once its memory is steady, the idle reading, then MEMORY_CONNECTIONS idle subscribed
+async function roundOf(a: MainArgs, target: RunningTarget, run: number, redisPid: number | undefined): Promise<TargetRun> {
+  // Memory: on the fresh server once its memory is steady, the idle reading, then `memoryConnections` idle subscribed
   // connections (a second of light traffic, so the publish path is warm for what follows).
   await untilSettled(target.pid, 15_000, abort.signal);
-  const mem = await measure(target, { connections: MEMORY_CONNECTIONS, rate: 10, duration: 1, warmup: 0, drain: 1, connectRate: 1000 });
+  const mem = await measure(target, { connections: a.memoryConnections, rate: 10, duration: 1, warmup: 0, drain: 1, connectRate: 1000 });
   await sleep(1000, abort.signal);
   const redisBefore = redisPid === undefined ? undefined : readProcess(redisPid);
-  const fan = await measure(target, { connections: CONNECTIONS, rate: "max", windowBy: "delivery", inflight: 8, duration: DURATION, warmup: 2 });
+  const fan = await measure(target, { connections: a.connections, rate: "max", windowBy: "delivery", inflight: 8, duration: a.durationS, warmup: 2 });
   const redisAfter = redisPid === undefined ? undefined : readProcess(redisPid);
   await sleep(1000, abort.signal);
   const generator = generatorWindow();
   const lat = await measure(
     target,
     {
-      connections: LATENCY_SUBSCRIBERS,
+      connections: a.latencySubscribers,
       rate: "max",
       windowBy: "delivery",
       inflight: 1,
-      duration: Math.max(3, Math.round(DURATION * 0.6)),
+      duration: Math.max(3, Math.round(a.durationS * 0.6)),
       warmup: 1,
     },
     generator.onTick,
@@ -229,11 +199,14 @@ async function roundOf(target: RunningTarget, run: number, redisPid: number | un
   };
 }
 
-async function main(): Promise<number> {
+/** The main suite (issue 6's bar). */
+async function mainSuite(a: MainArgs): Promise<number> {
+  const targets = a.targets;
+  const cpuProfDir = a.cpuProf ? resolve(a.cpuProf) : undefined;
   const started = Date.now();
   process.stdout.write(`Cerebellum bench on ${machine()}\n`);
   process.stdout.write(
-    `${RUNS} rounds × ${targets.length} targets; memory with ${MEMORY_CONNECTIONS} connections, fan-out to ${CONNECTIONS} subscribers, latency with ${LATENCY_SUBSCRIBERS}; raw engine generator in this process\n`,
+    `${a.runs} rounds × ${targets.length} targets; memory with ${a.memoryConnections} connections, fan-out to ${a.connections} subscribers, latency with ${a.latencySubscribers}; raw engine generator in this process\n`,
   );
   if (cpuProfDir) {
     mkdirSync(cpuProfDir, { recursive: true });
@@ -242,7 +215,7 @@ async function main(): Promise<number> {
   const redis = targets.includes("clustered-w2") ? await startRedis() : undefined;
   const runs: TargetRun[] = [];
   try {
-    for (let run = 1; run <= RUNS && !abort.signal.aborted; run++) {
+    for (let run = 1; run <= a.runs && !abort.signal.aborted; run++) {
       // Alternate: each round starts with the next target, so no target always runs on a warmer machine.
       const order = targets.map((_, i) => targets[(i + run - 1) % targets.length]!);
       for (const name of order) {
@@ -250,7 +223,7 @@ async function main(): Promise<number> {
         const t0 = Date.now();
         const target = await startTarget(name, { redisUrl: redis?.url, cpuProfDir });
         try {
-          const result = await roundOf(target, run, name === "clustered-w2" ? redis?.pid : undefined);
+          const result = await roundOf(a, target, run, name === "clustered-w2" ? redis?.pid : undefined);
           if (!abort.signal.aborted) runs.push(result);
           process.stdout.write(
             `  round ${run} ${name.padEnd(13)} ${Math.round(result.fanoutPerSec).toLocaleString("en-US").padStart(8)} deliv/s  p50 ${result.latencyP50Ms.toFixed(2)} ms  ${result.rssPerConnectionBytes === null ? "—" : (result.rssPerConnectionBytes / 1024).toFixed(1)} KiB/conn  hung ${result.hung}  (${((Date.now() - t0) / 1000).toFixed(0)} s)${Object.keys(result.errorKinds ?? {}).length > 0 ? `  errors ${JSON.stringify(result.errorKinds)}` : ""}\n`,
@@ -266,18 +239,33 @@ async function main(): Promise<number> {
   const summary = summarizeBench(runs);
   process.stdout.write(`\n${formatBench(runs, summary)}\n`);
   process.stdout.write(`\nTotal time ${((Date.now() - started) / 1000).toFixed(0)} s.\n`);
-  const dir = resolve(values.out!);
+  const dir = resolve(a.out);
   mkdirSync(dir, { recursive: true });
   const file = join(dir, `bench-${new Date(started).toISOString().replace(/[:.]/g, "-")}.json`);
   writeFileSync(
     file,
-    JSON.stringify({ machine: machine(), runs: RUNS, memoryConnections: MEMORY_CONNECTIONS, connections: CONNECTIONS, latencySubscribers: LATENCY_SUBSCRIBERS, durationS: DURATION, targets: targets.map((t) => TARGET_LABELS[t]), results: runs, summary }, null, 2),
+    JSON.stringify({ machine: machine(), runs: a.runs, memoryConnections: a.memoryConnections, connections: a.connections, latencySubscribers: a.latencySubscribers, durationS: a.durationS, targets: targets.map((t) => TARGET_LABELS[t]), results: runs, summary }, null, 2),
   );
   process.stdout.write(`wrote ${file}\n`);
   return 0;
 }
 
-main().then(
+/** The scaling suite (issue 21): scaling.ts measures, scaling-report.ts judges. */
+async function scalingSuite(a: ScalingArgs): Promise<number> {
+  const started = Date.now();
+  process.stdout.write(`Cerebellum bench, scaling suite, on ${machine()}\n`);
+  const { runs, summary, report } = await runScaling(a, abort.signal, (text) => process.stdout.write(text), `${cores()} cores`);
+  process.stdout.write(`${report}\n`);
+  process.stdout.write(`\nTotal time ${((Date.now() - started) / 1000).toFixed(0)} s.\n`);
+  const dir = resolve(a.out);
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `bench-scaling-${new Date(started).toISOString().replace(/[:.]/g, "-")}.json`);
+  writeFileSync(file, JSON.stringify({ machine: machine(), suite: "scaling", settings: { ...a, help: undefined }, results: runs, summary }, null, 2));
+  process.stdout.write(`wrote ${file}\n`);
+  return 0;
+}
+
+(args.suite === "scaling" ? scalingSuite(args) : mainSuite(args)).then(
   (code) => process.exit(code),
   (err: unknown) => {
     console.error("bench failed:", err);

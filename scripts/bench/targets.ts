@@ -89,36 +89,65 @@ export interface StartOptions {
   env?: Record<string, string>;
 }
 
+/** Whole lines (readline), the last 200 kept: a pipe may cut the port line between two chunks. */
+function collector(): { output: string[]; collect(stream: Readable): void } {
+  const output: string[] = [];
+  return {
+    output,
+    collect: (stream) =>
+      void createInterface({ input: stream, crlfDelay: Infinity }).on("line", (line) => {
+        if (!line) return;
+        output.push(line);
+        if (output.length > 200) output.splice(0, output.length - 200);
+      }),
+  };
+}
+
+const execArgvOf = (options: StartOptions) => [...(options.nodeArgs ?? []), ...(options.cpuProfDir ? ["--cpu-prof", "--cpu-prof-dir", options.cpuProfDir] : [])];
+
 /** Starts a target on free ports and resolves once it serves. */
 export async function startTarget(name: TargetName, options: StartOptions = {}): Promise<RunningTarget> {
-  const output: string[] = [];
-  // Whole lines (readline): a pipe may cut the port line between two chunks.
-  const collect = (stream: Readable) =>
-    createInterface({ input: stream, crlfDelay: Infinity }).on("line", (line) => {
-      if (!line) return;
-      output.push(line);
-      if (output.length > 200) output.splice(0, output.length - 200);
-    });
-  const execArgv = [...(options.nodeArgs ?? []), ...(options.cpuProfDir ? ["--cpu-prof", "--cpu-prof-dir", options.cpuProfDir] : [])];
-  if (REFERENCES.includes(name)) {
-    const main = name === "baseline" ? [BASELINE_MAIN] : [BASELINE_CLUSTER_MAIN, "--workers", "2"];
-    const child = spawn(process.execPath, [...execArgv, ...main, "--port", "0"], { stdio: ["ignore", "pipe", "pipe"] });
-    collect(child.stdout);
-    collect(child.stderr);
-    let port = 0;
-    await waitUntil(
-      () => {
-        const line = output.find((l) => l.startsWith('{"port"'));
-        if (line) port = (JSON.parse(line) as { port: number }).port;
-        return port > 0;
-      },
-      15_000,
-      TARGET_LABELS[name],
-      child,
-      output,
-    );
-    return { name, url: `http://127.0.0.1:${port}`, pid: child.pid!, apiKey: undefined, stop: () => stopTree(child, 10_000) };
-  }
+  if (REFERENCES.includes(name)) return { name, ...(await startPlain(name === "baseline" ? 1 : 2, options)) };
+  if (name === "clustered-w2" && !options.redisUrl) throw new Error("clustered target needs a Redis URL");
+  const workers = name === "embedded-w1" ? 1 : 2;
+  return { name, ...(await startProduct({ ...options, workers, redisUrl: name === "clustered-w2" ? options.redisUrl : undefined })) };
+}
+
+/** A started server, whichever it is. */
+export type ServerProcess = Omit<RunningTarget, "name">;
+
+/**
+ * Plain socket.io: one process (baseline-server.ts) or `processes` of them behind node:cluster
+ * (baseline-cluster.ts), on a free port.
+ */
+export async function startPlain(processes: 1 | 2, options: StartOptions = {}): Promise<ServerProcess> {
+  const { output, collect } = collector();
+  const main = processes === 1 ? [BASELINE_MAIN] : [BASELINE_CLUSTER_MAIN, "--workers", "2"];
+  const child = spawn(process.execPath, [...execArgvOf(options), ...main, "--port", "0"], { stdio: ["ignore", "pipe", "pipe"] });
+  collect(child.stdout);
+  collect(child.stderr);
+  let port = 0;
+  await waitUntil(
+    () => {
+      const line = output.find((l) => l.startsWith('{"port"'));
+      if (line) port = (JSON.parse(line) as { port: number }).port;
+      return port > 0;
+    },
+    15_000,
+    TARGET_LABELS[processes === 1 ? "baseline" : "baseline-w2"],
+    child,
+    output,
+  );
+  return { url: `http://127.0.0.1:${port}`, pid: child.pid!, apiKey: undefined, stop: () => stopTree(child, 10_000) };
+}
+
+/**
+ * The product with `workers` workers, clustered over `redisUrl` when given (embedded mode
+ * otherwise), on free ports; resolves once /readyz answers 200. It waits longer the more
+ * workers it forks: on two cores, eight workers take a while to load.
+ */
+export async function startProduct(options: StartOptions & { workers: number }): Promise<ServerProcess> {
+  const { output, collect } = collector();
   const [port, healthPort] = [await freePort(), await freePort()];
   const dataDir = mkdtempSync(join(tmpdir(), "cerebellum-bench-"));
   const env: Record<string, string> = {
@@ -127,26 +156,31 @@ export async function startTarget(name: TargetName, options: StartOptions = {}):
     HOST: "127.0.0.1",
     PORT: String(port),
     HEALTH_PORT: String(healthPort),
-    WORKERS: name === "embedded-w1" ? "1" : "2",
+    WORKERS: String(options.workers),
     API_KEY: BENCH_API_KEY,
     LOG_LEVEL: "warn",
     DATA_DIR: dataDir,
-    ...(name === "clustered-w2" ? { REDIS_URL: options.redisUrl ?? "", REDIS_KEY_PREFIX: `bench${port}:` } : {}),
+    ...(options.redisUrl ? { REDIS_URL: options.redisUrl, REDIS_KEY_PREFIX: `bench${port}:` } : {}),
     ...options.env,
   };
-  if (name === "clustered-w2" && !options.redisUrl) throw new Error("clustered target needs a Redis URL");
-  const child = spawn(process.execPath, [...execArgv, PRODUCT_MAIN], { cwd: dataDir, env, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [...execArgvOf(options), PRODUCT_MAIN], { cwd: dataDir, env, stdio: ["ignore", "pipe", "pipe"] });
   collect(child.stdout);
   collect(child.stderr);
-  await waitUntil(
-    async () => (await fetch(`http://127.0.0.1:${healthPort}/readyz`).catch(() => undefined))?.status === 200,
-    60_000,
-    `product (${name})`,
-    child,
-    output,
-  );
+  try {
+    await waitUntil(
+      async () => (await fetch(`http://127.0.0.1:${healthPort}/readyz`).catch(() => undefined))?.status === 200,
+      60_000 + 10_000 * options.workers,
+      `product (WORKERS=${options.workers}${options.redisUrl ? ", clustered" : ""})`,
+      child,
+      output,
+    );
+  } catch (err) {
+    // Not ready: whatever it started must not outlive the bench.
+    await stopTree(child, 5000);
+    rmSync(dataDir, { recursive: true, force: true });
+    throw err;
+  }
   return {
-    name,
     url: `http://127.0.0.1:${port}`,
     pid: child.pid!,
     apiKey: BENCH_API_KEY,
