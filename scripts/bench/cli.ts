@@ -159,7 +159,7 @@ against the baseline with the bar (docs/benchmarks.md).
   --cpu-prof DIR            V8 CPU profiles of the server processes into DIR
   --out DIR                 result directory                                      [loadtest-results]
 
---suite scaling: issue 21's many rooms. The product with PERSISTENCE=off, started fresh for
+--suite scaling: many small rooms. The product with PERSISTENCE=off, started fresh for
 every measurement, in embedded mode and clustered over a private redis-server, and the plain
 socket.io process (scripts/bench/baseline-server.ts). Clients alone in their room (rooms of
 one member) or in rooms of 5; random clients publish to random rooms, a fixed number of

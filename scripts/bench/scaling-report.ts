@@ -277,7 +277,7 @@ export function formatScaling(summary: ScalingSummary, context: { cores: string 
     "more workers than cores oversubscribe them, so CPU per broadcast is the measure here, not throughput (bcast/s is for reference).",
     "gen µs: the generator's own CPU per broadcast (this process, sharing the same cores).",
     "",
-    `Bars (issue 21), medians of ${roundsText(summary.shapes)}:`,
+    `Targets, medians of ${roundsText(summary.shapes)}:`,
   );
   for (const v of summary.verdicts) {
     const value = v.unit === "×" ? times(v.value) : `${fmt(v.value, 0)} µs`;
