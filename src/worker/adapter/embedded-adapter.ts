@@ -22,6 +22,7 @@ import { AdapterOutbox } from "../../shared/adapter-outbox.js";
 import { WELCOME_EVENT } from "../../shared/contract.js";
 import { assertNever } from "../../shared/ipc.js";
 import type { Logger } from "../../shared/logger.js";
+import { ReservedRooms } from "./reserved-rooms.js";
 import { sessionRecordOf, type RecoverableSocket } from "./session-record.js";
 import { hookBeforeLocalDelivery, PendingRestores, restoreStage, writeEventPacket } from "./pending-restores.js";
 import type { Evictions } from "./evictions.js";
@@ -30,11 +31,6 @@ import { deliverHere, EndOfTickDeliveries, type EventPacket, type OwnDelivery } 
 /** Broadcasts and restores waiting on the primary beyond this are refused rather than queued. */
 const MAX_WAITING = 100_000;
 
-/**
- * How long a restored session's rooms stay routed here without a local member: its socket joins
- * them within moments of the answer, or (its client gone) never; pending restores give up at 10 s.
- */
-const RESERVED_MS = 30_000;
 
 /** A broadcast sent to the primary that waits for its answer (the offset, or "" when not logged). */
 interface Waiter {
@@ -93,8 +89,7 @@ export class EmbeddedAdapter extends ClusterAdapterWithHeartbeat {
   /** Rooms the primary is being told of, each with the promise that settles once it has taken them. */
   private readonly routing = new Map<string, Promise<void>>();
   /** Rooms the primary routes here for a restored socket that has not joined them yet, until when (ms). */
-  private readonly reserved = new Map<string, number>();
-  private reserveTimer: NodeJS.Timeout | undefined;
+  private readonly reserved = new ReservedRooms((rooms) => this.release(rooms));
   /** The last restore pin the primary sent (`InterestTable`). */
   private pin = 0;
   private readonly onIpc = (message: unknown) => {
@@ -415,25 +410,7 @@ export class EmbeddedAdapter extends ClusterAdapterWithHeartbeat {
    */
   private reserve(pin: number, session: SessionRecord): void {
     this.pin = Math.max(this.pin, pin);
-    const until = Date.now() + RESERVED_MS;
-    for (const room of session.rooms) if (room !== session.sid) this.reserved.set(room, until);
-    this.reserveTimer ??= setTimeout(() => this.sweepReserved(), RESERVED_MS).unref();
-  }
-
-  private sweepReserved(): void {
-    this.reserveTimer = undefined;
-    const now = Date.now();
-    const expired: string[] = [];
-    let next = Number.POSITIVE_INFINITY;
-    for (const [room, until] of this.reserved) {
-      if (until > now) next = Math.min(next, until);
-      else {
-        this.reserved.delete(room);
-        expired.push(room);
-      }
-    }
-    this.release(expired);
-    if (next !== Number.POSITIVE_INFINITY) this.reserveTimer = setTimeout(() => this.sweepReserved(), next - now).unref();
+    this.reserved.add(session.rooms.filter((room) => room !== session.sid));
   }
 
   /** Starts tracking a connected socket: its session is saved now, not only when it closes. */
@@ -462,7 +439,7 @@ export class EmbeddedAdapter extends ClusterAdapterWithHeartbeat {
     super.close();
     this.outbox.flush();
     process.off("message", this.onIpc);
-    if (this.reserveTimer) clearTimeout(this.reserveTimer);
+    this.reserved.close();
     for (const answered of [...this.interestAnswers.values()]) answered();
     this.interestAnswers.clear();
     this.routing.clear();

@@ -13,13 +13,8 @@ import type { Logger } from "../../shared/logger.js";
 import { encodeLoggedBroadcast, LogChannels, PUBLISH_SCRIPT, type LoggedBroadcast } from "./broadcast-log.js";
 import type { EventPacket } from "./own-deliveries.js";
 import type { RecoveryHost, RedisRecovery } from "./redis-recovery.js";
+import { ReservedRooms } from "./reserved-rooms.js";
 import { RoomSubscriptions, type OwnEcho } from "./room-subscriptions.js";
-
-/**
- * How long a restored session's rooms stay subscribed without a local member: its socket joins
- * them within moments of the answer, or (its client gone) never; pending restores give up at 10 s.
- */
-const RESERVED_MS = 30_000;
 
 type Scripted = Redis & {
   cbPublish(stream: string, maxLen: number, entry: string, ownChannel: string, n: string, ...channels: string[]): Promise<string>;
@@ -63,8 +58,7 @@ export class RedisAdapter extends ClusterAdapterWithHeartbeat {
   private readonly subscriptions: RoomSubscriptions;
   private readonly recovery: RedisRecovery;
   /** Rooms kept subscribed for a restored session whose socket has not joined them yet, until when (ms). */
-  private readonly reserved = new Map<string, number>();
-  private reserveTimer: NodeJS.Timeout | undefined;
+  private readonly reserved = new ReservedRooms((rooms) => rooms.forEach((room) => this.release(room)));
   private closed = false;
 
   constructor(
@@ -218,30 +212,14 @@ export class RedisAdapter extends ClusterAdapterWithHeartbeat {
 
   /** Subscribes a restored session's rooms and keeps them for RESERVED_MS (see RecoveryHost.reserve). */
   private reserve(rooms: string[]): Promise<void> {
-    const until = Date.now() + RESERVED_MS;
+    const kept = rooms.filter((room) => !this.opts.isSocketRoom(room));
+    this.reserved.add(kept);
     const waits: Promise<void>[] = [];
-    for (const room of rooms) {
-      if (this.opts.isSocketRoom(room)) continue;
-      this.reserved.set(room, until);
+    for (const room of kept) {
       const subscribed = this.subscriptions.subscribe(room);
       if (subscribed) waits.push(subscribed);
     }
-    this.reserveTimer ??= setTimeout(() => this.sweepReserved(), RESERVED_MS).unref();
     return Promise.all(waits).then(() => undefined);
-  }
-
-  private sweepReserved(): void {
-    this.reserveTimer = undefined;
-    const now = Date.now();
-    let next = Number.POSITIVE_INFINITY;
-    for (const [room, until] of this.reserved) {
-      if (until > now) next = Math.min(next, until);
-      else {
-        this.reserved.delete(room);
-        this.release(room);
-      }
-    }
-    if (next !== Number.POSITIVE_INFINITY) this.reserveTimer = setTimeout(() => this.sweepReserved(), next - now).unref();
   }
 
   override persistSession(session: SessionRecord): void {
@@ -258,7 +236,7 @@ export class RedisAdapter extends ClusterAdapterWithHeartbeat {
     this.closed = true;
     super.close();
     this.recovery.close();
-    if (this.reserveTimer) clearTimeout(this.reserveTimer);
+    this.reserved.close();
     this.subscriptions.close();
   }
 }
