@@ -182,6 +182,55 @@ describe("clustered own broadcasts", () => {
     expect(fake.deliveries.map((d) => d.data[1])).toEqual(["a", "b"]);
   });
 
+  it("delivers own broadcasts once each and in order, however append answers, the subscription and restores interleave", async () => {
+    // A small model of Redis: XADDs are appended in the order sent and answered in that order;
+    // the poll reads the stream in order; a restore replays up to the stream's end of the moment.
+    for (let seed = 1; seed <= 300; seed++) {
+      let state = seed;
+      const random = (n: number) => {
+        state = (state * 1103515245 + 12345) % 2147483648;
+        return (state >>> 16) % n; // the low bits of this generator repeat with a short period
+      };
+      const fake = fakeAdapter();
+      let atOnce = true;
+      const b = fake.attach(() => atOnce);
+      const stream: Array<{ id: string; message: ReturnType<typeof entry> }> = [];
+      const append = (message: ReturnType<typeof entry>) => {
+        const id = `${stream.length + 1}-0`;
+        stream.push({ id, message });
+        return id;
+      };
+      let sent = 0;
+      const ids: string[] = []; // the entry id of each XADD Redis has run
+      let answered = 0;
+      let read = 0;
+      const step = async (kind: number) => {
+        if (kind === 0) void fake.adapter.broadcast(event(String(sent++)), toRoom());
+        else if (kind === 1) append(entry("other"));
+        else if (kind === 2 && ids.length < fake.xadds.length) ids.push(append(entry(UID, fake.xadds[ids.length]!.data.n)));
+        else if (kind === 3 && answered < ids.length) {
+          fake.xadds[answered]!.resolve(ids[answered++]!);
+          await tick();
+        } else if (kind === 4) {
+          for (const end = Math.min(stream.length, read + 1 + random(4)); read < end; read++) b.received(stream[read]!.message, stream[read]!.id, () => {});
+        } else if (kind === 5 && stream.length > 0) {
+          b.flush();
+          b.restored(stream[stream.length - 1]!.id);
+        } else if (kind === 6) atOnce = !atOnce;
+        else if (kind === 7) await tick();
+      };
+      for (let i = 0; i < 120; i++) await step(random(8));
+      // Drain: Redis runs and answers everything, the subscription brings it all back.
+      atOnce = true;
+      while (ids.length < fake.xadds.length) await step(2);
+      while (answered < ids.length) await step(3);
+      while (read < stream.length) await step(4);
+      await tick();
+      const own = fake.deliveries.map((d) => Number(d.data[1]));
+      expect(own, `seed ${seed}`).toEqual(Array.from({ length: sent }, (_, i) => i));
+    }
+  });
+
   it("flush delivers what was sent this tick at once (a restore starting in the same tick)", () => {
     const fake = fakeAdapter();
     const b = fake.attach(() => true);
