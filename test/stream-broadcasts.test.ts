@@ -182,6 +182,23 @@ describe("clustered own broadcasts", () => {
     expect(fake.deliveries.map((d) => d.data[1])).toEqual(["a", "b"]);
   });
 
+  it("delivers held broadcasts whose entries the subscription never brought back before the one it did, once", async () => {
+    const fake = fakeAdapter();
+    const b = fake.attach(() => true);
+    void fake.adapter.broadcast(event("a"), toRoom());
+    void fake.adapter.broadcast(event("b"), toRoom());
+    // The first entry heard (or one after lagging past the stream's cap) comes after "a"'s.
+    b.received(entry(UID, 2), "4-0", () => {});
+    expect(fake.deliveries.map((d) => d.data[1])).toEqual(["a", "b"]);
+    fake.xadds[0]!.resolve("3-0");
+    fake.xadds[1]!.resolve("4-0");
+    await tick();
+    expect(fake.deliveries.length).toBe(2);
+    void fake.adapter.broadcast(event("c"), toRoom()); // nothing waits any more: at once
+    await tick();
+    expect(fake.deliveries[2]).toEqual({ data: ["m", "c", "4-0.c0ffee.3"], entry: UNNUMBERED_OWN });
+  });
+
   it("delivers own broadcasts once each and in order, however append answers, the subscription and restores interleave", async () => {
     // A small model of Redis: XADDs are appended in the order sent and answered in that order;
     // the poll reads the stream in order; a restore replays up to the stream's end of the moment.

@@ -134,9 +134,14 @@ export class StreamBroadcasts {
       const n = own.type === MessageType.BROADCAST ? own.data?.n : undefined;
       if (typeof n !== "number") return;
       this.heardOwn = n;
-      // Heard back before the append's answer arrived: delivered now, in stream order.
-      const held = this.held.get(n);
-      if (held) this.deliverHeld(n, held, id);
+      // Heard back before the append's answer arrived: delivered now, in stream order. Older ones
+      // still held went to Redis before it, so their entries were passed unheard (trimmed by the
+      // stream's cap while the worker lagged, or appended before its first read): they go out
+      // first, late rather than never, and no longer keep later answers waiting behind them.
+      for (const [m, held] of this.held) {
+        if (m > n) break;
+        this.deliverHeld(m, held, id);
+      }
       return;
     }
     this.entry = id;
