@@ -45,6 +45,8 @@ export class AdapterHost {
   private readonly trimTimer: NodeJS.Timeout;
   /** Which workers have members in which rooms: where a broadcast is relayed. */
   readonly interest = new InterestTable();
+  /** The workers that have written to the adapter, by id (routing targets). */
+  private readonly workers = new Map<number, Worker>();
   /** Each worker's messages of this event-loop turn, sent as one batch. */
   private readonly outboxes = new Map<number, { worker: Worker; outbox: AdapterOutbox<AdapterDownMessage> }>();
 
@@ -58,6 +60,7 @@ export class AdapterHost {
     supervisor.on("exit", (workerId) => {
       const count = this.sessions.ownerDied(workerId, Date.now());
       this.interest.workerLeft(workerId);
+      this.workers.delete(workerId);
       this.outboxes.get(workerId)?.outbox.clear();
       this.outboxes.delete(workerId);
       for (const [uid, owner] of this.uidOwner) if (owner === workerId) this.uidOwner.delete(uid);
@@ -109,16 +112,29 @@ export class AdapterHost {
 
   /** A broadcast to rooms: to the other workers with a member in one of them (or holding the socket a room names). */
   private relayToRooms(from: Worker, rooms: readonly string[], message: AdapterDownMessage): void {
+    if (rooms.length === 1) {
+      // The usual case, per broadcast: no set to build.
+      const room = rooms[0]!;
+      for (const id of this.interest.workersOf(room) ?? NO_WORKERS) this.relayTo(id, from, message);
+      // A socket's own room is not reported as interest (every socket has one): its session says where it is.
+      const owner = this.sessions.ownerOf(room);
+      if (owner !== undefined && !this.interest.has(owner, room)) this.relayTo(owner, from, message);
+      return;
+    }
     const targets = new Set<number>();
     for (const room of rooms) {
       for (const id of this.interest.workersOf(room) ?? NO_WORKERS) targets.add(id);
-      // A socket's own room is not reported as interest (every socket has one): its session says where it is.
       const owner = this.sessions.ownerOf(room);
       if (owner !== undefined) targets.add(owner);
     }
-    targets.delete(from.id);
-    if (targets.size === 0) return;
-    for (const worker of this.supervisor.connectedWorkers()) if (targets.has(worker.id)) this.send(worker, message);
+    for (const id of targets) this.relayTo(id, from, message);
+  }
+
+  /** To worker `id` unless it is the publisher or gone. Every worker that has rooms or sockets has written here, so it is known. */
+  private relayTo(id: number, from: Worker, message: AdapterDownMessage): void {
+    if (id === from.id) return;
+    const worker = this.workers.get(id);
+    if (worker?.isConnected()) this.send(worker, message);
   }
 
   /** Relays a published cluster message to the workers it concerns. */
@@ -130,6 +146,7 @@ export class AdapterHost {
 
   private onMessage(worker: Worker, message: AdapterUpMessage): void {
     const now = Date.now();
+    if (this.workers.get(worker.id) !== worker) this.workers.set(worker.id, worker);
     switch (message.t) {
       case "pub": {
         // Not sequenced: a cluster message other than a broadcast, or a volatile broadcast or
