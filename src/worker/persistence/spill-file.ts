@@ -151,6 +151,8 @@ export class SpillFile {
   /** Appends messages the store refused for good to `rejected-<slot>.jsonl` (fsync'd). */
   rejected(entries: Array<{ message: StoredMessage; reason: string }>): Promise<void> {
     return this.serial(async () => {
+      // `open()` may still be creating the directory (a refusal in the first moments): not lost for that.
+      await mkdir(this.dir, { recursive: true });
       const file = await open(join(this.dir, `rejected-${this.slot}.jsonl`), "a");
       try {
         const text = entries.map((e) => JSON.stringify({ ...e.message, rejectedBecause: e.reason }) + "\n").join("");
