@@ -4,7 +4,7 @@ import { MessageType, type ClusterMessage } from "socket.io-adapter";
 import { afterEach, describe, expect, it, onTestFinished, vi } from "vitest";
 import { formatOffset, parseOffset, type AdapterBatch, type AdapterDownMessage, type AdapterUpMessage } from "../src/shared/adapter-ipc.js";
 import { createLogger } from "../src/shared/logger.js";
-import { AdapterHost } from "../src/primary/adapter-host.js";
+import { AdapterHost, SEEN_DELAY_MS } from "../src/primary/adapter-host.js";
 import { ReplayLog } from "../src/primary/replay-log.js";
 import { SessionTable } from "../src/primary/session-table.js";
 import type { Supervisor } from "../src/primary/supervisor.js";
@@ -197,6 +197,49 @@ describe("adapter host: restores and broadcasts a worker delivered first", () =>
 function relayed(worker: FakeWorker): unknown[] {
   return worker.sent.flatMap((m) => (m.t === "bc" ? [(JSON.parse(m.d) as unknown[])[1]] : []));
 }
+
+describe("adapter host: telling a worker how far its own broadcasts are sequenced", () => {
+  const publishUnanswered = (up: ReturnType<typeof hostWith>["up"], worker: FakeWorker, n: number, content: string) =>
+    up(worker, { t: "bc", relay: true, uid: `uid${worker.id}`, nsp: "/", rooms: ["a"], except: [], d: JSON.stringify(["e", content]), origin: `0000000${worker.id}`, n });
+
+  it("answers no broadcast sent without an id, and says once, after SEEN_DELAY_MS, how far they went", () => {
+    vi.useFakeTimers();
+    onTestFinished(() => {
+      vi.useRealTimers();
+    });
+    const { workers, up } = hostWith(2);
+    const [w1] = workers as [FakeWorker, FakeWorker];
+    for (let n = 1; n <= 3; n++) publishUnanswered(up, w1, n, `x${n}`);
+    w1.flush();
+    expect(w1.sent).toEqual([]);
+    vi.advanceTimersByTime(SEEN_DELAY_MS);
+    w1.flush();
+    expect(w1.sent).toEqual([{ t: "seen", n: 3, offset: `${EPOCH}-3` }]);
+    // Nothing more to tell: no further message.
+    vi.advanceTimersByTime(SEEN_DELAY_MS * 4);
+    w1.flush();
+    expect(w1.sent).toHaveLength(1);
+  });
+
+  it("sends a pending seen ahead of the next message for that worker, in order", () => {
+    vi.useFakeTimers();
+    onTestFinished(() => {
+      vi.useRealTimers();
+    });
+    const { workers, up, publish } = hostWith(2);
+    const [w1, w2] = workers as [FakeWorker, FakeWorker];
+    up(w1, { t: "interest", add: ["a"] });
+    publishUnanswered(up, w1, 1, "own"); // seq 1
+    publish(w2, 1, "relayed", 1); // seq 2, relayed to worker 1
+    w1.flush();
+    expect(w1.sent.map((m) => m.t)).toEqual(["seen", "bc"]);
+    expect(w1.sent[0]).toEqual({ t: "seen", n: 1, offset: `${EPOCH}-1` });
+    expect(w1.sent[1]).toMatchObject({ t: "bc", offset: `${EPOCH}-2` });
+    vi.advanceTimersByTime(SEEN_DELAY_MS);
+    w1.flush();
+    expect(w1.sent).toHaveLength(2);
+  });
+});
 
 describe("adapter host: interest routing", () => {
   it("relays a broadcast only to the workers with a member in its rooms, and answers its publisher", () => {

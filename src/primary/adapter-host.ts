@@ -24,6 +24,14 @@ const MAX_HELD = 10_000;
 
 const NO_WORKERS: ReadonlySet<number> = new Set();
 
+/**
+ * How long a worker may go without hearing how far its own broadcasts have been sequenced, when
+ * nothing else is sent to it meanwhile. It only needs that to keep the offsets it stamps close to
+ * the log's head (a restore replays from there); a `seen` per broadcast would cost the publishing
+ * worker a wakeup and a read each.
+ */
+export const SEEN_DELAY_MS = 50;
+
 interface HeldRestore {
   origin: string;
   n: number;
@@ -49,6 +57,9 @@ export class AdapterHost {
   private readonly workers = new Map<number, Worker>();
   /** Each worker's messages of this event-loop turn, sent as one batch. */
   private readonly outboxes = new Map<number, { worker: Worker; outbox: AdapterOutbox<AdapterDownMessage> }>();
+  /** Per worker: its latest own broadcast sequenced without an answer, not told of yet (`seen`). */
+  private readonly unseen = new Map<number, { worker: Worker; seen: AdapterDownMessage }>();
+  private seenTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly supervisor: Supervisor,
@@ -63,6 +74,7 @@ export class AdapterHost {
       this.workers.delete(workerId);
       this.outboxes.get(workerId)?.outbox.clear();
       this.outboxes.delete(workerId);
+      this.unseen.delete(workerId);
       for (const [uid, owner] of this.uidOwner) if (owner === workerId) this.uidOwner.delete(uid);
       // What a dead worker had not sent will never come: restores waiting on it go ahead.
       for (const [origin, o] of this.origins) {
@@ -83,6 +95,8 @@ export class AdapterHost {
 
   close(): void {
     clearInterval(this.trimTimer);
+    clearTimeout(this.seenTimer);
+    this.unseen.clear();
     for (const h of this.held) clearTimeout(h.timer);
     this.held.clear();
     for (const { outbox } of this.outboxes.values()) outbox.clear();
@@ -94,6 +108,16 @@ export class AdapterHost {
   }
 
   private send(worker: Worker, message: AdapterDownMessage): void {
+    // Anything for the worker carries its pending `seen` along, ahead of it (order kept).
+    const unseen = this.unseen.get(worker.id);
+    if (unseen) {
+      this.unseen.delete(worker.id);
+      this.push(worker, unseen.seen);
+    }
+    this.push(worker, message);
+  }
+
+  private push(worker: Worker, message: AdapterDownMessage): void {
     let entry = this.outboxes.get(worker.id);
     if (!entry || entry.worker !== worker) {
       const outbox = new AdapterOutbox<AdapterDownMessage>(
@@ -169,7 +193,8 @@ export class AdapterHost {
           if (rooms.length > 0) this.relayToRooms(worker, rooms, down);
           else this.relay(worker, down);
         }
-        this.send(worker, { t: "offset", id: message.id, offset });
+        if (message.id !== undefined) this.send(worker, { t: "offset", id: message.id, offset });
+        else this.noteSeen(worker, n, offset);
         const known = this.origins.get(origin);
         if (known) known.n = n;
         else this.origins.set(origin, { worker: worker.id, n });
@@ -219,6 +244,18 @@ export class AdapterHost {
         assertNever(message);
     }
   }
+
+  /** Tells `worker` of its own broadcasts sequenced up to `n` with its next message, or after SEEN_DELAY_MS. */
+  private noteSeen(worker: Worker, n: number, offset: string): void {
+    this.unseen.set(worker.id, { worker, seen: { t: "seen", n, offset } });
+    this.seenTimer ??= setTimeout(this.flushSeen, SEEN_DELAY_MS);
+  }
+
+  private readonly flushSeen = (): void => {
+    this.seenTimer = undefined;
+    for (const { worker, seen } of this.unseen.values()) if (worker.isConnected()) this.push(worker, seen);
+    this.unseen.clear();
+  };
 
   private hold(origin: string, n: number, run: () => void): void {
     const held: HeldRestore = {

@@ -40,11 +40,13 @@ export type AdapterUpMessage =
    * A broadcast the primary sequences and logs (`isLoggedBroadcast`), in a cheaper form than a
    * cluster message: its data array as the JSON the worker measured it with (`d`; absent for a
    * marker, a connection's welcome), so the primary logs and relays a string instead of an object
-   * graph; `id` asks for its offset back. `origin`/`n`: the publishing adapter's tag and its own
-   * count of sequenced broadcasts, which it may already have delivered locally (see `Position`).
+   * graph; `id` asks for its offset back (a broadcast held until the primary answers; one already
+   * delivered here is told of later, in a `seen`). `origin`/`n`: the publishing adapter's tag and
+   * its own count of sequenced broadcasts, which it may already have delivered locally (see
+   * `Position`).
    * `relay: false`: logged only (a local socket's own room).
    */
-  | (Broadcast & { t: "bc"; id: number; relay: boolean; origin: string; n: number })
+  | (Broadcast & { t: "bc"; id?: number; relay: boolean; origin: string; n: number })
   | { t: "res"; to: string; msg: ClusterResponse }
   /** A socket connected (eager session save, so a crash loses nothing). */
   | { t: "open"; session: SessionRecord }
@@ -64,6 +66,12 @@ export type AdapterUpMessage =
 /** Primary → worker. */
 export type AdapterDownMessage =
   | { t: "offset"; id: number; offset: string }
+  /**
+   * The worker's own broadcasts sent without an `id` have been sequenced up to its count `n`, the
+   * last of them at `offset`: sent once for many (with the next message for the worker, or after
+   * `SEEN_DELAY_MS`), not once per broadcast.
+   */
+  | { t: "seen"; n: number; offset: string }
   | { t: "msg"; msg: ClusterMessage; offset?: string }
   /** A sequenced broadcast from another worker (`bc` above), with its offset. */
   | (Broadcast & { t: "bc"; d: string; offset: string })

@@ -128,11 +128,15 @@ export class EmbeddedAdapter extends ClusterAdapterWithHeartbeat {
         const waiter = this.offsets.get(message.id);
         this.offsets.delete(message.id);
         const at = message.offset ? this.hear(message.offset) : undefined;
-        if (waiter?.n !== undefined) this.confirmed = waiter.n;
+        if (waiter?.n !== undefined && waiter.n > this.confirmed) this.confirmed = waiter.n;
         // Delivered right here, in the order the primary sequenced it among its relays.
         if (waiter?.deliver) this.deliverHeld(waiter, at);
         break;
       }
+      case "seen":
+        this.hear(message.offset);
+        if (message.n > this.confirmed) this.confirmed = message.n;
+        break;
       case "msg": {
         if (message.msg.nsp !== this.nsp.name) break;
         if (message.msg.type === MessageType.BROADCAST && this.log.isLevelEnabled("trace")) {
@@ -240,10 +244,9 @@ export class EmbeddedAdapter extends ClusterAdapterWithHeartbeat {
       this.log.error({ waiting: this.offsets.size }, "broadcast dropped: too many waiting for the primary");
       return Promise.resolve();
     }
-    const id = this.nextId++;
     const n = this.counted + 1;
-    const waiter: Waiter = { n };
-    const message: SequencedUp = { t: "bc", id, relay, uid: this.uid, nsp: this.nsp.name, rooms, except, origin: this.tag, n };
+    // Delivered here at once: no answer to wait for (the primary tells of its sequencing in a `seen`).
+    const message: SequencedUp = { t: "bc", relay, uid: this.uid, nsp: this.nsp.name, rooms, except, origin: this.tag, n };
     if (!isEmpty(opts.flags)) message.flags = opts.flags;
     // A connection's welcome is sequenced (it gives the connection an offset) but never replayed:
     // nothing to log. Anything else is encoded here, before the local delivery stamps its offset
@@ -256,15 +259,16 @@ export class EmbeddedAdapter extends ClusterAdapterWithHeartbeat {
         return Promise.resolve();
       }
     }
+    if (!atOnce) message.id = this.nextId++;
     if (!this.send(message)) return Promise.resolve(); // no primary: dropped whole, here too
     this.counted = n;
-    if (!atOnce) {
-      this.held++;
-      waiter.deliver = (offset) => this.deliverLocally(packet, opts, offset);
+    if (atOnce) {
+      // The primary then wakes once per burst, not per packet.
+      this.soon.push({ packet, opts, n });
+      return Promise.resolve();
     }
-    this.offsets.set(id, waiter);
-    // The primary then wakes once per burst, not per packet.
-    if (atOnce) this.soon.push({ packet, opts, n: waiter.n });
+    this.held++;
+    this.offsets.set(message.id!, { n, deliver: (offset) => this.deliverLocally(packet, opts, offset) });
     return Promise.resolve();
   }
 
