@@ -1,5 +1,5 @@
 /**
- * Recovery storm (issue 3, point 8): drop 1,000 connected clients at once and measure how many
+ * Recovery storm: drop 1,000 connected clients at once and measure how many
  * come back with their session recovered, how long until all are back, whether any broadcast was
  * lost, duplicated or delivered out of order, and what the primary, the workers and Redis spend
  * on CPU meanwhile.

@@ -2,8 +2,8 @@ import { parseArgs } from "node:util";
 import { TARGETS, type TargetName } from "./targets.js";
 
 /**
- * `npm run bench` flags. Two suites share the command: `main` (issue 6's bar against plain
- * socket.io) and `scaling` (issue 21: CPU per broadcast by part as workers are added, many
+ * `npm run bench` flags. Two suites share the command: `main` (the bar against plain
+ * socket.io) and `scaling` (CPU per broadcast by part as workers are added, many
  * small rooms). Each suite has its own flags; a flag of the other suite is refused, not ignored.
  */
 
@@ -146,7 +146,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
 export function usage(targets: readonly string[]): string {
   return `Usage: npm run bench [-- flags]
 
---suite main (the default): issue 6's bar. Each target started fresh per round, then memory,
+--suite main (the default): the bar against plain socket.io. Each target started fresh per round, then memory,
 fan-out and latency tests with the raw engine; prints every run, the medians and the ratios
 against the baseline with the bar (docs/benchmarks.md).
 

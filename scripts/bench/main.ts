@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: the fixed performance suite of issue 6, on localhost, in one run.
+ * `npm run bench`: the fixed performance suite against plain socket.io, on localhost, in one run.
  *
  * Targets, alternated round by round: the baseline (one plain socket.io process, see
  * baseline-server.ts), the product at its defaults (embedded mode, persistence on) with WORKERS=1
@@ -18,7 +18,7 @@
  * It prints every run, the medians and the ratios against the baseline with the bar, and writes
  * the lot to loadtest-results/bench-<time>.json. docs/benchmarks.md explains the method.
  *
- * `--suite scaling` runs issue 21's suite instead (scaling.ts): CPU per broadcast by part as
+ * `--suite scaling` runs the scaling suite instead (scaling.ts): CPU per broadcast by part as
  * workers are added, with many small rooms.
  *
  * Usage: npm run bench [-- flags]; `npm run bench -- --help` lists the flags and their defaults.
@@ -199,7 +199,7 @@ async function roundOf(a: MainArgs, target: RunningTarget, run: number, redisPid
   };
 }
 
-/** The main suite (issue 6's bar). */
+/** The main suite (the bar against plain socket.io). */
 async function mainSuite(a: MainArgs): Promise<number> {
   const targets = a.targets;
   const cpuProfDir = a.cpuProf ? resolve(a.cpuProf) : undefined;
@@ -250,7 +250,7 @@ async function mainSuite(a: MainArgs): Promise<number> {
   return 0;
 }
 
-/** The scaling suite (issue 21): scaling.ts measures, scaling-report.ts judges. */
+/** The scaling suite: scaling.ts measures, scaling-report.ts judges. */
 async function scalingSuite(a: ScalingArgs): Promise<number> {
   const started = Date.now();
   process.stdout.write(`Cerebellum bench, scaling suite, on ${machine()}\n`);

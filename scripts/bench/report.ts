@@ -39,7 +39,7 @@ export interface TargetRun {
   errorKinds?: Record<string, number>;
 }
 
-/** The bar of issue 6: product ÷ baseline, measured on the same machine in the same run. */
+/** The main suite's bar: product ÷ baseline, measured on the same machine in the same run. */
 export const BARS = {
   fanout: { min: 0.8 },
   latencyP50: { max: 1.5 },

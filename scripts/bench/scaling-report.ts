@@ -3,7 +3,7 @@ import { median } from "./report.js";
 
 /**
  * The scaling suite's figures: one record per workload, server shape and round; medians over the
- * rounds; ratios to one worker of the same mode and to the plain process; the bars of issue 21.
+ * rounds; ratios to one worker of the same mode and to the plain process; the scaling suite's bars.
  */
 
 export type Mode = "plain" | "embedded" | "clustered";
@@ -36,7 +36,7 @@ export interface ScalingRun {
   errors: Record<string, number>;
 }
 
-/** The bars of issue 21. */
+/** The scaling suite's bars. */
 export const SCALING_BARS = {
   /** Rooms of one member, CPU per broadcast of each part at the most workers ÷ at one worker. */
   perPartGrowth: { max: 1.25 },

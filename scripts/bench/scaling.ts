@@ -5,7 +5,7 @@ import { allParts, formatScaling, summarizeScaling, type Mode, type ScalingRun, 
 import { startPlain, startProduct, startRedis, untilSettled, type ServerProcess } from "./targets.js";
 
 /**
- * `npm run bench -- --suite scaling` (issue 21): what one broadcast to a small room costs each
+ * `npm run bench -- --suite scaling`: what one broadcast to a small room costs each
  * part of the product as workers are added, against plain socket.io. docs/benchmarks.md has the
  * method; scaling-report.ts the figures and the bars.
  */
