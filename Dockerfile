@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # Build stage: compile TypeScript with the dev dependencies.
-FROM node:20.20-bookworm-slim AS build
+FROM node:24.22.3-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -11,7 +11,7 @@ RUN npm run build
 
 # Runtime stage: production dependencies and the compiled output only, as the non-root `node` user.
 # scripts/container-smoke.sh replays these steps in CI, since no Docker engine runs there.
-FROM node:20.20-bookworm-slim AS runtime
+FROM node:24.22.3-bookworm-slim AS runtime
 ENV NODE_ENV=production \
     DATA_DIR=/app/data \
     PORT=8001 \

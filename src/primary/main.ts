@@ -13,6 +13,7 @@ import { hostPresence } from "./presence-host.js";
 import { Supervisor } from "./supervisor.js";
 import { keepPrimaryYoungGenerationSmall, workerExecArgv } from "./heap-tuning.js";
 import { EmbeddedStore } from "../store/launcher.js";
+import { judgeRuntime } from "../shared/runtime.js";
 
 function loadOrExit(): Config {
   try {
@@ -42,11 +43,17 @@ function announceGeneratedKey(config: Config): void {
 
 async function main(): Promise<void> {
   process.title = "cerebellum-primary";
+  const runtime = judgeRuntime(process.versions.node);
+  if (runtime.verdict === "refuse") {
+    console.error(runtime.message);
+    process.exit(1);
+  }
   keepPrimaryYoungGenerationSmall();
   const config = loadOrExit();
   exportSdkEnvironment(config.persistence);
   const log = createLogger(config.logLevel, { role: "primary" });
   if (config.apiKeyGenerated) announceGeneratedKey(config);
+  if (runtime.verdict === "warn") log.warn({ node: process.versions.node }, runtime.message);
 
   cluster.setupPrimary({ exec: resolve(__dirname, "../worker/main.js"), serialization: "advanced", execArgv: workerExecArgv() });
   // The embedded store runs before any worker: workers find its endpoint in their configuration.
