@@ -201,4 +201,14 @@ describe("the real server with a bad variable", () => {
     expect(named).not.toMatch(/HEALTH_PORT/);
     expect(server.liveWorkerPids()).toEqual([]);
   });
+
+  it("LOG_FORMAT=auto is pretty only at a terminal outside production; json and pretty are taken as set", () => {
+    const load = (env: Record<string, string>, terminal: boolean) => loadConfig({ API_KEY, ...env }, generator(), terminal).logFormat;
+    expect(load({}, true)).toBe("pretty");
+    expect(load({}, false)).toBe("json");
+    expect(load({ NODE_ENV: "production" }, true)).toBe("json");
+    expect(load({ LOG_FORMAT: "json" }, true)).toBe("json");
+    expect(load({ LOG_FORMAT: "pretty", NODE_ENV: "production" }, false)).toBe("pretty");
+    expect(configError({ API_KEY, LOG_FORMAT: "yaml" }).variable).toBe("LOG_FORMAT");
+  });
 });

@@ -1,6 +1,7 @@
 import cluster from "node:cluster";
 import { randomBytes } from "node:crypto";
-import { resolve } from "node:path";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
 import jwt from "jsonwebtoken";
 import { ConfigError, WORKER_CONFIG_ENV, exportSdkEnvironment, loadConfig, readEnvironment, type Config } from "../shared/config.js";
 import { IPC_SOURCE } from "../shared/ipc.js";
@@ -17,7 +18,7 @@ import { judgeRuntime } from "../shared/runtime.js";
 
 function loadOrExit(): Config {
   try {
-    return loadConfig(readEnvironment(), () => randomBytes(32).toString("base64url"));
+    return loadConfig(readEnvironment(), generatedKey, process.stdout.isTTY === true);
   } catch (err) {
     if (err instanceof ConfigError) {
       console.error(`Configuration error: ${err.message}`);
@@ -27,13 +28,42 @@ function loadOrExit(): Config {
   }
 }
 
+/** Where a generated development key is kept, under DATA_DIR. */
+const DEVELOPMENT_KEY_FILE = "development-api-key";
+
+/**
+ * A key for a server started without API_KEY. Outside production it is kept in DATA_DIR (owner
+ * read-only), so that tokens survive restarts, `npm run dev`'s on every change included.
+ */
+function generatedKey({ dataDir, env }: { dataDir: string; env: string }): string {
+  const fresh = randomBytes(32).toString("base64url");
+  if (env === "production") return fresh;
+  const file = join(dataDir, DEVELOPMENT_KEY_FILE);
+  try {
+    const kept = readFileSync(file, "utf8").trim();
+    if (kept.length >= 32) return kept;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") console.error(`Could not read ${file}: ${(err as Error).message}; using a new key`);
+  }
+  try {
+    mkdirSync(dataDir, { recursive: true });
+    writeFileSync(file, `${fresh}\n`, { mode: 0o600 });
+  } catch (err) {
+    // A read-only DATA_DIR: the key lasts this run only, as it says when printed.
+    console.error(`Could not keep the generated key in ${file}: ${(err as Error).message}`);
+  }
+  return fresh;
+}
+
 /** Prints the generated development key once, with a token ready to paste into a client. */
 function announceGeneratedKey(config: Config): void {
   const token = jwt.sign({}, Buffer.from(config.apiKey, "utf8"), { algorithm: "HS256", expiresIn: "24h" });
   process.stderr.write(
     [
       "",
-      "No API_KEY is set: generated one for this run (set API_KEY to keep it across restarts).",
+      config.env === "production"
+        ? "No API_KEY is set: generated one for this run (set API_KEY to keep it across restarts)."
+        : `No API_KEY is set: using a development key, kept in ${join(config.dataDir, DEVELOPMENT_KEY_FILE)} across restarts.`,
       `  API_KEY=${config.apiKey}`,
       `  A token valid for 24 h: ${token}`,
       "",
@@ -51,7 +81,7 @@ async function main(): Promise<void> {
   keepPrimaryYoungGenerationSmall();
   const config = loadOrExit();
   exportSdkEnvironment(config.persistence);
-  const log = createLogger(config.logLevel, { role: "primary" });
+  const log = createLogger(config.logLevel, { role: "primary" }, config.logFormat);
   if (config.apiKeyGenerated) announceGeneratedKey(config);
   if (runtime.verdict === "warn") log.warn({ node: process.versions.node }, runtime.message);
 

@@ -56,6 +56,7 @@ const envSchema = z.object({
     emptyToUndefined,
     z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   ),
+  LOG_FORMAT: z.preprocess(emptyToUndefined, z.enum(["auto", "json", "pretty"]).default("auto")),
   SHUTDOWN_TIMEOUT_MS: z.preprocess(emptyToUndefined, int(100, 600_000).default(10_000)),
   PING_INTERVAL_MS: z.preprocess(emptyToUndefined, int(1000, 300_000).default(25_000)),
   PING_TIMEOUT_MS: z.preprocess(emptyToUndefined, int(1000, 300_000).default(20_000)),
@@ -112,6 +113,7 @@ const envSchema = z.object({
 export const CONFIG_VARIABLES: readonly string[] = Object.keys(envSchema.shape);
 
 export type Mode = "embedded" | "clustered";
+export type LogFormat = "json" | "pretty";
 export type JwtAlgorithm = "HS256" | "RS256" | "ES256";
 
 export interface Config {
@@ -136,6 +138,8 @@ export interface Config {
   readonly redis: { readonly url: string; readonly keyPrefix: string } | undefined;
   readonly dataDir: string;
   readonly logLevel: string;
+  /** `pretty`: one coloured line per entry, for a person at a terminal; `json`: one JSON object per line. */
+  readonly logFormat: LogFormat;
   readonly shutdownTimeoutMs: number;
   readonly engine: {
     readonly pingIntervalMs: number;
@@ -268,9 +272,14 @@ function parseEnvironment(raw: Record<string, string | undefined>): z.infer<type
 /**
  * Validates the environment once and returns a frozen configuration.
  * Throws a ConfigError naming the first bad variable. `generateKey` supplies a key
- * when API_KEY is unset outside production.
+ * when API_KEY is unset (outside production, or with JWT_PUBLIC_KEY), given where state lives.
+ * `stdoutIsTerminal` decides LOG_FORMAT=auto.
  */
-export function loadConfig(raw: Record<string, string | undefined>, generateKey: () => string): Config {
+export function loadConfig(
+  raw: Record<string, string | undefined>,
+  generateKey: (where: { dataDir: string; env: Config["env"] }) => string,
+  stdoutIsTerminal = false,
+): Config {
   const v = parseEnvironment(raw);
   if (v.NODE_ENV === "production" && !v.API_KEY && !v.JWT_PUBLIC_KEY) {
     throw new ConfigError("API_KEY", "is required when NODE_ENV=production");
@@ -285,7 +294,7 @@ export function loadConfig(raw: Record<string, string | undefined>, generateKey:
   const redisUrl = redisUrlFrom(v);
   const sink = v.PERSISTENCE ?? (v.QUEUE_URL ? "sqs" : v.DYNAMODB_ENDPOINT ? "dynamodb" : "embedded");
   if (sink === "sqs" && !v.QUEUE_URL) throw new ConfigError("QUEUE_URL", "is required when PERSISTENCE=sqs");
-  const apiKey = v.API_KEY ?? generateKey();
+  const apiKey = v.API_KEY ?? generateKey({ dataDir: resolve(v.DATA_DIR), env: v.NODE_ENV });
 
   const config: Config = {
     env: v.NODE_ENV,
@@ -308,6 +317,8 @@ export function loadConfig(raw: Record<string, string | undefined>, generateKey:
     redis: redisUrl ? { url: redisUrl, keyPrefix: v.REDIS_KEY_PREFIX } : undefined,
     dataDir: resolve(v.DATA_DIR),
     logLevel: v.LOG_LEVEL,
+    // auto: readable at a terminal outside production; JSON wherever a program reads the output.
+    logFormat: v.LOG_FORMAT === "auto" ? (stdoutIsTerminal && v.NODE_ENV !== "production" ? "pretty" : "json") : v.LOG_FORMAT,
     shutdownTimeoutMs: v.SHUTDOWN_TIMEOUT_MS,
     engine: {
       pingIntervalMs: v.PING_INTERVAL_MS,

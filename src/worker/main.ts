@@ -32,7 +32,7 @@ async function main(): Promise<void> {
     console.error("cerebellum-worker must be started by the primary (npm start)");
     process.exit(1);
   }
-  const log = createLogger(config.logLevel, { role: "worker", worker: workerId });
+  const log = createLogger(config.logLevel, { role: "worker", worker: workerId }, config.logFormat);
   const send = (message: WorkerMessage) => {
     if (process.connected) process.send?.(message);
   };
