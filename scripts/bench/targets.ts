@@ -160,6 +160,8 @@ export async function startProduct(options: StartOptions & { workers: number }):
     API_KEY: BENCH_API_KEY,
     LOG_LEVEL: "warn",
     DATA_DIR: dataDir,
+    // The bench measures the server's work per connect, not the balancer's admission.
+    CONNECT_RATE_LIMIT: "0",
     ...(options.redisUrl ? { REDIS_URL: options.redisUrl, REDIS_KEY_PREFIX: `bench${port}:` } : {}),
     ...options.env,
   };

@@ -1,5 +1,6 @@
 import { createServer, type Server, type Socket } from "node:net";
 import type { Logger } from "../shared/logger.js";
+import type { Admission } from "./admission.js";
 
 /** Largest request head the balancer reads before routing; larger heads get 431. */
 export const MAX_HEAD_BYTES = 16 * 1024;
@@ -18,8 +19,13 @@ export interface BalancerOptions {
   /** Builds the message that carries the connection's already-read bytes. */
   message(head: Buffer): unknown;
   headerTimeoutMs: number;
+  /** Connect-rate and per-worker limits on new sessions; none: every new session is let in. */
+  admission?: Admission;
   log: Logger;
 }
+
+/** How often at most the balancer logs the new sessions it refused meanwhile. */
+const REFUSAL_LOG_INTERVAL_MS = 10_000;
 
 /**
  * The primary's sticky balancer. It reads a connection's request head, stops reading *before*
@@ -31,6 +37,11 @@ export interface BalancerOptions {
 export class Balancer {
   private readonly server: Server;
   private cursor = 0;
+  /** New sessions refused since the last log line, by cause. */
+  private readonly refused = { rate: 0, full: 0 };
+  private refusalLog: NodeJS.Timeout | undefined;
+  /** New sessions refused since start, by cause (tests, metrics). */
+  readonly refusedTotal = { rate: 0, full: 0 };
 
   constructor(private readonly options: BalancerOptions) {
     // TCP_NODELAY, as Node's own HTTP server sets it: the option lives on the socket, so it holds
@@ -87,8 +98,15 @@ export class Balancer {
   }
 
   private route(socket: Socket, head: Buffer): void {
-    const target = this.pick(sessionIdOf(head));
-    if (!target) return this.refuse(socket, 503, "Service Unavailable");
+    const sid = sessionIdOf(head);
+    const admission = this.options.admission;
+    if (sid === undefined && admission && !admission.takeConnect()) return this.refuseNew(socket, "rate");
+    const target = this.pick(sid);
+    if (!target) {
+      if (sid === undefined && admission && this.options.ready().length > 0) return this.refuseNew(socket, "full");
+      return this.refuse(socket, 503, "Service Unavailable");
+    }
+    if (sid === undefined) admission?.handed(target.id);
     socket.off("error", onError);
     stopReading(socket);
     target.send(this.options.message(head), socket, { keepOpen: false }, (err) => {
@@ -107,20 +125,39 @@ export class Balancer {
       if (target) return target;
     }
     const ready = this.options.ready();
-    if (ready.length === 0) return undefined;
-    this.cursor = (this.cursor + 1) % ready.length;
-    return ready[this.cursor];
+    const admission = this.options.admission;
+    for (let tried = 0; tried < ready.length; tried++) {
+      this.cursor = (this.cursor + 1) % ready.length;
+      const target = ready[this.cursor]!;
+      // A request naming a session that was lost goes anywhere to be told so; a new one needs room.
+      if (sid !== undefined || !admission || admission.hasRoom(target.id)) return target;
+    }
+    return undefined;
+  }
+
+  /** A new session refused by admission: 503 with Retry-After, counted and logged in summary. */
+  private refuseNew(socket: Socket, cause: "rate" | "full"): void {
+    this.refused[cause]++;
+    this.refusedTotal[cause]++;
+    this.refusalLog ??= setTimeout(() => {
+      this.refusalLog = undefined;
+      this.options.log.warn({ ...this.refused, intervalMs: REFUSAL_LOG_INTERVAL_MS }, "refused new connections (rate: over CONNECT_RATE_LIMIT; full: every worker at MAX_CONNECTIONS_PER_WORKER)");
+      this.refused.rate = 0;
+      this.refused.full = 0;
+    }, REFUSAL_LOG_INTERVAL_MS);
+    this.refusalLog.unref();
+    this.refuse(socket, 503, "Service Unavailable", "Retry-After: 1\r\n");
   }
 
   /**
    * Answers and closes. What the client still sends is read and discarded until it closes too:
    * closing with unread bytes would make the kernel reset the connection before the answer is read.
    */
-  private refuse(socket: Socket, status: number, text: string): void {
+  private refuse(socket: Socket, status: number, text: string, headers = ""): void {
     socket.on("data", discard);
     socket.resume();
     socket.setTimeout(this.options.headerTimeoutMs, () => socket.destroy());
-    socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    socket.end(`HTTP/1.1 ${status} ${text}\r\n${headers}Connection: close\r\nContent-Length: 0\r\n\r\n`);
   }
 }
 

@@ -1,12 +1,13 @@
-import cluster from "node:cluster";
+import cluster, { type Worker } from "node:cluster";
 import { randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import jwt from "jsonwebtoken";
 import { ConfigError, WORKER_CONFIG_ENV, exportSdkEnvironment, loadConfig, readEnvironment, type Config } from "../shared/config.js";
-import { IPC_SOURCE } from "../shared/ipc.js";
+import { IPC_SOURCE, type WorkerMessage } from "../shared/ipc.js";
 import { createLogger } from "../shared/logger.js";
 import { AdapterHost } from "./adapter-host.js";
+import { Admission } from "./admission.js";
 import { Balancer } from "./balancer.js";
 import { loadRecoveryState, saveRecoveryState } from "./recovery-state.js";
 import { createHealthServer } from "./health-server.js";
@@ -107,11 +108,21 @@ async function main(): Promise<void> {
   }
   let draining = false;
 
+  const admission = new Admission({
+    ratePerWorker: config.balancer.connectRateLimit,
+    maxPerWorker: config.balancer.maxConnectionsPerWorker,
+    workers: config.workers,
+  });
+  supervisor.on("message", (worker: Worker, message: WorkerMessage) => {
+    if (message.type === "connections") admission.reported(worker.id, message.count);
+  });
+  supervisor.on("exit", (workerId: number) => admission.workerGone(workerId));
   const balancer = new Balancer({
     byId: (id) => supervisor.byId(id),
     ready: () => supervisor.readyWorkers(),
     message: (head) => ({ source: IPC_SOURCE, type: "connection", head }),
     headerTimeoutMs: config.balancer.headerTimeoutMs,
+    admission,
     log: log.child({ component: "balancer" }),
   });
   const health = createHealthServer(config, () => !draining && supervisor.allReady(), log.child({ component: "health" }));

@@ -79,6 +79,8 @@ const envSchema = z.object({
   WORKER_RESTART_DELAY_MS: z.preprocess(emptyToUndefined, int(0, 60_000).default(500)),
   WORKER_RESTART_MAX_DELAY_MS: z.preprocess(emptyToUndefined, int(0, 600_000).default(30_000)),
   BALANCER_HEADER_TIMEOUT_MS: z.preprocess(emptyToUndefined, int(100, 120_000).default(10_000)),
+  CONNECT_RATE_LIMIT: z.preprocess(emptyToUndefined, int(0, 1_000_000).default(500)),
+  MAX_CONNECTIONS_PER_WORKER: z.preprocess(emptyToUndefined, int(0, 10_000_000).default(50_000)),
   AWS_REGION: z.preprocess(emptyToUndefined, z.string().default("us-east-1")),
   DYNAMODB_ENDPOINT: z.preprocess(emptyToUndefined, z.string().url().optional()),
   DYNAMODB_MESSAGES_TABLE_NAME: z.preprocess(emptyToUndefined, z.string().min(3).max(255).default("messages")),
@@ -171,7 +173,13 @@ export interface Config {
     readonly maxSessions: number;
   };
   readonly supervisor: { readonly restartDelayMs: number; readonly restartMaxDelayMs: number };
-  readonly balancer: { readonly headerTimeoutMs: number };
+  readonly balancer: {
+    readonly headerTimeoutMs: number;
+    /** New connections per second per worker, host-wide (0: no limit). */
+    readonly connectRateLimit: number;
+    /** 0: no cap. */
+    readonly maxConnectionsPerWorker: number;
+  };
   readonly persistence: {
     readonly sink: "embedded" | "dynamodb" | "sqs" | "off";
     readonly awsRegion: string;
@@ -344,7 +352,11 @@ export function loadConfig(
       maxSessions: v.RECOVERY_MAX_SESSIONS,
     },
     supervisor: { restartDelayMs: v.WORKER_RESTART_DELAY_MS, restartMaxDelayMs: v.WORKER_RESTART_MAX_DELAY_MS },
-    balancer: { headerTimeoutMs: v.BALANCER_HEADER_TIMEOUT_MS },
+    balancer: {
+      headerTimeoutMs: v.BALANCER_HEADER_TIMEOUT_MS,
+      connectRateLimit: v.CONNECT_RATE_LIMIT,
+      maxConnectionsPerWorker: v.MAX_CONNECTIONS_PER_WORKER,
+    },
     persistence: persistenceFrom(v, sink),
   };
   return deepFreeze(config);

@@ -48,10 +48,12 @@ export type WorkerMessage = Tagged<
   | { type: "ready"; presenceOwner?: string }
   | { type: "draining" }
   | { type: "presence"; id: number; request: PresenceOp }
+  /** How many client connections the worker holds (sent after changes, at most every 100 ms). */
+  | { type: "connections"; count: number }
 >;
 
 const PRIMARY_TYPES = new Set(["connection", "shutdown", "presence:result", "presence:owner-died"]);
-const WORKER_TYPES = new Set(["ready", "draining", "presence"]);
+const WORKER_TYPES = new Set(["ready", "draining", "presence", "connections"]);
 
 export function isPrimaryMessage(value: unknown): value is PrimaryMessage {
   return isTagged(value) && PRIMARY_TYPES.has(value.type);

@@ -22,6 +22,7 @@ import { RedisPresenceStore } from "./presence/redis-store.js";
 import type { PresenceStore } from "./presence/store.js";
 import { createSocketServer } from "./socket-server.js";
 import { Evictions } from "./adapter/evictions.js";
+import { reportConnections } from "./connection-report.js";
 
 
 async function main(): Promise<void> {
@@ -74,6 +75,7 @@ async function main(): Promise<void> {
 
   const evictions = new Evictions();
   const { io, track } = createSocketServer(httpServer, config, workerId, redis, evictions, log);
+  reportConnections(io.engine, send);
   const verifier = new JwtVerifier(config);
   installAuth(io, verifier, log.child({ component: "auth" }));
   const { sink, history, warmed } = createPersistence(config, log.child({ component: "persistence" }), workerIndexFrom());
