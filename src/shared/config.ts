@@ -62,6 +62,7 @@ const envSchema = z.object({
   PING_TIMEOUT_MS: z.preprocess(emptyToUndefined, int(1000, 300_000).default(20_000)),
   MAX_HTTP_BUFFER_SIZE: z.preprocess(emptyToUndefined, int(1024, 100_000_000).default(1_000_000)),
   MESSAGE_MAX_BYTES: z.preprocess(emptyToUndefined, int(16, 100_000_000).default(131_072)),
+  CLIENT_QUEUE_MAX_BYTES: z.preprocess(emptyToUndefined, int(0, 2_000_000_000).default(4_194_304)),
   CHANNEL_NAME_MAX_LENGTH: z.preprocess(emptyToUndefined, int(1, 1024).default(200)),
   RECOVERY_MAX_DISCONNECTION_MS: z.preprocess(emptyToUndefined, int(0, 3_600_000).default(120_000)),
   RECOVERY_LOG_MAX_ENTRIES: z.preprocess(emptyToUndefined, int(1, 10_000_000).default(100_000)),
@@ -149,7 +150,12 @@ export interface Config {
     readonly maxHttpBufferSize: number;
     readonly corsOrigin: string;
   };
-  readonly limits: { readonly messageMaxBytes: number; readonly channelNameMaxLength: number };
+  readonly limits: {
+    readonly messageMaxBytes: number;
+    readonly channelNameMaxLength: number;
+    /** What the server may hold for one client that does not read, in bytes (0: no cap). */
+    readonly clientQueueMaxBytes: number;
+  };
   readonly presence: {
     /** A member whose connection dropped (recoverably) stays listed this long before `leave`, in ms. */
     readonly graceMs: number;
@@ -334,7 +340,7 @@ export function loadConfig(
       maxHttpBufferSize: v.MAX_HTTP_BUFFER_SIZE,
       corsOrigin: v.CORS_ORIGIN,
     },
-    limits: { messageMaxBytes: v.MESSAGE_MAX_BYTES, channelNameMaxLength: v.CHANNEL_NAME_MAX_LENGTH },
+    limits: { messageMaxBytes: v.MESSAGE_MAX_BYTES, channelNameMaxLength: v.CHANNEL_NAME_MAX_LENGTH, clientQueueMaxBytes: v.CLIENT_QUEUE_MAX_BYTES },
     presence: {
       graceMs: v.PRESENCE_GRACE_MS,
       crashGraceMs: v.PRESENCE_CRASH_GRACE_MS,

@@ -138,8 +138,14 @@ export class BroadcastBatching {
   /** Whether Engine.IO's and ws's private fields `writeDirect` reads are there: checked on first use. */
   private direct: boolean | undefined;
 
-  /** `onNoDirectWrite` is told, once, when those fields are missing (an upgrade of engine.io or ws). */
-  constructor(private readonly onNoDirectWrite: (problem: string) => void = () => undefined) {
+  /**
+   * `onNoDirectWrite` is told, once, when those fields are missing (an upgrade of engine.io or ws).
+   * `afterWrite` is told of each client a packet was written to (the outbound cap).
+   */
+  constructor(
+    private readonly onNoDirectWrite: (problem: string) => void = () => undefined,
+    readonly afterWrite: (conn: EngineSocket) => void = () => undefined,
+  ) {
     const batching = this;
     this.hook = function writeToEngine(this: AttachedClient, encoded, opts) {
       const held = this[HELD]!;
@@ -155,8 +161,8 @@ export class BroadcastBatching {
         }
       }
       if (held.opts.length > 0) release(held, {}, batching);
-      if (framed && batching.writeDirect(this.conn, opts)) return;
-      held.write.call(this, encoded, opts);
+      if (!framed || !batching.writeDirect(this.conn, opts)) held.write.call(this, encoded, opts);
+      batching.afterWrite(this.conn);
     };
   }
 
@@ -220,7 +226,11 @@ export class BroadcastBatching {
     const held = this.held;
     this.held = [];
     const combined: Combined = {};
-    for (const one of held) if (one.opts.length > 0) release(one, combined, this);
+    for (const one of held) {
+      if (one.opts.length === 0) continue;
+      release(one, combined, this);
+      this.afterWrite(one.client.conn);
+    }
   };
 }
 
