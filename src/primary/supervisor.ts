@@ -4,14 +4,27 @@ import type { Config } from "../shared/config.js";
 import { IPC_SOURCE, isWorkerMessage, type PrimaryMessage, type WorkerMessage } from "../shared/ipc.js";
 import { isAdapterBatch, type AdapterUpMessage } from "../shared/adapter-ipc.js";
 import type { Logger } from "../shared/logger.js";
+import { IpcBacklog, estimateSize } from "../shared/ipc-backlog.js";
+
+/** What the primary has written to each worker that it has not read yet (IPC_QUEUE_MAX_BYTES). */
+const backlogs = new WeakMap<Worker, IpcBacklog>();
 
 /**
  * Sends to a worker without ever throwing or emitting: a worker that died between the check and
- * the write loses the message, which its exit handling accounts for (sessions, presence).
+ * the write loses the message, which its exit handling accounts for (sessions, presence). A
+ * send's error (EPIPE, ERR_IPC_CHANNEL_CLOSED from a worker that just died) needs nothing more:
+ * the callback only settles the backlog.
  */
 export function sendTo(worker: Worker, message: unknown): void {
   if (!worker.isConnected()) return;
-  worker.send(message as Parameters<Worker["send"]>[0], undefined, undefined, ignoreSendError);
+  const settled = backlogs.get(worker)?.sent(estimateSize(message)) ?? ignoreSendError;
+  try {
+    worker.send(message as Parameters<Worker["send"]>[0], undefined, undefined, settled);
+  } catch (err) {
+    // Not sent (it could not be cloned): nothing is owed to the worker. The caller decides.
+    settled(null);
+    throw err;
+  }
 }
 
 function ignoreSendError(): void {
@@ -84,6 +97,15 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     slot.startedAt = Date.now();
     const worker = cluster.fork({ ...this.workerEnv, CEREBELLUM_WORKER_INDEX: String(slot.index) });
     slot.worker = worker;
+    // A worker that stops reading (SIGSTOP, a busy loop) would make the primary buffer every
+    // relay for it: past the bound it is replaced, and its clients recover on the others.
+    backlogs.set(
+      worker,
+      new IpcBacklog(this.config.ipcQueueMaxBytes, (bytes) => {
+        this.log.error({ worker: worker.id, pid: worker.process.pid, backlogBytes: bytes, cap: this.config.ipcQueueMaxBytes }, "replacing a worker that stopped reading its IPC channel (IPC_QUEUE_MAX_BYTES)");
+        worker.process.kill("SIGKILL");
+      }),
+    );
     worker.on("message", (message: unknown) => {
       if (isAdapterBatch<AdapterUpMessage>(message)) {
         for (const m of message.m) this.emit("adapter", worker, m);

@@ -80,6 +80,7 @@ const envSchema = z.object({
   WORKER_RESTART_DELAY_MS: z.preprocess(emptyToUndefined, int(0, 60_000).default(500)),
   WORKER_RESTART_MAX_DELAY_MS: z.preprocess(emptyToUndefined, int(0, 600_000).default(30_000)),
   BALANCER_HEADER_TIMEOUT_MS: z.preprocess(emptyToUndefined, int(100, 120_000).default(10_000)),
+  IPC_QUEUE_MAX_BYTES: z.preprocess(emptyToUndefined, int(0, 8_000_000_000).default(67_108_864)),
   CONNECT_RATE_LIMIT: z.preprocess(emptyToUndefined, int(0, 1_000_000).default(500)),
   MAX_CONNECTIONS_PER_WORKER: z.preprocess(emptyToUndefined, int(0, 10_000_000).default(50_000)),
   AWS_REGION: z.preprocess(emptyToUndefined, z.string().default("us-east-1")),
@@ -141,6 +142,8 @@ export interface Config {
   readonly redis: { readonly url: string; readonly keyPrefix: string } | undefined;
   readonly dataDir: string;
   readonly logLevel: string;
+  /** What one side of a primary–worker IPC channel may have written that the other has not read (0: no bound). */
+  readonly ipcQueueMaxBytes: number;
   /** `pretty`: one coloured line per entry, for a person at a terminal; `json`: one JSON object per line. */
   readonly logFormat: LogFormat;
   readonly shutdownTimeoutMs: number;
@@ -331,6 +334,7 @@ export function loadConfig(
     redis: redisUrl ? { url: redisUrl, keyPrefix: v.REDIS_KEY_PREFIX } : undefined,
     dataDir: resolve(v.DATA_DIR),
     logLevel: v.LOG_LEVEL,
+    ipcQueueMaxBytes: v.IPC_QUEUE_MAX_BYTES,
     // auto: readable at a terminal outside production; JSON wherever a program reads the output.
     logFormat: v.LOG_FORMAT === "auto" ? (stdoutIsTerminal && v.NODE_ENV !== "production" ? "pretty" : "json") : v.LOG_FORMAT,
     shutdownTimeoutMs: v.SHUTDOWN_TIMEOUT_MS,

@@ -23,6 +23,7 @@ import type { PresenceStore } from "./presence/store.js";
 import { createSocketServer } from "./socket-server.js";
 import { Evictions } from "./adapter/evictions.js";
 import { reportConnections } from "./connection-report.js";
+import { boundPrimaryBacklog, sendToPrimary } from "./primary-channel.js";
 
 
 async function main(): Promise<void> {
@@ -34,9 +35,13 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   const log = createLogger(config.logLevel, { role: "worker", worker: workerId }, config.logFormat);
-  const send = (message: WorkerMessage) => {
-    if (process.connected) process.send?.(message);
-  };
+  const send = (message: WorkerMessage) => void sendToPrimary(message);
+  // A primary that stops reading (stopped, stuck) would make this worker buffer for it without
+  // end: past the bound the worker exits; its clients reconnect and recover once the primary reads.
+  boundPrimaryBacklog(config.ipcQueueMaxBytes, (bytes) => {
+    log.fatal({ backlogBytes: bytes, cap: config.ipcQueueMaxBytes }, "the primary stopped reading this worker's IPC channel (IPC_QUEUE_MAX_BYTES): exiting");
+    process.exit(1);
+  });
 
   const httpServer = createServer((_req, res) => {
     res.writeHead(404, { "content-type": "text/plain" }).end("Not found");

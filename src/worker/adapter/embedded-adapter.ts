@@ -27,6 +27,7 @@ import { sessionRecordOf, type RecoverableSocket } from "./session-record.js";
 import { hookBeforeLocalDelivery, PendingRestores, restoreStage, writeEventPacket } from "./pending-restores.js";
 import type { Evictions } from "./evictions.js";
 import { deliverHere, EndOfTickDeliveries, type EventPacket, type OwnDelivery } from "./own-deliveries.js";
+import { sendToPrimary } from "../primary-channel.js";
 
 /** Broadcasts and restores waiting on the primary beyond this are refused rather than queued. */
 const MAX_WAITING = 100_000;
@@ -80,7 +81,7 @@ export class EmbeddedAdapter extends ClusterAdapterWithHeartbeat {
   /** Everything for the primary in this event-loop turn, sent as one batch. */
   private readonly outbox = new AdapterOutbox<AdapterUpMessage>(
     (batch) => {
-      if (process.connected && process.send) process.send(batch);
+      sendToPrimary(batch);
     },
     (message, err) => this.unsendable(message, err),
   );
