@@ -81,6 +81,7 @@ async function main(): Promise<void> {
   const evictions = new Evictions();
   const { io, track } = createSocketServer(httpServer, config, workerId, redis, evictions, log);
   reportConnections(io.engine, send);
+  if (redisPresence) redisPresence.connectedHere = (socketId) => io.of("/").sockets.has(socketId);
   const verifier = new JwtVerifier(config);
   installAuth(io, verifier, log.child({ component: "auth" }));
   const { sink, history, warmed } = createPersistence(config, log.child({ component: "persistence" }), workerIndexFrom());

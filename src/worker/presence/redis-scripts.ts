@@ -8,6 +8,7 @@
  *   <p>presence:owners         zset  server id → lease expiry (ms)
  *   <p>presence:pending        zset  socket id → leave deadline (ms), for dropped connections
  *   <p>presence:ghost:<sid>    hash  channel → state JSON of a reaped socket, for late recovery
+ *   <p>presence:epoch          string  id of this generation of the data (see HEARTBEAT)
  *
  * Channel and socket hashes are owned by a lease (the reaper removes a dead server's members)
  * and also carry a long backstop TTL refreshed by their owner, so nothing lives forever even
@@ -171,14 +172,23 @@ end
 return removed`;
 
 /**
- * ARGV: prefix, uid, leaseUntil (ms), registryTtlMs, keyTtlMs, refreshKeys ("1"/"0").
- * Renews this server's lease; now and then also the backstop TTL of the keys it owns.
+ * ARGV: prefix, uid, leaseUntil (ms), registryTtlMs, keyTtlMs, refreshKeys ("1"/"0"), epoch.
+ * Renews this server's lease; now and then also the backstop TTL of the keys it owns. Returns the
+ * presence data's epoch: a random id set by the first server that finds none, so a Redis that
+ * lost its data (restarted empty, failed over to a fresh node) shows up as a new epoch.
  */
 export const HEARTBEAT =
   KEYS +
   `
 local uid = ARGV[2]
 local owners = p .. 'presence:owners'
+local ek = p .. 'presence:epoch'
+local epoch = redis.call('GET', ek)
+if not epoch then
+  epoch = ARGV[7]
+  redis.call('SET', ek, epoch)
+end
+redis.call('PEXPIRE', ek, ARGV[4])
 redis.call('ZADD', owners, ARGV[3], uid)
 redis.call('PEXPIRE', owners, ARGV[4])
 redis.call('PEXPIRE', ok(uid), ARGV[5])
@@ -188,7 +198,7 @@ if ARGV[6] == '1' then
     for _, ch in ipairs(channels_of(sid)) do redis.call('PEXPIRE', ck(ch), ARGV[5]) end
   end
 end
-return 1`;
+return epoch`;
 
 /** ARGV: prefix, uid, expiry (ms). Brings a server's lease end forward (never back). */
 export const END_LEASE =

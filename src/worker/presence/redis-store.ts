@@ -38,6 +38,16 @@ export class RedisPresenceStore implements PresenceStore {
   private readonly timer: NodeJS.Timeout;
   private beats = 0;
   private closed = false;
+  /** The presence data's epoch as last seen (HEARTBEAT); a new one means Redis lost the data. */
+  private epoch: string | undefined;
+  /**
+   * The states of this worker's connected members as written (socket → channel → state): what it
+   * writes back when Redis lost the data (`rebuild`). Only a socket's own worker writes its
+   * states, so this copy is exact; a socket leaves it when its connection drops (`suspend`).
+   */
+  private readonly mine = new Map<string, Map<string, PresenceState>>();
+  /** Whether a socket is connected to this worker (set once the Socket.IO server exists). */
+  connectedHere: (socketId: string) => boolean = () => true;
 
   constructor(private readonly opts: RedisPresenceOptions) {
     const client = opts.redis as unknown as Record<string, Script>;
@@ -53,13 +63,55 @@ export class RedisPresenceStore implements PresenceStore {
 
   private heartbeat(): Promise<void> {
     const refreshKeys = this.beats++ % KEY_REFRESH_EVERY === 0 ? "1" : "0";
+    if (refreshKeys === "1") for (const socketId of this.mine.keys()) if (!this.connectedHere(socketId)) this.mine.delete(socketId);
     const now = Date.now();
+    const candidate = randomBytes(8).toString("hex");
     return this.scripts
-      .HEARTBEAT(this.opts.prefix, this.uid, now + this.opts.staleMs, this.opts.staleMs * 10, KEY_TTL_MS, refreshKeys)
+      .HEARTBEAT(this.opts.prefix, this.uid, now + this.opts.staleMs, this.opts.staleMs * 10, KEY_TTL_MS, refreshKeys, candidate)
       .then(
-        () => undefined,
+        async (epoch) => {
+          const known = this.epoch;
+          this.epoch = String(epoch);
+          if (known !== undefined && known !== this.epoch) await this.rebuild();
+        },
         (err: unknown) => this.opts.log.warn({ err }, "presence lease renewal failed"),
       );
+  }
+
+  /**
+   * Redis lost the presence data (restarted empty, or a failover to a node without it): writes
+   * this worker's connected members back as they were, without `join` or `leave` for anyone.
+   * Within a heartbeat (PRESENCE_STALE_MS / 3) of the loss, every worker has written its own
+   * back. Members whose connection was down at that moment are not (their state is lost with it).
+   */
+  private async rebuild(): Promise<void> {
+    const { maxMembers, maxChannelsPerMember } = this.opts.limits;
+    let members = 0;
+    for (const [socketId, channels] of this.mine) {
+      // A connection that left without a word to the store (evicted: it lives on elsewhere).
+      if (!this.connectedHere(socketId)) {
+        this.mine.delete(socketId);
+        continue;
+      }
+      for (const [channel, state] of channels) {
+        await this.scripts.ADD(this.opts.prefix, channel, socketId, JSON.stringify(state), this.uid, maxMembers, maxChannelsPerMember, KEY_TTL_MS);
+        members++;
+      }
+    }
+    this.opts.log.warn({ sockets: this.mine.size, members, epoch: this.epoch }, "Redis lost the presence data: wrote this worker's members back");
+  }
+
+  private remember(socketId: string, channel: string, state: PresenceState): void {
+    let channels = this.mine.get(socketId);
+    if (!channels) this.mine.set(socketId, (channels = new Map()));
+    channels.set(channel, state);
+  }
+
+  private forget(socketId: string, channel?: string): void {
+    const channels = this.mine.get(socketId);
+    if (!channels) return;
+    if (channel !== undefined) channels.delete(channel);
+    if (channel === undefined || channels.size === 0) this.mine.delete(socketId);
   }
 
   async add(channel: string, socketId: string, info: Record<string, string>): Promise<PresenceState | PresenceRefusal> {
@@ -69,15 +121,21 @@ export class RedisPresenceStore implements PresenceStore {
     )) as string;
     if (out === "E:members") return "members";
     if (out === "E:channels") return "channels";
-    return JSON.parse(out) as PresenceState;
+    const state = JSON.parse(out) as PresenceState;
+    this.remember(socketId, channel, state);
+    return state;
   }
 
   async update(channel: string, socketId: string, partial: Record<string, string>): Promise<PresenceState | undefined> {
     const out = (await this.scripts.UPDATE(this.opts.prefix, channel, socketId, JSON.stringify(partial))) as string | null;
-    return out ? (JSON.parse(out) as PresenceState) : undefined;
+    if (!out) return undefined;
+    const state = JSON.parse(out) as PresenceState;
+    this.remember(socketId, channel, state);
+    return state;
   }
 
   async remove(channel: string, socketId: string): Promise<boolean> {
+    this.forget(socketId, channel);
     return (await this.scripts.REMOVE(this.opts.prefix, channel, socketId)) === 1;
   }
 
@@ -92,10 +150,13 @@ export class RedisPresenceStore implements PresenceStore {
   }
 
   async removeAll(socketId: string): Promise<string[]> {
+    this.forget(socketId);
     return (await this.scripts.REMOVE_ALL(this.opts.prefix, socketId)) as string[];
   }
 
   async suspend(socketId: string, graceMs: number): Promise<void> {
+    // No longer connected here: if it recovers (here or elsewhere), `resume` learns its states again.
+    this.forget(socketId);
     await this.scripts.SUSPEND(this.opts.prefix, socketId, Date.now() + graceMs, this.opts.ghostTtlMs + graceMs);
   }
 
@@ -107,6 +168,11 @@ export class RedisPresenceStore implements PresenceStore {
     const back: Reentry[] = [];
     for (let i = 0; i + 1 < flat.length; i += 2) {
       back.push({ channel: flat[i]!, state: JSON.parse(flat[i + 1]!) as Record<string, string> });
+    }
+    // Its memberships, as this worker must write them back should Redis lose them.
+    for (const channel of await this.channelsOf(socketId)) {
+      const json = await this.opts.redis.hget(`${this.opts.prefix}presence:ch:${channel}`, socketId);
+      if (json) this.remember(socketId, channel, JSON.parse(json) as PresenceState);
     }
     return back;
   }
