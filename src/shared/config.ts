@@ -38,6 +38,7 @@ const envSchema = z.object({
   HOST: z.preprocess(emptyToUndefined, z.string().default("0.0.0.0")),
   PORT: z.preprocess(emptyToUndefined, port.default(8001)),
   HEALTH_PORT: z.preprocess(emptyToUndefined, port.default(3000)),
+  LOGIN_ROUTE: z.preprocess(emptyToUndefined, z.enum(["off", "loopback", "on"]).default("off")),
   WORKERS: z.preprocess(emptyToUndefined, int(1, 256).optional()),
   API_KEY: z.preprocess(emptyToUndefined, z.string().min(16, "must be at least 16 characters").optional()),
   JWT_PUBLIC_KEY: optionalString,
@@ -119,6 +120,11 @@ export interface Config {
   readonly host: string;
   readonly port: number;
   readonly healthPort: number;
+  /**
+   * `POST /login` on the side port (a development helper that mints tokens): off, answering
+   * loopback clients only, or anyone who reaches the port.
+   */
+  readonly loginRoute: "off" | "loopback" | "on";
   readonly workers: number;
   readonly mode: Mode;
   readonly apiKey: string;
@@ -275,6 +281,9 @@ export function loadConfig(raw: Record<string, string | undefined>, generateKey:
   if (v.NODE_ENV === "production" && !v.API_KEY && !v.JWT_PUBLIC_KEY) {
     throw new ConfigError("API_KEY", "is required when NODE_ENV=production");
   }
+  if (v.NODE_ENV === "production" && v.LOGIN_ROUTE !== "off") {
+    throw new ConfigError("LOGIN_ROUTE", "must be off when NODE_ENV=production (POST /login mints a token for anyone who asks)");
+  }
   if (v.REDIS_ENDPOINT_PORT !== undefined && !v.REDIS_ENDPOINT_ADDRESS && !v.REDIS_URL) {
     throw new ConfigError("REDIS_ENDPOINT_ADDRESS", "is required when REDIS_ENDPOINT_PORT is set");
   }
@@ -292,6 +301,7 @@ export function loadConfig(raw: Record<string, string | undefined>, generateKey:
     host: v.HOST,
     port: v.PORT,
     healthPort: v.HEALTH_PORT,
+    loginRoute: v.LOGIN_ROUTE,
     workers: v.WORKERS ?? availableParallelism(),
     mode: redisUrl ? "clustered" : "embedded",
     apiKey,
