@@ -92,11 +92,11 @@ export class RedisPresenceStore implements PresenceStore {
   }
 
   async removeAll(socketId: string): Promise<string[]> {
-    return (await this.scripts.REMOVE_ALL(this.opts.prefix, socketId)) as string[];
+    return (await this.scripts.REMOVE_ALL(this.opts.prefix, socketId, this.uid)) as string[];
   }
 
-  async suspend(socketId: string, graceMs: number): Promise<void> {
-    await this.scripts.SUSPEND(this.opts.prefix, socketId, Date.now() + graceMs, this.opts.ghostTtlMs + graceMs);
+  async suspend(socketId: string, graceMs: number): Promise<boolean> {
+    return (await this.scripts.SUSPEND(this.opts.prefix, socketId, Date.now() + graceMs, this.opts.ghostTtlMs + graceMs, this.uid)) === 1;
   }
 
   async resume(socketId: string): Promise<Reentry[]> {
