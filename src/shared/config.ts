@@ -63,6 +63,7 @@ const envSchema = z.object({
   MAX_HTTP_BUFFER_SIZE: z.preprocess(emptyToUndefined, int(1024, 100_000_000).default(1_000_000)),
   MESSAGE_MAX_BYTES: z.preprocess(emptyToUndefined, int(16, 100_000_000).default(131_072)),
   CHANNEL_NAME_MAX_LENGTH: z.preprocess(emptyToUndefined, int(1, 1024).default(200)),
+  BROADCAST_MAX_PENDING: z.preprocess(emptyToUndefined, int(1, 10_000_000).default(100_000)),
   RECOVERY_MAX_DISCONNECTION_MS: z.preprocess(emptyToUndefined, int(0, 3_600_000).default(120_000)),
   RECOVERY_LOG_MAX_ENTRIES: z.preprocess(emptyToUndefined, int(1, 10_000_000).default(100_000)),
   RECOVERY_LOG_MAX_BYTES: z.preprocess(emptyToUndefined, int(1024, 64 * 1024 ** 3).default(128 * 1024 ** 2)),
@@ -149,7 +150,15 @@ export interface Config {
     readonly maxHttpBufferSize: number;
     readonly corsOrigin: string;
   };
-  readonly limits: { readonly messageMaxBytes: number; readonly channelNameMaxLength: number };
+  readonly limits: {
+    readonly messageMaxBytes: number;
+    readonly channelNameMaxLength: number;
+    /**
+     * Own broadcasts a worker holds that the primary (embedded) or Redis (clustered, while it is
+     * down or a restore reads the stream) has not taken yet; past it a publish gets OVERLOADED.
+     */
+    readonly broadcastMaxPending: number;
+  };
   readonly presence: {
     /** A member whose connection dropped (recoverably) stays listed this long before `leave`, in ms. */
     readonly graceMs: number;
@@ -325,7 +334,11 @@ export function loadConfig(raw: Record<string, string | undefined>, generateKey:
       maxHttpBufferSize: v.MAX_HTTP_BUFFER_SIZE,
       corsOrigin: v.CORS_ORIGIN,
     },
-    limits: { messageMaxBytes: v.MESSAGE_MAX_BYTES, channelNameMaxLength: v.CHANNEL_NAME_MAX_LENGTH },
+    limits: {
+      messageMaxBytes: v.MESSAGE_MAX_BYTES,
+      channelNameMaxLength: v.CHANNEL_NAME_MAX_LENGTH,
+      broadcastMaxPending: v.BROADCAST_MAX_PENDING,
+    },
     presence: {
       graceMs: v.PRESENCE_GRACE_MS,
       crashGraceMs: v.PRESENCE_CRASH_GRACE_MS,

@@ -73,7 +73,7 @@ async function main(): Promise<void> {
   }
 
   const evictions = new Evictions();
-  const { io, track } = createSocketServer(httpServer, config, workerId, redis, evictions, log);
+  const { io, track, publish } = createSocketServer(httpServer, config, workerId, redis, evictions, log);
   const verifier = new JwtVerifier(config);
   installAuth(io, verifier, log.child({ component: "auth" }));
   const { sink, history, warmed } = createPersistence(config, log.child({ component: "persistence" }), workerIndexFrom());
@@ -86,6 +86,7 @@ async function main(): Promise<void> {
     evictions,
     sink,
     history,
+    publish,
   };
 
   // One handler table per worker; each socket gets a single listener that dispatches into it.

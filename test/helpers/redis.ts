@@ -38,7 +38,8 @@ export async function startRedis(port?: number): Promise<RedisInstance> {
     url,
     stop: () =>
       new Promise<void>((resolve) => {
-        if (child.exitCode !== null) return resolve();
+        // Already gone (a second stop, after a SIGKILL that left no exit code): nothing to wait for.
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
         child.once("exit", () => resolve());
         child.kill("SIGKILL");
       }),

@@ -93,9 +93,13 @@ export class BatchingSink implements PersistenceSink {
     return this.opened;
   }
 
+  hasRoom(): boolean {
+    return !this.closed && this.queued < this.options.tuning.queueMax;
+  }
+
   enqueue(channel: string, message: ChannelMessage): Enqueued {
-    const { batchSize, batchWaitMs, queueMax } = this.options.tuning;
-    if (this.closed || this.queued >= queueMax) return REFUSED;
+    const { batchSize, batchWaitMs } = this.options.tuning;
+    if (!this.hasRoom()) return REFUSED;
     this.queued++;
     const batch = (this.forming ??= this.newBatch());
     batch.records.push(toStored(channel, message));

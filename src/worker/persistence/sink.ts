@@ -14,6 +14,8 @@ export type Enqueued = { accepted: true; durable: Promise<void> } | { accepted: 
 
 /** Where published messages go after broadcast. Broadcast never waits for it. */
 export interface PersistenceSink {
+  /** Whether `enqueue` would accept a message now (the bounded queue has room, the sink is open). */
+  hasRoom(): boolean;
   /** Queues a message for storage; `accepted: false` when the bounded queue is full. */
   enqueue(channel: string, message: ChannelMessage): Enqueued;
   /** Records that a channel is in use (the `channels` table); asynchronous and deduplicated. */
@@ -31,6 +33,9 @@ export interface HistoryReader {
 const ALREADY_DURABLE: Enqueued = { accepted: true, durable: Promise.resolve() };
 
 export class OffSink implements PersistenceSink, HistoryReader {
+  hasRoom(): boolean {
+    return true;
+  }
   enqueue(): Enqueued {
     return ALREADY_DURABLE;
   }
