@@ -13,8 +13,10 @@ import { channelHandlers } from "./handlers/channels.js";
 import type { AppSocket, HandlerContext } from "./handlers/context.js";
 import { historyHandlers } from "./handlers/history.js";
 import { presenceHandlers, presenceTracker, startPresenceReaper } from "./handlers/presence.js";
+import { OwedAcks } from "./handlers/owed-acks.js";
 import { dispatcher } from "./handlers/reply.js";
 import { adoptConnection } from "./handoff.js";
+import { handedToTransports } from "./handed-to-transports.js";
 import { JwtVerifier } from "./jwt-verifier.js";
 import { createPersistence } from "./persistence/factory.js";
 import { EmbeddedPresenceStore } from "./presence/embedded-store.js";
@@ -87,6 +89,7 @@ async function main(): Promise<void> {
     sink,
     history,
     publish,
+    owedAcks: new OwedAcks(),
   };
 
   // One handler table per worker; each socket gets a single listener that dispatches into it.
@@ -122,6 +125,17 @@ async function main(): Promise<void> {
       process.exit(1);
     }, config.shutdownTimeoutMs);
     deadline.unref();
+    // Publishers' acks first, while their sockets are open: a message stored during the drain
+    // whose ack never arrives is sent again, and stored twice. A quarter of the budget; the
+    // sink's own flush below has half, the rest is for the sockets and the pool.
+    sink.flush();
+    const owed = ctx.owedAcks.count;
+    const acksBy = Date.now() + Math.floor(config.shutdownTimeoutMs / 4);
+    if (!(await ctx.owedAcks.drain(acksBy - Date.now()))) {
+      log.warn({ owed, left: ctx.owedAcks.count }, "draining: some publish acks were not ready in time");
+    } else if (!(await handedToTransports(io, Math.max(0, acksBy - Date.now())))) {
+      log.warn("draining: some connections still held packets when the server closed");
+    }
     // Closing the Socket.IO server (not killing it) lets the adapter save recovery sessions.
     await new Promise<void>((resolve) => io.close(() => resolve()));
     await sink.close();

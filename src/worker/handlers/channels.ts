@@ -20,7 +20,7 @@ const CHANNEL_PREFIX = channelRoom("");
 
 /** channel:subscribe, channel:unsubscribe and message:queue (PROTOCOL.md, "Client → server events"). */
 export function channelHandlers(ctx: HandlerContext): Record<string, Handler> {
-  const { schemas, log, sink } = ctx;
+  const { schemas, log, sink, owedAcks } = ctx;
   return {
 
     "channel:subscribe": async (socket, [name], reply) => {
@@ -47,7 +47,7 @@ export function channelHandlers(ctx: HandlerContext): Record<string, Handler> {
       reply({ success: true });
     },
 
-    "message:queue": (socket, data, reply) => {
+    "message:queue": (socket, data, reply, acked) => {
       const [name, content] = data;
       const parsed = schemas.channelName.safeParse(name);
       if (!parsed.success) return reply(fail(ErrorCode.INVALID_CHANNEL, parsed.error.issues[0]?.message));
@@ -63,6 +63,10 @@ export function channelHandlers(ctx: HandlerContext): Record<string, Handler> {
         socketId: socket.id,
         messageId: randomUUID(),
       };
+      // Draining: the acks owed are being sent before the sockets close, and a new one might not
+      // make it; the client sends it again on another worker. (One without an ack is taken: it
+      // loses nothing, and the drain stores it.)
+      if (acked && !owedAcks.open) return reply(fail(ErrorCode.OVERLOADED, "this worker is shutting down, retry"));
       // A message that the store's queue or the broadcast path cannot take is refused whole,
       // neither broadcast nor stored, so that the publisher may retry it without subscribers
       // seeing it twice: both are asked before either gets it (nothing runs in between).
@@ -77,17 +81,20 @@ export function channelHandlers(ctx: HandlerContext): Record<string, Handler> {
       }
       // The ack waits until the message is durable (stored or spilled) and handed on to every
       // worker that needs it; it says so when either failed.
-      Promise.all([sent.handedOn, queued.durable]).then(
-        () => reply({ success: true, messageId: message.messageId }),
-        (err: unknown) => {
-          if (err instanceof BroadcastDropped) {
-            log.warn({ err, channel: parsed.data }, "message was not handed on to every subscriber");
-            return reply(fail(err.code, err.message));
-          }
-          log.error({ err, channel: parsed.data }, "message could not be made durable");
-          reply(fail(ErrorCode.STORE_UNAVAILABLE, "message was delivered but could not be stored"));
-        },
-      );
+      const paid = acked ? owedAcks.owe() : undefined;
+      Promise.all([sent.handedOn, queued.durable])
+        .then(
+          () => reply({ success: true, messageId: message.messageId }),
+          (err: unknown) => {
+            if (err instanceof BroadcastDropped) {
+              log.warn({ err, channel: parsed.data }, "message was not handed on to every subscriber");
+              return reply(fail(err.code, err.message));
+            }
+            log.error({ err, channel: parsed.data }, "message could not be made durable");
+            reply(fail(ErrorCode.STORE_UNAVAILABLE, "message was delivered but could not be stored"));
+          },
+        )
+        .finally(paid);
     },
   };
 }

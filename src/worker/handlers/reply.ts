@@ -18,8 +18,11 @@ export function splitAck(args: unknown[]): { data: unknown[]; ack: AckFn | undef
   return { data: args, ack: undefined };
 }
 
-/** One client event's handler; built once per worker, called with the socket it came from. */
-export type Handler = (socket: AppSocket, data: unknown[], reply: AckFn) => void | Promise<void>;
+/**
+ * One client event's handler; built once per worker, called with the socket it came from.
+ * `reply` sends the ack when the client asked for one (`acked`) and does nothing otherwise.
+ */
+export type Handler = (socket: AppSocket, data: unknown[], reply: AckFn, acked: boolean) => void | Promise<void>;
 
 /**
  * Builds the worker's single event dispatcher from its handler table. Each socket gets one
@@ -44,7 +47,7 @@ export function dispatcher(log: Logger, table: Record<string, Handler>): (socket
       reply(fail(ErrorCode.INTERNAL, "internal error"));
     };
     try {
-      const result = handler(socket, data, reply);
+      const result = handler(socket, data, reply, ack !== undefined);
       if (result instanceof Promise) result.catch(onError);
     } catch (err) {
       onError(err);

@@ -117,6 +117,10 @@ export class BatchingSink implements PersistenceSink {
     this.channelTimer ??= setTimeout(() => this.flushChannels(), CHANNEL_FLUSH_MS);
   }
 
+  flush(): void {
+    this.cut();
+  }
+
   close(): Promise<void> {
     return (this.closing ??= this.shutdown());
   }

@@ -18,6 +18,8 @@ export interface PersistenceSink {
   hasRoom(): boolean;
   /** Queues a message for storage; `accepted: false` when the bounded queue is full. */
   enqueue(channel: string, message: ChannelMessage): Enqueued;
+  /** Sends what is queued to the store now, without waiting for its batch to fill or age (drain). */
+  flush(): void;
   /** Records that a channel is in use (the `channels` table); asynchronous and deduplicated. */
   noteChannel(channel: string): void;
   /** Stores or spills everything queued; called on shutdown. Idempotent. */
@@ -41,6 +43,9 @@ export class OffSink implements PersistenceSink, HistoryReader {
   }
   noteChannel(): void {
     // Nothing to record when persistence is off.
+  }
+  flush(): void {
+    // Nothing queued.
   }
   async close(): Promise<void> {
     // Nothing queued.
