@@ -64,6 +64,9 @@ const envSchema = z.object({
   MESSAGE_MAX_BYTES: z.preprocess(emptyToUndefined, int(16, 100_000_000).default(131_072)),
   CHANNEL_NAME_MAX_LENGTH: z.preprocess(emptyToUndefined, int(1, 1024).default(200)),
   BROADCAST_MAX_PENDING: z.preprocess(emptyToUndefined, int(1, 10_000_000).default(100_000)),
+  CLIENT_RATE_LIMIT_PER_SEC: z.preprocess(emptyToUndefined, int(0, 1_000_000).default(100)),
+  CLIENT_RATE_BURST: z.preprocess(emptyToUndefined, int(1, 1_000_000).default(200)),
+  CLIENT_RATE_MAX_REFUSALS: z.preprocess(emptyToUndefined, int(1, 1_000_000).default(100)),
   RECOVERY_MAX_DISCONNECTION_MS: z.preprocess(emptyToUndefined, int(0, 3_600_000).default(120_000)),
   RECOVERY_LOG_MAX_ENTRIES: z.preprocess(emptyToUndefined, int(1, 10_000_000).default(100_000)),
   RECOVERY_LOG_MAX_BYTES: z.preprocess(emptyToUndefined, int(1024, 64 * 1024 ** 3).default(128 * 1024 ** 2)),
@@ -158,6 +161,15 @@ export interface Config {
      * down or a restore reads the stream) has not taken yet; past it a publish gets OVERLOADED.
      */
     readonly broadcastMaxPending: number;
+  };
+  /** Client events per connection (a token bucket); past it RATE_LIMITED, then a disconnect. */
+  readonly clientRate: {
+    /** Events per second on average; 0: no limit. */
+    readonly perSec: number;
+    /** Events at once after a quiet spell. */
+    readonly burst: number;
+    /** Refusals a connection may get within 10 s; the next one disconnects it. */
+    readonly maxRefusals: number;
   };
   readonly presence: {
     /** A member whose connection dropped (recoverably) stays listed this long before `leave`, in ms. */
@@ -339,6 +351,7 @@ export function loadConfig(raw: Record<string, string | undefined>, generateKey:
       channelNameMaxLength: v.CHANNEL_NAME_MAX_LENGTH,
       broadcastMaxPending: v.BROADCAST_MAX_PENDING,
     },
+    clientRate: { perSec: v.CLIENT_RATE_LIMIT_PER_SEC, burst: v.CLIENT_RATE_BURST, maxRefusals: v.CLIENT_RATE_MAX_REFUSALS },
     presence: {
       graceMs: v.PRESENCE_GRACE_MS,
       crashGraceMs: v.PRESENCE_CRASH_GRACE_MS,

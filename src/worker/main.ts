@@ -14,6 +14,7 @@ import type { AppSocket, HandlerContext } from "./handlers/context.js";
 import { historyHandlers } from "./handlers/history.js";
 import { presenceHandlers, presenceTracker, startPresenceReaper } from "./handlers/presence.js";
 import { OwedAcks } from "./handlers/owed-acks.js";
+import { rateLimitGate } from "./handlers/rate-gate.js";
 import { dispatcher } from "./handlers/reply.js";
 import { adoptConnection } from "./handoff.js";
 import { handedToTransports } from "./handed-to-transports.js";
@@ -93,7 +94,11 @@ async function main(): Promise<void> {
   };
 
   // One handler table per worker; each socket gets a single listener that dispatches into it.
-  const dispatch = dispatcher(ctx.log, { ...channelHandlers(ctx), ...presenceHandlers(ctx), ...historyHandlers(ctx) });
+  const dispatch = dispatcher(
+    ctx.log,
+    { ...channelHandlers(ctx), ...presenceHandlers(ctx), ...historyHandlers(ctx) },
+    rateLimitGate(config, log.child({ component: "rate-limit" })),
+  );
   // Listeners shared by every socket (Socket.IO calls them with the socket as `this`): a
   // per-socket closure would cost ~100 B for each of them on every connection.
   const onAnyEvent = function (this: AppSocket, event: unknown, ...args: unknown[]) {

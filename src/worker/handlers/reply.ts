@@ -1,6 +1,7 @@
 import type { Logger } from "../../shared/logger.js";
 import { ErrorCode } from "../../shared/errors.js";
 import type { AppSocket } from "./context.js";
+import type { Admission } from "../rate-limit.js";
 
 export type AckFn = (response: unknown) => void;
 
@@ -24,15 +25,38 @@ export function splitAck(args: unknown[]): { data: unknown[]; ack: AckFn | undef
  */
 export type Handler = (socket: AppSocket, data: unknown[], reply: AckFn, acked: boolean) => void | Promise<void>;
 
+/** Admits each client event (the rate limit) and deals with a connection that kept exceeding it. */
+export interface EventGate {
+  admit(socket: AppSocket): Admission;
+  /** What a refused event's ack says. */
+  readonly refusal: ReturnType<typeof fail>;
+  /** The connection ran out of refusals: close it, telling it why. */
+  exceeded(socket: AppSocket): void;
+}
+
 /**
  * Builds the worker's single event dispatcher from its handler table. Each socket gets one
  * listener (`onAny`) that calls it, instead of a closure per event per socket (measured: ~2 KiB
- * per connection). Unknown events are dropped. Nothing a handler throws or rejects escapes into
- * Socket.IO: the client gets an INTERNAL failure (when it passed an ack) and the error is logged.
+ * per connection). Every event passes the gate first (unknown ones too: they cost the worker as
+ * well); a refused one gets RATE_LIMITED when it has an ack. Unknown events are dropped. Nothing
+ * a handler throws or rejects escapes into Socket.IO: the client gets an INTERNAL failure (when
+ * it passed an ack) and the error is logged.
  */
-export function dispatcher(log: Logger, table: Record<string, Handler>): (socket: AppSocket, event: unknown, args: unknown[]) => void {
+export function dispatcher(
+  log: Logger,
+  table: Record<string, Handler>,
+  gate?: EventGate,
+): (socket: AppSocket, event: unknown, args: unknown[]) => void {
   const handlers = new Map(Object.entries(table));
   return (socket, event, args) => {
+    // Events read in the same batch as the one that closed the connection (rate limit) are dropped.
+    if (!socket.connected) return;
+    const admission = gate ? gate.admit(socket) : "admitted";
+    if (admission !== "admitted") {
+      splitAck(args).ack?.(gate!.refusal);
+      if (admission === "disconnect") gate!.exceeded(socket);
+      return;
+    }
     const handler = typeof event === "string" ? handlers.get(event) : undefined;
     if (!handler) return;
     const { data, ack } = splitAck(args);
