@@ -873,6 +873,9 @@ async function startServer(opts: { dir: string; redisPort: number | undefined; a
     DATA_DIR: join(opts.dir, "data"),
     PERSISTENCE: opts.persistence ? "embedded" : "off",
     SHUTDOWN_TIMEOUT_MS: "5000",
+    // One publisher sends --publish-rate (200/s by default), past the per-connection limit
+    // made for apps' clients: the storm measures recovery, not that limit.
+    CLIENT_RATE_LIMIT_PER_SEC: "0",
   };
   if (opts.redisPort !== undefined) env.REDIS_URL = `redis://127.0.0.1:${opts.redisPort}`;
   // cwd in the temp dir: a developer's .env in the repo must not leak into the measurement.

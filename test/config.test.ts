@@ -47,6 +47,15 @@ describe("loadConfig", () => {
     expect(config.jwt.batchSize).toBe(32);
     expect(config.jwt.batchWaitMs).toBe(1);
     expect(config.poolThreads).toBe(1);
+    expect(config.loginRoute).toBe("off");
+  });
+
+  it("takes LOGIN_ROUTE=loopback|on outside production only, and nothing else", () => {
+    expect(loadConfig({ LOGIN_ROUTE: "loopback" }, generator()).loginRoute).toBe("loopback");
+    expect(loadConfig({ NODE_ENV: "test", LOGIN_ROUTE: "on" }, generator()).loginRoute).toBe("on");
+    expect(configError({ NODE_ENV: "production", API_KEY, LOGIN_ROUTE: "loopback" }).variable).toBe("LOGIN_ROUTE");
+    expect(loadConfig({ NODE_ENV: "production", API_KEY, LOGIN_ROUTE: "off" }, generator()).loginRoute).toBe("off");
+    expect(configError({ LOGIN_ROUTE: "yes" }).variable).toBe("LOGIN_ROUTE");
   });
 
   it("treats an empty variable as unset", () => {

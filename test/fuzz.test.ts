@@ -24,6 +24,15 @@ const OVERSIZE_EVERY = 2500;
 const MESSAGE_MAX_BYTES = 131_072;
 const MAX_HTTP_BUFFER_SIZE = 1_000_000;
 const CHANNEL_NAME_MAX_LENGTH = 200;
+const CLIENT_RATE_LIMIT_PER_SEC = 100;
+const CLIENT_RATE_BURST = 200;
+const CLIENT_RATE_MAX_REFUSALS = 100;
+/**
+ * The fuzzing server's own event rate limit (at the defaults, 10,000 calls would take minutes).
+ * The fuzzer keeps to it (Fuzzer.pace), so no fuzz case may be answered RATE_LIMITED; the limit
+ * itself is fuzzed at the defaults below ("input limits").
+ */
+const FUZZ_RATE = { perSec: 5000, burst: 1000 };
 
 const EVENTS = [
   "channel:subscribe",
@@ -421,7 +430,7 @@ function describeCase(c: Case): string {
 describe(`fuzzing every client event (seed ${SEED})`, () => {
   let server: RunningServer;
   beforeAll(async () => {
-    server = await startServer();
+    server = await startServer({ env: { CLIENT_RATE_LIMIT_PER_SEC: String(FUZZ_RATE.perSec), CLIENT_RATE_BURST: String(FUZZ_RATE.burst) } });
   });
   afterAll(async () => {
     closeAllClients();
@@ -495,6 +504,8 @@ describe(`fuzzing every client event (seed ${SEED})`, () => {
     expect(fuzz.disconnects).toHaveLength(oversizeProbes);
 
     // The fuzzer's latest connection still works.
+    expect(fuzz.socket.connected).toBe(true);
+    await fuzz.pace(1);
     expect(await request(fuzz.socket, "channel:subscribe", "fuzz:after")).toEqual({ success: true });
 
     // No worker crashed, restarted or failed inside a handler.
@@ -546,10 +557,38 @@ class Fuzzer {
   readonly disconnects: string[] = [];
   readonly unexpectedDisconnects: string[] = [];
   private expectingDrop = false;
+  /**
+   * The fewest tokens the server's bucket for this connection can hold (FUZZ_RATE), and since
+   * when it has been refilling: from the answer to the last barrier, by which time the server had
+   * handled every earlier event of this connection.
+   */
+  private tokens = FUZZ_RATE.burst;
+  private refillingSince = Date.now();
 
   constructor(private readonly server: RunningServer) {}
 
+  /**
+   * Keeps to the server's rate limit: waits until the bucket surely holds `events` tokens, then
+   * spends them. (Pacing a sender to a rate is a matter of time, not a condition to poll for.)
+   */
+  async pace(events: number): Promise<void> {
+    const refill = () => {
+      const now = Date.now();
+      this.tokens = Math.min(FUZZ_RATE.burst, this.tokens + ((now - this.refillingSince) * FUZZ_RATE.perSec) / 1000);
+      this.refillingSince = now;
+    };
+    refill();
+    if (this.tokens < events) {
+      await new Promise((r) => setTimeout(r, Math.ceil(((events - this.tokens) * 1000) / FUZZ_RATE.perSec)));
+      refill();
+    }
+    this.tokens -= events;
+  }
+
   async open(): Promise<void> {
+    // A new connection starts with a full bucket.
+    this.tokens = FUZZ_RATE.burst;
+    this.refillingSince = Date.now();
     const socket = await connect(this.server.url, this.server.token(), { transports: ["websocket"] });
     socket.on("disconnect", (reason) => {
       if (this.expectingDrop) this.disconnects.push(reason);
@@ -561,6 +600,7 @@ class Fuzzer {
   /** Emits a batch, then waits for its acks and for a barrier round trip (so ack-less calls were handled too). */
   async run(batch: Case[]): Promise<Answer[]> {
     if (!this.socket.connected) await this.open();
+    await this.pace(batch.length + 1); // and the barrier
     const answers = batch.map(
       (c) =>
         new Promise<Answer>((resolve) => {
@@ -578,12 +618,14 @@ class Fuzzer {
     if (this.socket.connected) {
       const barrier = await request(this.socket, "presence:members:get", "fuzz:barrier").catch((err: Error) => err);
       if (barrier instanceof Error && this.socket.connected) throw barrier;
+      this.refillingSince = Date.now();
     }
     return settled;
   }
 
   /** Sends one packet larger than maxHttpBufferSize: the server must drop this connection (only). */
   async oversize(event: EventName, withAck: boolean): Promise<void> {
+    await this.pace(1); // (Engine.IO drops it before it counts; the model need not know that.)
     const huge = "o".repeat(MAX_HTTP_BUFFER_SIZE + 1024);
     this.expectingDrop = true;
     let acked = false;
@@ -704,6 +746,43 @@ describe("input limits (server defaults)", () => {
         error: "INVALID_CHANNEL",
       });
     }
+  });
+
+  it("answers calls past CLIENT_RATE_BURST with RATE_LIMITED, then disconnects a client that keeps on", async () => {
+    const [flooder, bystander] = await connectOnEveryWorker(server, 2);
+    const sameWorker = await connect(server.url, server.token(), { transports: ["websocket"] });
+    const neighbour = [bystander!, sameWorker].find((s) => s.io.engine.id.split(".")[0] === flooder!.io.engine.id.split(".")[0]);
+    const notice = new Promise<unknown>((resolve) => flooder!.once("cerebellum:disconnecting", resolve));
+    const gone = new Promise<string>((resolve) => flooder!.once("disconnect", resolve));
+    // Far more calls at once than a full bucket holds plus what refills while the worker reads
+    // them (100 a second) plus the refusals allowed: cheap ones, valid and not, acked (answered
+    // at once) and not (publishes).
+    const total = CLIENT_RATE_BURST + 10 * CLIENT_RATE_MAX_REFUSALS;
+    const answers: Array<Promise<Ack | "dropped">> = [];
+    for (let i = 0; i < total; i++) {
+      if (i % 5 === 4) {
+        flooder!.emit("message:queue", "limits:rate", i);
+        continue;
+      }
+      answers.push(
+        new Promise((resolve) =>
+          flooder!.timeout(30_000).emit("channel:unsubscribe", i % 2 ? "limits:rate" : "", (err: Error | null, ack: Ack) => resolve(err ? "dropped" : ack)),
+        ),
+      );
+    }
+    expect(await gone).toBe("io server disconnect");
+    expect(await notice).toMatchObject({ code: "RATE_LIMITED" });
+    const settled = await Promise.all(answers);
+    const codes = settled.map((a) => (a === "dropped" ? a : a.success ? "success" : String(a.error)));
+    // A full bucket: the first calls are answered as usual (the acked ones among the first CLIENT_RATE_BURST).
+    const firstAcked = Math.floor((CLIENT_RATE_BURST * 4) / 5);
+    expect(codes.slice(0, firstAcked).every((c) => c === "success" || c === "INVALID_CHANNEL")).toBe(true);
+    expect(codes).toContain("RATE_LIMITED");
+    // Only those answers, and the calls left unread when the connection closed.
+    expect(new Set(codes.filter((c) => !["success", "INVALID_CHANNEL", "RATE_LIMITED", "dropped"].includes(c)))).toEqual(new Set());
+    // Its neighbour on the same worker was not touched.
+    if (neighbour) expect(await request(neighbour, "channel:subscribe", "limits:rate:after")).toEqual({ success: true });
+    expect(server.workerPids()).toEqual(pids);
   });
 
   it("handles calls without an ack callback (valid or not) and keeps serving", async () => {

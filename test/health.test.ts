@@ -1,20 +1,22 @@
 /**
- * The side HTTP port (PROTOCOL.md, "HTTP on the side port"): the load balancer's `GET /`,
- * liveness and readiness probes, and the development-only `POST /login`.
+ * The side HTTP port (docs/protocol.md, "HTTP on the side port"): the load balancer's `GET /`,
+ * liveness and readiness probes, and `POST /login` where LOGIN_ROUTE enables it.
  */
+import { networkInterfaces } from "node:os";
 import jwt from "jsonwebtoken";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { closeAllClients, connect, request } from "./helpers/client.js";
 import { TEST_API_KEY, startServer, stopAllServers, type RunningServer } from "./helpers/server.js";
 import { isAlive, waitFor } from "./helpers/wait.js";
+import { logLines } from "./helpers/workers.js";
 
 async function get(url: string): Promise<{ status: number; body: string }> {
   const res = await fetch(url);
   return { status: res.status, body: await res.text() };
 }
 
-function login(server: RunningServer, body: unknown): Promise<Response> {
-  return fetch(`${server.healthUrl}/login`, {
+function login(server: RunningServer, body: unknown, host = "127.0.0.1"): Promise<Response> {
+  return fetch(`http://${host}:${server.healthPort}/login`, {
     method: "POST",
     headers: { "content-type": "application/json" },
     body: typeof body === "string" ? body : JSON.stringify(body),
@@ -48,15 +50,48 @@ describe("health endpoints", () => {
     expect((await fetch(`${server.healthUrl}/`, { method: "DELETE" })).status).toBe(404);
   });
 
-  it("has no /login outside development (NODE_ENV=test)", async () => {
+  it("has no /login unless LOGIN_ROUTE enables it", async () => {
     expect((await login(server, { username: "alice" })).status).toBe(404);
   });
 });
 
-describe("POST /login in development", () => {
+const nonEmpty = <T>(list: T[]): T[] | undefined => (list.length > 0 ? list : undefined);
+
+/** This host's first address that is not loopback (a client on it is not local to the server). */
+const EXTERNAL_ADDRESS = Object.values(networkInterfaces())
+  .flat()
+  .find((a) => a && a.family === "IPv4" && !a.internal)?.address;
+
+describe("POST /login by default, in development", () => {
   let server: RunningServer;
   beforeAll(async () => {
-    server = await startServer({ env: { NODE_ENV: "development" } });
+    // What `npm start` gives a newcomer: NODE_ENV unset means development, on every interface.
+    server = await startServer({ env: { NODE_ENV: "development", HOST: "0.0.0.0" } });
+  });
+  afterAll(async () => {
+    closeAllClients();
+    await stopAllServers();
+  });
+
+  it("does not exist (404) and the start says it is off", async () => {
+    const res = await login(server, { username: "alice" });
+    expect(res.status).toBe(404);
+    expect(await res.text()).not.toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/);
+    expect((await fetch(`${server.healthUrl}/login`, { method: "OPTIONS" })).status).toBe(404);
+    // The primary logs it before it serves a request; this process may read the line a moment later.
+    const lines = await waitFor(() => nonEmpty(logLines(server, "POST /login is off (LOGIN_ROUTE)")), { what: "the login line" });
+    expect(lines).toEqual([expect.objectContaining({ loginRoute: "off" })]);
+  });
+
+  it.runIf(EXTERNAL_ADDRESS)("does not exist for a client on another address either", async () => {
+    expect((await login(server, { username: "alice" }, EXTERNAL_ADDRESS)).status).toBe(404);
+  });
+});
+
+describe("POST /login with LOGIN_ROUTE=loopback", () => {
+  let server: RunningServer;
+  beforeAll(async () => {
+    server = await startServer({ env: { NODE_ENV: "development", HOST: "0.0.0.0", LOGIN_ROUTE: "loopback" } });
   });
   afterAll(async () => {
     closeAllClients();
@@ -95,6 +130,41 @@ describe("POST /login in development", () => {
     const res = await fetch(`${server.healthUrl}/login`, { method: "OPTIONS" });
     expect(res.status).toBe(204);
     expect(res.headers.get("access-control-allow-origin")).toBe("*");
+  });
+
+  it("says at start that it is on, for clients on this host only", async () => {
+    const msg = "POST /login is on: it mints a token for clients on this host only (loopback)";
+    const [line] = await waitFor(() => nonEmpty(logLines<{ loginRoute: string; url: string }>(server, msg)), { what: "the login line" });
+    expect(line).toMatchObject({ loginRoute: "loopback", url: `http://0.0.0.0:${server.healthPort}/login` });
+  });
+
+  it.runIf(EXTERNAL_ADDRESS)("refuses (403) a client that is not on this host, and issues it no token", async () => {
+    const res = await login(server, { username: "alice" }, EXTERNAL_ADDRESS);
+    expect(res.status).toBe(403);
+    expect(await res.text()).not.toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/);
+    expect((await fetch(`http://${EXTERNAL_ADDRESS}:${server.healthPort}/login`, { method: "OPTIONS" })).status).toBe(403);
+    // The rest of the side port still answers there.
+    expect(await get(`http://${EXTERNAL_ADDRESS}:${server.healthPort}/`)).toEqual({ status: 200, body: "Server is healthy" });
+  });
+});
+
+describe.runIf(EXTERNAL_ADDRESS)("POST /login with LOGIN_ROUTE=on", () => {
+  let server: RunningServer;
+  beforeAll(async () => {
+    server = await startServer({ env: { NODE_ENV: "development", HOST: "0.0.0.0", LOGIN_ROUTE: "on" } });
+  });
+  afterAll(async () => {
+    closeAllClients();
+    await stopAllServers();
+  });
+
+  it("issues a token to a client on another address, and says so at start with a warning", async () => {
+    const res = await login(server, { username: "alice" }, EXTERNAL_ADDRESS);
+    expect(res.status).toBe(200);
+    expect(await res.text()).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/);
+    const msg = "POST /login is on: it mints a token for anyone who reaches the side port";
+    const [line] = await waitFor(() => nonEmpty(logLines<{ level: number }>(server, msg)), { what: "the login line" });
+    expect(line?.level).toBe(40); // pino's warn
   });
 });
 

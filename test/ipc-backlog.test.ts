@@ -26,7 +26,7 @@ describe("a worker that stops reading its IPC channel (IPC_QUEUE_MAX_BYTES)", ()
   });
 
   it("is replaced once the primary holds more than the bound for it; its clients recover everything", async () => {
-    const server = await startServer({ workers: 2, env: { PERSISTENCE: "off", IPC_QUEUE_MAX_BYTES: "1048576" } });
+    const server = await startServer({ workers: 2, env: { PERSISTENCE: "off", IPC_QUEUE_MAX_BYTES: "1048576", CLIENT_RATE_LIMIT_PER_SEC: "0" } });
     // A recovering client on each worker: one publishes, the other's worker is stopped.
     const byWorker = new Map<number, Socket>();
     for (let i = 0; i < 20 && byWorker.size < 2; i++) {
@@ -62,24 +62,27 @@ describe("a worker that stops reading its IPC channel (IPC_QUEUE_MAX_BYTES)", ()
 });
 
 describe("IpcBacklog", () => {
-  it("counts what is sent until send() settles it, and tells once when it passes the bound", async () => {
+  it("counts what is sent until send() settles it; over past the bound until back under half, told of both", async () => {
     const { IpcBacklog, estimateSize } = await import("../src/shared/ipc-backlog.js");
-    const over: number[] = [];
-    const backlog = new IpcBacklog(1000, (bytes) => over.push(bytes));
+    const told: string[] = [];
+    const backlog = new IpcBacklog(1000, (bytes) => told.push(`over ${bytes}`), () => told.push("under"));
     const a = backlog.sent(600);
-    expect([backlog.bytes, over]).toEqual([600, []]);
+    expect([backlog.bytes, backlog.over, told]).toEqual([600, false, []]);
     a(null);
     const b = backlog.sent(600);
     const c = backlog.sent(600);
-    expect(over).toEqual([1200]);
-    backlog.sent(600);
-    expect(over).toEqual([1200]); // once
+    expect([backlog.over, told]).toEqual([true, ["over 1200"]]);
+    const d = backlog.sent(600);
+    expect(told).toEqual(["over 1200"]); // once while over
     b(null);
     c(null);
-    expect(backlog.bytes).toBe(600);
+    expect([backlog.bytes, backlog.over]).toEqual([600, true]); // not yet under half
+    d(null);
+    expect([backlog.bytes, backlog.over, told]).toEqual([0, false, ["over 1200", "under"]]);
     // A batch's broadcast strings are counted in full.
     expect(estimateSize({ m: [{ t: "bc", d: "x".repeat(5000) }, { t: "seen" }] })).toBeGreaterThan(5000);
-    expect(new IpcBacklog(0, () => over.push(-1)).sent(1e12)).toBeTypeOf("function");
-    expect(over).not.toContain(-1); // 0: no bound
+    const unbounded = new IpcBacklog(0, () => told.push("never"));
+    unbounded.sent(1e12);
+    expect([unbounded.over, told.includes("never")]).toEqual([false, false]);
   });
 });

@@ -212,4 +212,40 @@ describe("embedded store across restarts", () => {
     expect(seen).toHaveLength(count);
     await second.stop();
   });
+
+  it("on SIGTERM, acks every publish it took before the publisher's connection closes, and stores each once", async () => {
+    const dataDir = tempDataDir();
+    dataDirs.push(dataDir);
+    // Batches that would wait ten minutes: these acks can only come from the drain.
+    // (A roomy shutdown budget: a quarter of it is the time the acks may take on a busy machine.)
+    const env = { DATA_DIR: dataDir, PERSISTENCE_BATCH_WAIT_MS: "600000", PERSISTENCE_BATCH_SIZE: "1000", SHUTDOWN_TIMEOUT_MS: "12000" };
+    const first = await startServer({ workers: 1, env });
+    const subscriber = await connect(first.url, first.token(), { transports: ["websocket"] });
+    const publisher = await connect(first.url, first.token(), { transports: ["websocket"] });
+    await request(subscriber, "channel:subscribe", "drained");
+    const count = 50;
+    const all = latch(count, 15_000, "broadcasts");
+    subscriber.on("message:receive:drained", () => all.hit());
+    // What the publisher sees, in order: its acks, then its connection closing.
+    const seen: string[] = [];
+    const closed = new Promise<void>((resolve) => publisher.once("disconnect", () => resolve()));
+    publisher.once("disconnect", () => seen.push("disconnect"));
+    for (let i = 0; i < count; i++) {
+      publisher.emit("message:queue", "drained", i, (ack: { success: boolean; error?: string }) => seen.push(ack.success ? "ack" : `refused ${ack.error}`));
+    }
+    // Broadcast comes after the server took them: once the subscriber has them all, every ack is owed.
+    await all.done;
+    expect(seen).toEqual([]);
+
+    expect((await first.stop("SIGTERM")).code).toBe(0);
+    await closed;
+    expect(seen).toEqual([...Array<string>(count).fill("ack"), "disconnect"]);
+
+    // Stored once each: nothing for a publisher to send again.
+    const second = await startServer({ workers: 1, env: { DATA_DIR: dataDir } });
+    const reader = await connect(second.url, second.token(), { transports: ["websocket"] });
+    const page = await history(reader, "drained", 100, "ascending", null);
+    expect(page.pastMessages.map((m) => m.content).sort((a, b) => Number(a) - Number(b))).toEqual([...Array(count).keys()]);
+    await second.stop();
+  });
 });

@@ -23,7 +23,7 @@ describe("a Redis that restarts empty (clustered)", () => {
 
   it("keeps broadcasts whole and gets the member list whole again within PRESENCE_STALE_MS, with no leave or join", async () => {
     redis = await startRedis();
-    const server = await startServer({ workers: 2, redisUrl: redis.url, env: { PRESENCE_STALE_MS: "3000", PERSISTENCE: "off" } });
+    const server = await startServer({ workers: 2, redisUrl: redis.url, env: { PRESENCE_STALE_MS: "3000", PERSISTENCE: "off", CLIENT_RATE_LIMIT_PER_SEC: "0" } });
     const members: Socket[] = [];
     for (let i = 0; i < 12 && new Set(members.map(workerOf)).size < 2; i++) {
       members.push(await connect(server.url, server.token(), { transports: ["websocket"] }));

@@ -297,7 +297,9 @@ describe.each(MODES)("connection state recovery (%s)", (mode: ModeName) => {
   it("fails cleanly, never partly, once the replay log no longer covers the gap", async () => {
     // Clustered: the Redis stream's MAXLEN, trimmed approximately (whole nodes of ~100 entries),
     // so the gap below is made far longer than the bound.
-    const server = await start({ env: { RECOVERY_LOG_MAX_ENTRIES: "5" } });
+    // The gap is published in one burst of up to 500 events, past the default burst of client
+    // events (200): the bucket is made big enough to hold it.
+    const server = await start({ env: { RECOVERY_LOG_MAX_ENTRIES: "5", CLIENT_RATE_BURST: "1000" } });
     const socket = await recoveringClient(server.url, server.token(), { reconnection: false });
     const client = { socket, received: record(socket, CHANNEL) };
     await request(socket, "channel:subscribe", CHANNEL);

@@ -22,7 +22,7 @@ describe.each(MODES)("@cerebellum/sdk 2.0.2 (%s)", (mode) => {
   const sdks: Sdk[] = [];
 
   beforeAll(async () => {
-    ({ server, redis } = await startInMode(mode, { workers: 2, env: { NODE_ENV: "development" } }));
+    ({ server, redis } = await startInMode(mode, { workers: 2, env: { NODE_ENV: "development", LOGIN_ROUTE: "loopback" } }));
   });
   afterAll(async () => {
     for (const sdk of sdks) sdk.disconnect();
@@ -83,7 +83,7 @@ describe.each(MODES)("@cerebellum/sdk 2.0.2 (%s)", (mode) => {
     expect(await left).toEqual({ socketId: bob.getSocket().id });
   });
 
-  it("signs in through the development authRoute", async () => {
+  it("signs in through the authRoute (POST /login, LOGIN_ROUTE=loopback)", async () => {
     const sdk = await Cerebellum(server.url, {
       autoConnect: true,
       reconnection: false,

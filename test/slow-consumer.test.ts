@@ -55,7 +55,7 @@ describe("a client that stops reading (CLIENT_QUEUE_MAX_BYTES)", () => {
    * channel, 20,000 messages of 8 KB published to it. Returns the worker's peak RSS growth.
    */
   async function feedRun(slowToo: boolean): Promise<{ server: RunningServer; growth: number; slow?: { socket: Socket; tcp: NetSocket } }> {
-    const server = await startServer({ workers: 1, env: { PERSISTENCE: "off" } });
+    const server = await startServer({ workers: 1, env: { PERSISTENCE: "off", CLIENT_RATE_LIMIT_PER_SEC: "0" } });
     const [worker] = server.workerPids();
     const healthy = await connect(server.url, server.token(), { transports: ["websocket"] });
     const publisher = await connect(server.url, server.token(), { transports: ["websocket"] });
@@ -101,7 +101,7 @@ describe("a client that stops reading (CLIENT_QUEUE_MAX_BYTES)", () => {
   }, 180_000);
 
   it("polling: a client that stops polling is closed once Engine.IO's queue for it passes the cap", async () => {
-    const server = await startServer({ workers: 1, env: { PERSISTENCE: "off", CLIENT_QUEUE_MAX_BYTES: "262144" } });
+    const server = await startServer({ workers: 1, env: { PERSISTENCE: "off", CLIENT_QUEUE_MAX_BYTES: "262144", CLIENT_RATE_LIMIT_PER_SEC: "0" } });
     const base = `${server.url}/socket.io/?EIO=4&transport=polling`;
     const open = (await (await fetch(base)).text()) as string;
     const { sid } = JSON.parse(open.slice(1)) as { sid: string };

@@ -4,7 +4,6 @@ import { createLogger } from "../src/shared/logger.js";
 import {
   compareStreamIds,
   formatStreamPosition,
-  MAX_HELD,
   parseStreamPosition,
   StreamBroadcasts,
   UNNUMBERED_OWN,
@@ -12,6 +11,8 @@ import {
 } from "../src/worker/adapter/stream-broadcasts.js";
 
 const UID = "c0ffee";
+/** The bound on own broadcasts held for Redis in these tests (BROADCAST_MAX_PENDING). */
+const MAX_HELD = 50;
 const log = createLogger("silent", {});
 
 describe("clustered offsets", () => {
@@ -53,11 +54,12 @@ function fakeAdapter() {
   return {
     adapter: {
       broadcast: (packet: { type: number; data: unknown[] }, opts: BroadcastOptions) => broadcasts!.broadcast(packet, opts),
+      broadcastWithReceipt: (packet: { type: number; data: unknown[] }, opts: BroadcastOptions) => broadcasts!.broadcastWithReceipt(packet, opts),
     },
     deliveries,
     xadds,
     attach(mayDeliverAtOnce: () => boolean) {
-      broadcasts = new StreamBroadcasts(adapter, mayDeliverAtOnce, log);
+      broadcasts = new StreamBroadcasts(adapter, mayDeliverAtOnce, log, MAX_HELD);
       return broadcasts;
     },
   };
@@ -141,6 +143,30 @@ describe("clustered own broadcasts", () => {
     expect(fake.deliveries.map((d) => d.data[1])).toEqual(["0"]);
     void fake.adapter.broadcast(event("next"), toRoom());
     expect(fake.xadds.length).toBe(MAX_HELD + 1);
+  });
+
+  it("tells a publisher what became of its broadcast: refused at the bound, handed on, or refused by Redis", async () => {
+    const fake = fakeAdapter();
+    fake.attach(() => false);
+    const receipts = Array.from({ length: MAX_HELD }, (_, i) => fake.adapter.broadcastWithReceipt(event(String(i)), toRoom()));
+    expect(receipts.every((r) => r.refused === undefined)).toBe(true);
+    const over = fake.adapter.broadcastWithReceipt(event("over"), toRoom());
+    expect(over.refused?.code).toBe("OVERLOADED");
+    expect(fake.xadds.length).toBe(MAX_HELD); // nothing of it went to Redis
+    const [first, second] = receipts as Array<{ handedOn: Promise<void> }>;
+    fake.xadds[0]!.resolve("1-0");
+    await expect(first!.handedOn).resolves.toBeUndefined();
+    fake.xadds[1]!.reject(new Error("NOREPLICAS Not enough good replicas to write."));
+    await expect(second!.handedOn).rejects.toMatchObject({ name: "BroadcastDropped", code: "STORE_UNAVAILABLE" });
+    // At once (Redis up): delivered here, and still reported on Redis' answer.
+    const atOnce = fakeAdapter();
+    const b = atOnce.attach(() => true);
+    b.received(entry("other"), "5-0", () => {});
+    const local = atOnce.adapter.broadcastWithReceipt(event("here"), toRoom()) as { handedOn: Promise<void> };
+    await tick();
+    expect(atOnce.deliveries.map((d) => d.data[1])).toEqual(["here"]);
+    atOnce.xadds[0]!.reject(new Error("OOM"));
+    await expect(local.handedOn).rejects.toMatchObject({ code: "STORE_UNAVAILABLE" });
   });
 
   it("lets only the subscription deliver own broadcasts until it has passed what a restore replayed", async () => {

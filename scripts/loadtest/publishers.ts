@@ -5,7 +5,7 @@ import type { Runtime, StageTimes } from "./runtime.js";
 import type { SentTally } from "./sequence.js";
 
 /** Error codes with which the server refuses a message outright: it was not broadcast. */
-export const REFUSED_CODES: ReadonlySet<string> = new Set(["OVERLOADED", "INVALID_ARGUMENT", "INVALID_CHANNEL", "PAYLOAD_TOO_LARGE"]);
+export const REFUSED_CODES: ReadonlySet<string> = new Set(["OVERLOADED", "RATE_LIMITED", "INVALID_ARGUMENT", "INVALID_CHANNEL", "PAYLOAD_TOO_LARGE"]);
 
 /** Acks one publisher may wait on in open-loop mode; past it, due messages are skipped (and counted). */
 export const MAX_OUTSTANDING_PER_PUBLISHER = 5000;

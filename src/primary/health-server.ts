@@ -8,7 +8,7 @@ const LOGIN_BODY_MAX = 4096;
 
 /**
  * The side HTTP port: `GET /` (the reference load balancer's check), `/healthz` (alive),
- * `/readyz` (every worker ready and not draining) and, in development only, `POST /login`.
+ * `/readyz` (every worker ready and not draining) and, when LOGIN_ROUTE enables it, `POST /login`.
  */
 export function createHealthServer(config: Config, isReady: () => boolean, log: Logger): Server {
   const server = createServer((req, res) => {
@@ -18,17 +18,37 @@ export function createHealthServer(config: Config, isReady: () => boolean, log: 
     if (req.method === "GET" && path === "/readyz") {
       return isReady() ? text(res, 200, "ready") : text(res, 503, "not ready");
     }
-    if (req.method === "POST" && path === "/login" && config.env === "development") {
+    if (path === "/login" && config.loginRoute !== "off" && (req.method === "POST" || req.method === "OPTIONS")) {
+      if (config.loginRoute === "loopback" && !isLoopback(req.socket.remoteAddress)) {
+        log.warn({ from: req.socket.remoteAddress }, "POST /login refused: LOGIN_ROUTE=loopback and the client is not on this host");
+        return text(res, 403, "POST /login answers clients on this host only (LOGIN_ROUTE=loopback)");
+      }
+      if (req.method === "OPTIONS") {
+        res.writeHead(204, corsHeaders()).end();
+        return;
+      }
       return login(req, res, config, log);
-    }
-    if (req.method === "OPTIONS" && path === "/login" && config.env === "development") {
-      res.writeHead(204, corsHeaders()).end();
-      return;
     }
     text(res, 404, "Not found");
   });
   server.on("clientError", (_err, socket) => socket.destroy());
   return server;
+}
+
+/**
+ * Whether a peer address is this host's loopback (IPv4 127/8, IPv6 ::1, or IPv4 mapped into IPv6).
+ * A reverse proxy on the same host makes every client look local: use LOGIN_ROUTE=off behind one.
+ */
+export function isLoopback(address: string | undefined): boolean {
+  if (!address) return false;
+  const v4 = address.startsWith("::ffff:") ? address.slice(7) : address;
+  return v4.startsWith("127.") || address === "::1";
+}
+
+/** Where `POST /login` answers, for the start-up log line; undefined when it is off. */
+export function loginRouteWhere(config: Config): string | undefined {
+  if (config.loginRoute === "off") return undefined;
+  return config.loginRoute === "loopback" ? "clients on this host only (loopback)" : "anyone who reaches the side port";
 }
 
 function corsHeaders(): Record<string, string> {
@@ -43,7 +63,7 @@ function text(res: ServerResponse, status: number, body: string): void {
   res.writeHead(status, { "content-type": "text/plain; charset=utf-8" }).end(body);
 }
 
-/** Development helper for the SDK's `authRoute` flow: `{username}` in, a bare 1-minute JWT out. */
+/** Development helper for the SDK's `authRoute` flow: `{username}` in, a bare 1-minute JWT out (LOGIN_ROUTE). */
 function login(req: IncomingMessage, res: ServerResponse, config: Config, log: Logger): void {
   let body = "";
   let tooLarge = false;
@@ -69,7 +89,7 @@ function login(req: IncomingMessage, res: ServerResponse, config: Config, log: L
       return;
     }
     const token = jwt.sign({ username }, Buffer.from(config.apiKey, "utf8"), { algorithm: "HS256", expiresIn: 60 });
-    log.debug("issued a development login token");
+    log.debug("issued a login token");
     res.writeHead(200, { ...corsHeaders(), "content-type": "text/plain" }).end(token);
   });
 }

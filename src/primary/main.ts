@@ -10,7 +10,7 @@ import { AdapterHost } from "./adapter-host.js";
 import { Admission } from "./admission.js";
 import { Balancer } from "./balancer.js";
 import { loadRecoveryState, saveRecoveryState } from "./recovery-state.js";
-import { createHealthServer } from "./health-server.js";
+import { createHealthServer, loginRouteWhere } from "./health-server.js";
 import { hostPresence } from "./presence-host.js";
 import { Supervisor } from "./supervisor.js";
 import { keepPrimaryYoungGenerationSmall, workerExecArgv } from "./heap-tuning.js";
@@ -133,7 +133,16 @@ async function main(): Promise<void> {
     health.once("error", reject);
     health.listen(config.healthPort, config.host, () => resolveListen());
   });
-  log.info({ port, healthPort: config.healthPort, workers: config.workers, mode: config.mode }, "cerebellum listening");
+  // The ports bound (PORT or HEALTH_PORT 0 asks the system for a free one).
+  const healthAddress = health.address();
+  const healthPort = typeof healthAddress === "object" && healthAddress ? healthAddress.port : config.healthPort;
+  log.info({ port, healthPort, workers: config.workers, mode: config.mode }, "cerebellum listening");
+  // Whether the side port mints tokens, and for whom: said once, at every start.
+  const loginWhere = loginRouteWhere(config);
+  const loginLine = { loginRoute: config.loginRoute, url: `http://${config.host}:${healthPort}/login` };
+  if (config.loginRoute === "on") log.warn(loginLine, `POST /login is on: it mints a token for ${loginWhere}`);
+  else if (loginWhere) log.info(loginLine, `POST /login is on: it mints a token for ${loginWhere}`);
+  else log.info({ loginRoute: config.loginRoute }, "POST /login is off (LOGIN_ROUTE)");
 
   const shutdown = async (signal: string) => {
     if (draining) return;

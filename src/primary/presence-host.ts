@@ -31,10 +31,10 @@ export function hostPresence(supervisor: Supervisor, config: Config, log: Logger
       case "channelsOf":
         return table.channelsOf(request.socketId);
       case "removeAll":
-        return table.removeAll(request.socketId);
+        // Only what the asking worker still owns (see PresenceTable.removeAll).
+        return table.removeAll(request.socketId, owner);
       case "suspend":
-        table.suspend(request.socketId, now + request.graceMs);
-        return true;
+        return table.suspend(request.socketId, now + request.graceMs, owner);
       case "resume":
         return table.resume(request.socketId, owner, now);
       case "reap":

@@ -6,6 +6,9 @@ import { isAdapterBatch, type AdapterUpMessage } from "../shared/adapter-ipc.js"
 import type { Logger } from "../shared/logger.js";
 import { IpcBacklog, estimateSize } from "../shared/ipc-backlog.js";
 
+/** How long a worker may stay past IPC_QUEUE_MAX_BYTES (not back under half of it) before it is replaced. */
+export const IPC_STALL_MS = 5000;
+
 /** What the primary has written to each worker that it has not read yet (IPC_QUEUE_MAX_BYTES). */
 const backlogs = new WeakMap<Worker, IpcBacklog>();
 
@@ -99,13 +102,21 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     slot.worker = worker;
     // A worker that stops reading (SIGSTOP, a busy loop) would make the primary buffer every
     // relay for it: past the bound it is replaced, and its clients recover on the others.
-    backlogs.set(
-      worker,
-      new IpcBacklog(this.config.ipcQueueMaxBytes, (bytes) => {
-        this.log.error({ worker: worker.id, pid: worker.process.pid, backlogBytes: bytes, cap: this.config.ipcQueueMaxBytes }, "replacing a worker that stopped reading its IPC channel (IPC_QUEUE_MAX_BYTES)");
-        worker.process.kill("SIGKILL");
-      }),
+    let stalled: NodeJS.Timeout | undefined;
+    const backlog = new IpcBacklog(
+      this.config.ipcQueueMaxBytes,
+      (bytes) => {
+        this.log.warn({ worker: worker.id, backlogBytes: bytes, cap: this.config.ipcQueueMaxBytes }, "a worker is behind on its IPC channel (IPC_QUEUE_MAX_BYTES)");
+        stalled = setTimeout(() => {
+          this.log.error({ worker: worker.id, pid: worker.process.pid, backlogBytes: backlog.bytes, cap: this.config.ipcQueueMaxBytes, stalledMs: IPC_STALL_MS }, "replacing a worker that stopped reading its IPC channel (IPC_QUEUE_MAX_BYTES)");
+          worker.process.kill("SIGKILL");
+        }, IPC_STALL_MS);
+        stalled.unref();
+      },
+      () => clearTimeout(stalled),
     );
+    backlogs.set(worker, backlog);
+    worker.once("exit", () => clearTimeout(stalled));
     worker.on("message", (message: unknown) => {
       if (isAdapterBatch<AdapterUpMessage>(message)) {
         for (const m of message.m) this.emit("adapter", worker, m);

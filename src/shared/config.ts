@@ -38,6 +38,7 @@ const envSchema = z.object({
   HOST: z.preprocess(emptyToUndefined, z.string().default("0.0.0.0")),
   PORT: z.preprocess(emptyToUndefined, port.default(8001)),
   HEALTH_PORT: z.preprocess(emptyToUndefined, port.default(3000)),
+  LOGIN_ROUTE: z.preprocess(emptyToUndefined, z.enum(["off", "loopback", "on"]).default("off")),
   WORKERS: z.preprocess(emptyToUndefined, int(1, 256).optional()),
   API_KEY: z.preprocess(emptyToUndefined, z.string().min(16, "must be at least 16 characters").optional()),
   JWT_PUBLIC_KEY: optionalString,
@@ -64,6 +65,10 @@ const envSchema = z.object({
   MESSAGE_MAX_BYTES: z.preprocess(emptyToUndefined, int(16, 100_000_000).default(131_072)),
   CLIENT_QUEUE_MAX_BYTES: z.preprocess(emptyToUndefined, int(0, 2_000_000_000).default(4_194_304)),
   CHANNEL_NAME_MAX_LENGTH: z.preprocess(emptyToUndefined, int(1, 1024).default(200)),
+  BROADCAST_MAX_PENDING: z.preprocess(emptyToUndefined, int(1, 10_000_000).default(100_000)),
+  CLIENT_RATE_LIMIT_PER_SEC: z.preprocess(emptyToUndefined, int(0, 1_000_000).default(100)),
+  CLIENT_RATE_BURST: z.preprocess(emptyToUndefined, int(1, 1_000_000).default(200)),
+  CLIENT_RATE_MAX_REFUSALS: z.preprocess(emptyToUndefined, int(1, 1_000_000).default(100)),
   RECOVERY_MAX_DISCONNECTION_MS: z.preprocess(emptyToUndefined, int(0, 3_600_000).default(120_000)),
   RECOVERY_LOG_MAX_ENTRIES: z.preprocess(emptyToUndefined, int(1, 10_000_000).default(100_000)),
   RECOVERY_LOG_MAX_BYTES: z.preprocess(emptyToUndefined, int(1024, 64 * 1024 ** 3).default(128 * 1024 ** 2)),
@@ -125,6 +130,11 @@ export interface Config {
   readonly host: string;
   readonly port: number;
   readonly healthPort: number;
+  /**
+   * `POST /login` on the side port (a development helper that mints tokens): off, answering
+   * loopback clients only, or anyone who reaches the port.
+   */
+  readonly loginRoute: "off" | "loopback" | "on";
   readonly workers: number;
   readonly mode: Mode;
   readonly apiKey: string;
@@ -158,6 +168,20 @@ export interface Config {
     readonly channelNameMaxLength: number;
     /** What the server may hold for one client that does not read, in bytes (0: no cap). */
     readonly clientQueueMaxBytes: number;
+    /**
+     * Own broadcasts a worker holds that the primary (embedded) or Redis (clustered, while it is
+     * down or a restore reads the stream) has not taken yet; past it a publish gets OVERLOADED.
+     */
+    readonly broadcastMaxPending: number;
+  };
+  /** Client events per connection (a token bucket); past it RATE_LIMITED, then a disconnect. */
+  readonly clientRate: {
+    /** Events per second on average; 0: no limit. */
+    readonly perSec: number;
+    /** Events at once after a quiet spell. */
+    readonly burst: number;
+    /** Refusals a connection may get within 10 s; the next one disconnects it. */
+    readonly maxRefusals: number;
   };
   readonly presence: {
     /** A member whose connection dropped (recoverably) stays listed this long before `leave`, in ms. */
@@ -301,6 +325,9 @@ export function loadConfig(
   if (v.NODE_ENV === "production" && !v.API_KEY && !v.JWT_PUBLIC_KEY) {
     throw new ConfigError("API_KEY", "is required when NODE_ENV=production");
   }
+  if (v.NODE_ENV === "production" && v.LOGIN_ROUTE !== "off") {
+    throw new ConfigError("LOGIN_ROUTE", "must be off when NODE_ENV=production (POST /login mints a token for anyone who asks)");
+  }
   if (v.REDIS_ENDPOINT_PORT !== undefined && !v.REDIS_ENDPOINT_ADDRESS && !v.REDIS_URL) {
     throw new ConfigError("REDIS_ENDPOINT_ADDRESS", "is required when REDIS_ENDPOINT_PORT is set");
   }
@@ -318,6 +345,7 @@ export function loadConfig(
     host: v.HOST,
     port: v.PORT,
     healthPort: v.HEALTH_PORT,
+    loginRoute: v.LOGIN_ROUTE,
     workers: v.WORKERS ?? availableParallelism(),
     mode: redisUrl ? "clustered" : "embedded",
     apiKey,
@@ -344,7 +372,13 @@ export function loadConfig(
       maxHttpBufferSize: v.MAX_HTTP_BUFFER_SIZE,
       corsOrigin: v.CORS_ORIGIN,
     },
-    limits: { messageMaxBytes: v.MESSAGE_MAX_BYTES, channelNameMaxLength: v.CHANNEL_NAME_MAX_LENGTH, clientQueueMaxBytes: v.CLIENT_QUEUE_MAX_BYTES },
+    limits: {
+      messageMaxBytes: v.MESSAGE_MAX_BYTES,
+      channelNameMaxLength: v.CHANNEL_NAME_MAX_LENGTH,
+      clientQueueMaxBytes: v.CLIENT_QUEUE_MAX_BYTES,
+      broadcastMaxPending: v.BROADCAST_MAX_PENDING,
+    },
+    clientRate: { perSec: v.CLIENT_RATE_LIMIT_PER_SEC, burst: v.CLIENT_RATE_BURST, maxRefusals: v.CLIENT_RATE_MAX_REFUSALS },
     presence: {
       graceMs: v.PRESENCE_GRACE_MS,
       crashGraceMs: v.PRESENCE_CRASH_GRACE_MS,

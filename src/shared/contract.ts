@@ -40,12 +40,16 @@ export interface ClientToServerEvents {
 /** Sent to every new connection right after connect so that it holds a recovery offset at once. */
 export const WELCOME_EVENT = "cerebellum:welcome";
 
+/** Sent right before the server closes a connection on purpose, with why (an ErrorCode). */
+export const DISCONNECTING_EVENT = "cerebellum:disconnecting";
+
 export interface ServerToClientEvents {
   [event: `message:receive:${string}`]: (message: ChannelMessage) => void;
   [event: `presence:${string}:join`]: (state: PresenceState) => void;
   [event: `presence:${string}:update`]: (state: PresenceState) => void;
   [event: `presence:${string}:leave`]: (who: { socketId: string }) => void;
   [WELCOME_EVENT]: (info: { socketId: string; serverTime: string }) => void;
+  [DISCONNECTING_EVENT]: (why: { code: string; message: string }) => void;
 }
 
 // eslint-disable-next-line @typescript-eslint/no-empty-object-type

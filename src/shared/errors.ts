@@ -11,6 +11,8 @@ export const ErrorCode = {
   PAYLOAD_TOO_LARGE: "PAYLOAD_TOO_LARGE",
   /** The server is at a bound (queue full) and refused the work; retry later. */
   OVERLOADED: "OVERLOADED",
+  /** This connection sent more events than CLIENT_RATE_LIMIT_PER_SEC allows; the event was dropped. */
+  RATE_LIMITED: "RATE_LIMITED",
   /** The operation needs a state the socket is not in (e.g. update without enter). */
   NOT_A_MEMBER: "NOT_A_MEMBER",
   /** A bounded collection is full (members per channel, channels per member, ...). */

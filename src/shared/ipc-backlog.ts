@@ -1,28 +1,33 @@
 /**
  * What one side of an IPC channel has written that the other has not read yet, estimated from the
  * messages sent and settled by `send()`'s callback (Node's public API: the channel's own queue
- * size is internal). Past `maxBytes` the peer is taken as stuck (stopped, in a busy loop): the
- * owner is told once, to replace it (primary) or to give up (worker) rather than buffer for ever.
+ * size is internal). It is `over` from when it passes `maxBytes` until it is back under half of
+ * that; the owner is told of both (to replace a stuck peer, or to refuse work meanwhile).
  */
 export class IpcBacklog {
   /** Estimated bytes written and not yet taken by the peer. */
   bytes = 0;
-  private over = false;
+  over = false;
 
   constructor(
     private readonly maxBytes: number,
     private readonly onOver: (bytes: number) => void,
+    private readonly onUnder: () => void = () => undefined,
   ) {}
 
   /** Counts a message of about `size` bytes; returns the callback to pass to `send()`. */
   sent(size: number): (err: Error | null) => void {
     this.bytes += size;
-    if (this.maxBytes > 0 && this.bytes > this.maxBytes && !this.over) {
+    if (this.maxBytes > 0 && !this.over && this.bytes > this.maxBytes) {
       this.over = true;
       this.onOver(this.bytes);
     }
     return () => {
       this.bytes -= size;
+      if (this.over && this.bytes <= this.maxBytes / 2) {
+        this.over = false;
+        this.onUnder();
+      }
     };
   }
 }

@@ -70,30 +70,41 @@ export class PresenceTable {
     return [...(this.bySocket.get(socketId) ?? [])];
   }
 
-  removeAll(socketId: string): string[] {
+  /**
+   * Removes a member from every channel; returns the channels it left. With `owner`, only when
+   * that worker still owns the socket: a worker reporting a connection it lost must not remove
+   * the member another worker took over (a recovery that beat the report there).
+   */
+  removeAll(socketId: string, owner?: number): string[] {
+    if (owner !== undefined && this.ownerOf(socketId) !== owner) return [];
     const left = this.channelsOf(socketId);
     for (const channel of left) this.remove(channel, socketId);
     this.pending.delete(socketId);
     return left;
   }
 
-  /** The socket dropped: keep it listed until `deadline`, then `reap` removes it. */
-  suspend(socketId: string, deadline: number): void {
-    if (!this.bySocket.has(socketId)) return;
+  /** The worker that owns a member's socket (every membership of a socket has the same one). */
+  private ownerOf(socketId: string): number | undefined {
+    const first = this.bySocket.get(socketId)?.values().next().value;
+    return first === undefined ? undefined : this.channels.get(first)?.get(socketId)?.owner;
+  }
+
+  /**
+   * The socket dropped on worker `owner`: keep it listed until `deadline`, then `reap` removes
+   * it. Ignored when another worker owns the socket now: the connection moved there (recovered)
+   * before this report arrived, and its member must not leave. Returns whether it was suspended.
+   */
+  suspend(socketId: string, deadline: number, owner: number): boolean {
+    if (this.ownerOf(socketId) !== owner) return false;
     const current = this.pending.get(socketId);
     this.pending.set(socketId, current === undefined ? deadline : Math.min(current, deadline));
+    return true;
   }
 
   /** Every member of a dead worker is suspended until `deadline` (unless it recovers first). */
   suspendOwnedBy(owner: number, deadline: number): number {
     let count = 0;
-    for (const [socketId, channels] of this.bySocket) {
-      const first = channels.values().next().value;
-      if (first !== undefined && this.channels.get(first)?.get(socketId)?.owner === owner) {
-        this.suspend(socketId, deadline);
-        count++;
-      }
-    }
+    for (const socketId of this.bySocket.keys()) if (this.suspend(socketId, deadline, owner)) count++;
     return count;
   }
 

@@ -13,8 +13,11 @@ import { channelHandlers } from "./handlers/channels.js";
 import type { AppSocket, HandlerContext } from "./handlers/context.js";
 import { historyHandlers } from "./handlers/history.js";
 import { presenceHandlers, presenceTracker, startPresenceReaper } from "./handlers/presence.js";
+import { OwedAcks } from "./handlers/owed-acks.js";
+import { rateLimitGate } from "./handlers/rate-gate.js";
 import { dispatcher } from "./handlers/reply.js";
 import { adoptConnection } from "./handoff.js";
+import { handedToTransports } from "./handed-to-transports.js";
 import { JwtVerifier } from "./jwt-verifier.js";
 import { createPersistence } from "./persistence/factory.js";
 import { EmbeddedPresenceStore } from "./presence/embedded-store.js";
@@ -37,11 +40,12 @@ async function main(): Promise<void> {
   const log = createLogger(config.logLevel, { role: "worker", worker: workerId }, config.logFormat);
   const send = (message: WorkerMessage) => void sendToPrimary(message);
   // A primary that stops reading (stopped, stuck) would make this worker buffer for it without
-  // end: past the bound the worker exits; its clients reconnect and recover once the primary reads.
-  boundPrimaryBacklog(config.ipcQueueMaxBytes, (bytes) => {
-    log.fatal({ backlogBytes: bytes, cap: config.ipcQueueMaxBytes }, "the primary stopped reading this worker's IPC channel (IPC_QUEUE_MAX_BYTES): exiting");
-    process.exit(1);
-  });
+  // end: past the bound its publishes are refused (OVERLOADED) until the primary catches up.
+  boundPrimaryBacklog(
+    config.ipcQueueMaxBytes,
+    (bytes) => log.error({ backlogBytes: bytes, cap: config.ipcQueueMaxBytes }, "the primary is behind on this worker's IPC channel (IPC_QUEUE_MAX_BYTES): refusing publishes"),
+    () => log.info("the primary caught up on this worker's IPC channel"),
+  );
 
   const httpServer = createServer((_req, res) => {
     res.writeHead(404, { "content-type": "text/plain" }).end("Not found");
@@ -79,7 +83,7 @@ async function main(): Promise<void> {
   }
 
   const evictions = new Evictions();
-  const { io, track } = createSocketServer(httpServer, config, workerId, redis, evictions, log);
+  const { io, track, publish } = createSocketServer(httpServer, config, workerId, redis, evictions, log);
   reportConnections(io.engine, send);
   if (redisPresence) redisPresence.connectedHere = (socketId) => io.of("/").sockets.has(socketId);
   const verifier = new JwtVerifier(config);
@@ -94,10 +98,16 @@ async function main(): Promise<void> {
     evictions,
     sink,
     history,
+    publish,
+    owedAcks: new OwedAcks(),
   };
 
   // One handler table per worker; each socket gets a single listener that dispatches into it.
-  const dispatch = dispatcher(ctx.log, { ...channelHandlers(ctx), ...presenceHandlers(ctx), ...historyHandlers(ctx) });
+  const dispatch = dispatcher(
+    ctx.log,
+    { ...channelHandlers(ctx), ...presenceHandlers(ctx), ...historyHandlers(ctx) },
+    rateLimitGate(config, log.child({ component: "rate-limit" })),
+  );
   // Listeners shared by every socket (Socket.IO calls them with the socket as `this`): a
   // per-socket closure would cost ~100 B for each of them on every connection.
   const onAnyEvent = function (this: AppSocket, event: unknown, ...args: unknown[]) {
@@ -129,6 +139,17 @@ async function main(): Promise<void> {
       process.exit(1);
     }, config.shutdownTimeoutMs);
     deadline.unref();
+    // Publishers' acks first, while their sockets are open: a message stored during the drain
+    // whose ack never arrives is sent again, and stored twice. A quarter of the budget; the
+    // sink's own flush below has half, the rest is for the sockets and the pool.
+    sink.flush();
+    const owed = ctx.owedAcks.count;
+    const acksBy = Date.now() + Math.floor(config.shutdownTimeoutMs / 4);
+    if (!(await ctx.owedAcks.drain(acksBy - Date.now()))) {
+      log.warn({ owed, left: ctx.owedAcks.count }, "draining: some publish acks were not ready in time");
+    } else if (!(await handedToTransports(io, Math.max(0, acksBy - Date.now())))) {
+      log.warn("draining: some connections still held packets when the server closed");
+    }
     // Closing the Socket.IO server (not killing it) lets the adapter save recovery sessions.
     await new Promise<void>((resolve) => io.close(() => resolve()));
     await sink.close();

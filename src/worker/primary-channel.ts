@@ -6,9 +6,14 @@ import { IpcBacklog, estimateSize } from "../shared/ipc-backlog.js";
  */
 let backlog: IpcBacklog | undefined;
 
-/** Sets the bound: past it `onOver` is told once (the worker then gives up: see worker/main.ts). */
-export function boundPrimaryBacklog(maxBytes: number, onOver: (bytes: number) => void): void {
-  backlog = new IpcBacklog(maxBytes, onOver);
+/** Sets the bound; `onOver`/`onUnder` are told when the backlog passes it and when it is back under half. */
+export function boundPrimaryBacklog(maxBytes: number, onOver: (bytes: number) => void, onUnder: () => void): void {
+  backlog = new IpcBacklog(maxBytes, onOver, onUnder);
+}
+
+/** Whether the primary is behind by more than the bound: new broadcasts are refused meanwhile. */
+export function primaryBacklogOver(): boolean {
+  return backlog?.over === true;
 }
 
 /** Sends to the primary; false when there is no primary to send to. Never throws on a closed channel. */

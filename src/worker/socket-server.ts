@@ -6,6 +6,7 @@ import type { Config } from "../shared/config.js";
 import type { Logger } from "../shared/logger.js";
 import type { AppServer, AppSocket } from "./handlers/context.js";
 import { EmbeddedAdapter } from "./adapter/embedded-adapter.js";
+import type { BroadcastReceipt, ReportingAdapter } from "./adapter/broadcast-receipt.js";
 import type { Evictions } from "./adapter/evictions.js";
 import { RedisAdapter } from "./adapter/redis-adapter.js";
 import { EVICT_EVENT, RedisRecovery } from "./adapter/redis-recovery.js";
@@ -23,7 +24,14 @@ export interface SocketServer {
   io: AppServer;
   /** Saves a new connection's session at once (not only when it closes), so a crash loses nothing. */
   track(socket: AppSocket): void;
+  /** `io.to(room).emit(event, data)` that says what became of the broadcast (see BroadcastReceipt). */
+  publish: ChannelPublisher;
 }
+
+export type ChannelPublisher = (room: string, event: string, data: unknown) => BroadcastReceipt;
+
+/** Socket.IO's packet type of an event (socket.io-parser's PacketType.EVENT). */
+const EVENT_PACKET = 2;
 
 /** Builds the worker's Socket.IO server with the adapter of the configured mode. */
 export function createSocketServer(
@@ -57,6 +65,7 @@ export function createSocketServer(
       sessionKeyPrefix: `${config.redis.keyPrefix}session:`,
       maxDisconnectionMs: config.recovery.maxDisconnectionMs,
       maxReplay: config.recovery.logMaxEntries,
+      maxHeld: config.limits.broadcastMaxPending,
       evictions,
       log: adapterLog,
     });
@@ -81,7 +90,7 @@ export function createSocketServer(
   } else {
     // The stock cluster adapter cannot recover sessions (DESIGN.md): ours sequences through the primary.
     options.adapter = function (nsp: unknown) {
-      return new EmbeddedAdapter(nsp, adapterLog, evictions);
+      return new EmbeddedAdapter(nsp, { log: adapterLog, evictions, maxPending: config.limits.broadcastMaxPending });
     } as unknown as ServerOptions["adapter"];
     track = (socket) => (io.of("/").adapter as EmbeddedAdapter).track(socket);
   }
@@ -106,5 +115,12 @@ export function createSocketServer(
   // Every polling response closes its TCP connection: a pooled keep-alive connection could
   // otherwise carry another session's request to a worker that does not own it.
   httpServer.prependListener("request", (_req, res) => res.setHeader("Connection", "close"));
-  return { io, track };
+  // What BroadcastOperator.emit hands the adapter for `io.to(room).emit(event, data)`, to the
+  // adapter's reporting twin of `broadcast`.
+  const publish: ChannelPublisher = (room, event, data) =>
+    (io.of("/").adapter as unknown as ReportingAdapter).broadcastWithReceipt(
+      { type: EVENT_PACKET, data: [event, data] },
+      { rooms: new Set([room]), except: new Set(), flags: {} },
+    );
+  return { io, track, publish };
 }

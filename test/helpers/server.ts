@@ -4,7 +4,6 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import jwt from "jsonwebtoken";
-import { freePort } from "./ports.js";
 import { isAlive, waitFor } from "./wait.js";
 
 export const MAIN = resolve(__dirname, "../../dist/src/primary/main.js");
@@ -41,24 +40,30 @@ export interface RunningServer {
 }
 
 const running = new Set<RunningServer>();
+/** Tells this process's servers apart (their Redis key prefixes). */
+let started = 0;
 
-/** Starts the compiled server as a user would: its own process tree, env vars, free ports. */
+/**
+ * Starts the compiled server as a user would: its own process tree, env vars, ports the system
+ * picks when it binds them (port 0, read back from its "cerebellum listening" line). A port
+ * found free a moment before and bound later can be taken in between by anything else starting
+ * on the machine (another test run, say).
+ */
 export async function startServer(options: ServerOptions = {}): Promise<RunningServer> {
-  const port = options.port ?? (await freePort());
-  const healthPort = options.healthPort ?? (await freePort());
   const cwd = mkdtempSync(join(tmpdir(), "cerebellum-test-"));
+  const serial = `${process.pid}-${++started}`;
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? "/usr/bin:/bin",
     NODE_ENV: "test",
     HOST: "127.0.0.1",
-    PORT: String(port),
-    HEALTH_PORT: String(healthPort),
+    PORT: String(options.port ?? 0),
+    HEALTH_PORT: String(options.healthPort ?? 0),
     WORKERS: String(options.workers ?? 2),
     API_KEY: TEST_API_KEY,
     LOG_LEVEL: "info",
     DATA_DIR: options.dataDir ?? join(cwd, "data"),
     SHUTDOWN_TIMEOUT_MS: "5000",
-    ...(options.redisUrl ? { REDIS_URL: options.redisUrl, REDIS_KEY_PREFIX: `t${port}:` } : {}),
+    ...(options.redisUrl ? { REDIS_URL: options.redisUrl, REDIS_KEY_PREFIX: `t${serial}:` } : {}),
     ...options.env,
   };
   const child = spawn(process.execPath, [MAIN], { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
@@ -80,11 +85,36 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       return entry.role === "worker" && entry.msg === "worker ready" && entry.pid ? [entry.pid] : [];
     });
 
+  // The ports the server bound, from its "cerebellum listening" line (0 until it is read).
+  const bound = { port: options.port ?? 0, healthPort: options.healthPort ?? 0 };
+  const listening = (): boolean => {
+    if (bound.port !== 0 && bound.healthPort !== 0) return true;
+    for (const line of output) {
+      if (!line.startsWith("{") || !line.includes('"cerebellum listening"')) continue;
+      const entry = JSON.parse(line) as { msg?: string; port?: number; healthPort?: number };
+      if (entry.msg !== "cerebellum listening" || !entry.port || !entry.healthPort) continue;
+      bound.port = entry.port;
+      bound.healthPort = entry.healthPort;
+      return true;
+    }
+    return false;
+  };
+
   const server: RunningServer = {
-    port,
-    healthPort,
-    url: `http://127.0.0.1:${port}`,
-    healthUrl: `http://127.0.0.1:${healthPort}`,
+    get port() {
+      listening();
+      return bound.port;
+    },
+    get healthPort() {
+      listening();
+      return bound.healthPort;
+    },
+    get url() {
+      return `http://127.0.0.1:${server.port}`;
+    },
+    get healthUrl() {
+      return `http://127.0.0.1:${server.healthPort}`;
+    },
     apiKey: env.API_KEY!,
     process: child,
     output,
@@ -115,6 +145,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     await waitFor(
       async () => {
         if (child.exitCode !== null) throw new Error(`server exited early:\n${output.join("\n")}`);
+        if (!listening()) return false;
         const res = await fetch(`${server.healthUrl}/readyz`).catch(() => undefined);
         return res?.status === 200;
       },

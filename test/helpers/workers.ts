@@ -1,15 +1,15 @@
 import type { Socket } from "socket.io-client";
-import { connect } from "./client.js";
+import { connect, type ClientOptions } from "./client.js";
 import type { RunningServer } from "./server.js";
 
 /** The worker id a connection landed on (Engine.IO session ids start with it). */
 export const workerOf = (socket: Socket): number => Number(socket.io.engine.id.split(".")[0]);
 
 /** One connection on each of the server's two workers, the lower worker id first. */
-export async function oneOnEachWorker(server: RunningServer): Promise<[Socket, Socket]> {
+export async function oneOnEachWorker(server: RunningServer, options: ClientOptions = {}): Promise<[Socket, Socket]> {
   const byWorker = new Map<number, Socket>();
   for (let i = 0; i < 20 && byWorker.size < 2; i++) {
-    const socket = await connect(server.url, server.token());
+    const socket = await connect(server.url, server.token(), options);
     if (byWorker.has(workerOf(socket))) socket.close();
     else byWorker.set(workerOf(socket), socket);
   }

@@ -19,6 +19,7 @@ import {
   type SessionRecord,
 } from "../../shared/adapter-ipc.js";
 import { AdapterOutbox } from "../../shared/adapter-outbox.js";
+import { ErrorCode } from "../../shared/errors.js";
 import { WELCOME_EVENT } from "../../shared/contract.js";
 import { assertNever } from "../../shared/ipc.js";
 import type { Logger } from "../../shared/logger.js";
@@ -26,10 +27,11 @@ import { ReservedRooms } from "./reserved-rooms.js";
 import { sessionRecordOf, type RecoverableSocket } from "./session-record.js";
 import { hookBeforeLocalDelivery, PendingRestores, restoreStage, writeEventPacket } from "./pending-restores.js";
 import type { Evictions } from "./evictions.js";
+import { atBound, BroadcastDropped, notJson, pendingReceipt, type BroadcastReceipt, type ReceiptSettler, type ReportingAdapter } from "./broadcast-receipt.js";
 import { deliverHere, EndOfTickDeliveries, type EventPacket, type OwnDelivery } from "./own-deliveries.js";
-import { sendToPrimary } from "../primary-channel.js";
+import { primaryBacklogOver, sendToPrimary } from "../primary-channel.js";
 
-/** Broadcasts and restores waiting on the primary beyond this are refused rather than queued. */
+/** Restores and room announcements waiting on the primary beyond this are not waited for. */
 const MAX_WAITING = 100_000;
 
 
@@ -39,6 +41,15 @@ interface Waiter {
   n?: number;
   /** Set for one held until the primary answers (made while a restore is under way): delivers it here. */
   deliver?: (offset: string) => void;
+  /** Set when its publisher waits on the outcome (`broadcastWithReceipt`). */
+  settle?: ReceiptSettler;
+}
+
+export interface EmbeddedAdapterOptions {
+  log: Logger;
+  evictions: Evictions;
+  /** Own broadcasts waiting for the primary's answer beyond this are refused (BROADCAST_MAX_PENDING). */
+  maxPending: number;
 }
 
 /**
@@ -53,7 +64,7 @@ interface Waiter {
  * epoch is not known yet) does an own broadcast wait for the primary, so that the restore's
  * answer and the deliveries around it line up.
  */
-export class EmbeddedAdapter extends ClusterAdapterWithHeartbeat {
+export class EmbeddedAdapter extends ClusterAdapterWithHeartbeat implements ReportingAdapter {
   private nextId = 1;
   private readonly offsets = new Map<number, Waiter>();
   /** This worker's tag in offsets: random, so that no later worker reuses one a client may hold. */
@@ -97,20 +108,28 @@ export class EmbeddedAdapter extends ClusterAdapterWithHeartbeat {
     if (!isAdapterBatch<AdapterDownMessage>(message)) return;
     for (const m of message.m) this.dispatch(m);
   };
+  /** The primary is gone: nothing waiting for its answer will get one. */
+  private readonly onPrimaryGone = () => this.dropWaiting("the primary stopped before it took the broadcast");
+  private readonly log: Logger;
+  private readonly evictions: Evictions;
+  private readonly maxPending: number;
 
   constructor(
     nsp: any, // eslint-disable-line @typescript-eslint/no-explicit-any -- Socket.IO's own adapter signature
-    private readonly log: Logger,
-    private readonly evictions: Evictions,
+    options: EmbeddedAdapterOptions,
   ) {
     super(nsp, {});
+    this.log = options.log;
+    this.evictions = options.evictions;
+    this.maxPending = options.maxPending;
     hookBeforeLocalDelivery(this, (packet, opts, offset) => this.pendingRestores.catchUp(packet, opts, offset));
     process.on("message", this.onIpc);
+    process.on("disconnect", this.onPrimaryGone);
     this.init();
   }
 
   /** Queues a message for the primary (sent at the end of this turn); false when there is no primary. */
-  private send(message: AdapterUpMessage): boolean {
+  private toPrimary(message: AdapterUpMessage): boolean {
     if (!process.connected || !process.send) return false;
     this.outbox.push(message);
     return true;
@@ -119,6 +138,9 @@ export class EmbeddedAdapter extends ClusterAdapterWithHeartbeat {
   /** A message the primary could not be sent (uncloneable data, a function in socket.data, say): dropped, the worker goes on. */
   private unsendable(message: AdapterUpMessage, err: unknown): void {
     this.log.error({ err, t: message.t }, "adapter message could not be sent");
+    if ((message.t === "pub" || message.t === "bc") && message.id !== undefined) {
+      this.offsets.get(message.id)?.settle?.reject(new BroadcastDropped(ErrorCode.INTERNAL, "broadcast could not be sent to the primary", { cause: err }));
+    }
     // A broadcast waiting for its answer would wait for ever (and hold every later one): not sequenced.
     if (message.t === "pub" && message.id !== undefined) this.dispatch({ t: "offset", id: message.id, offset: "" });
   }
@@ -132,6 +154,8 @@ export class EmbeddedAdapter extends ClusterAdapterWithHeartbeat {
         if (waiter?.n !== undefined && waiter.n > this.confirmed) this.confirmed = waiter.n;
         // Delivered right here, in the order the primary sequenced it among its relays.
         if (waiter?.deliver) this.deliverHeld(waiter, at);
+        // Relayed and logged (a no-op when `unsendable` already refused it).
+        waiter?.settle?.resolve();
         break;
       }
       case "seen":
@@ -235,19 +259,37 @@ export class EmbeddedAdapter extends ClusterAdapterWithHeartbeat {
 
   override broadcast(packet: EventPacket, opts: BroadcastOptions): Promise<void> {
     if (opts.flags?.local) return super.broadcast(packet, opts);
+    // Socket.IO drops this promise: what a broadcast of its own loses is logged where it is lost.
+    this.send(packet, opts, undefined);
+    return Promise.resolve();
+  }
+
+  /** `broadcast` for a publisher that waits on the outcome (see BroadcastReceipt). */
+  broadcastWithReceipt(packet: EventPacket, opts: BroadcastOptions): BroadcastReceipt {
+    const { handedOn, settle } = pendingReceipt();
+    const refused = this.send(packet, opts, settle);
+    return refused ? { refused } : { handedOn };
+  }
+
+  /** Sends a broadcast on; returns why when it was refused at once, else settles `settle` on the primary's answer. */
+  private send(packet: EventPacket, opts: BroadcastOptions, settle: ReceiptSettler | undefined): BroadcastDropped | undefined {
     const rooms = [...opts.rooms];
     const except = [...(opts.except ?? [])];
     // A socket's own room on this worker (every `socket.emit` under recovery): log, don't relay.
     const relay = !(rooms.length === 1 && except.length === 0 && this.nsp.sockets.has(rooms[0]!));
     const atOnce = this.mayDeliverAtOnce();
-    if (!isLoggedBroadcast(packet, opts.flags)) return this.broadcastUnsequenced(packet, opts, rooms, except, relay, atOnce);
-    if (this.offsets.size >= MAX_WAITING) {
-      this.log.error({ waiting: this.offsets.size }, "broadcast dropped: too many waiting for the primary");
-      return Promise.resolve();
+    if (!isLoggedBroadcast(packet, opts.flags)) return this.broadcastUnsequenced(packet, opts, rooms, except, relay, atOnce, settle);
+    // Own broadcasts the primary has not confirmed yet (answered or `seen`), and what the IPC
+    // channel holds for it: both bounded.
+    if (this.counted - this.confirmed >= this.maxPending || this.offsets.size >= this.maxPending || primaryBacklogOver()) {
+      this.log.error({ unconfirmed: this.counted - this.confirmed, waiting: this.offsets.size }, "broadcast dropped: too many waiting for the primary");
+      return atBound("the primary");
     }
     const n = this.counted + 1;
-    // Delivered here at once: no answer to wait for (the primary tells of its sequencing in a `seen`).
+    // Delivered here at once and waited on by nobody: no answer (the primary tells of its
+    // sequencing in a `seen`). Held ones, and those a publisher waits on, get one.
     const message: SequencedUp = { t: "bc", relay, uid: this.uid, nsp: this.nsp.name, rooms, except, origin: this.tag, n };
+    if (!atOnce || settle) message.id = this.nextId++;
     if (!isEmpty(opts.flags)) message.flags = opts.flags;
     // A connection's welcome is sequenced (it gives the connection an offset) but never replayed:
     // nothing to log. Anything else is encoded here, before the local delivery stamps its offset
@@ -257,24 +299,34 @@ export class EmbeddedAdapter extends ClusterAdapterWithHeartbeat {
         message.d = JSON.stringify(packet.data);
       } catch (err) {
         this.log.error({ err }, "broadcast dropped: its data is not JSON");
-        return Promise.resolve();
+        return notJson(err);
       }
     }
-    if (!atOnce) message.id = this.nextId++;
-    if (!this.send(message)) return Promise.resolve(); // no primary: dropped whole, here too
+    if (!this.toPrimary(message)) return noPrimary(); // dropped whole, here too
     this.counted = n;
-    if (atOnce) {
-      // The primary then wakes once per burst, not per packet.
-      this.soon.push({ packet, opts, n });
-      return Promise.resolve();
+    if (message.id !== undefined) {
+      const waiter: Waiter = { n, settle };
+      if (!atOnce) {
+        this.held++;
+        waiter.deliver = (offset) => this.deliverLocally(packet, opts, offset);
+      }
+      this.offsets.set(message.id, waiter);
     }
-    this.held++;
-    this.offsets.set(message.id!, { n, deliver: (offset) => this.deliverLocally(packet, opts, offset) });
-    return Promise.resolve();
+    // The primary then wakes once per burst, not per packet.
+    if (atOnce) this.soon.push({ packet, opts, n });
+    return undefined;
   }
 
   /** A broadcast that is neither logged nor stamped (volatile): relayed as a plain cluster message. */
-  private broadcastUnsequenced(packet: EventPacket, opts: BroadcastOptions, rooms: string[], except: string[], relay: boolean, atOnce: boolean): Promise<void> {
+  private broadcastUnsequenced(
+    packet: EventPacket,
+    opts: BroadcastOptions,
+    rooms: string[],
+    except: string[],
+    relay: boolean,
+    atOnce: boolean,
+    settle: ReceiptSettler | undefined,
+  ): BroadcastDropped | undefined {
     const msg = {
       uid: this.uid,
       nsp: this.nsp.name,
@@ -283,19 +335,21 @@ export class EmbeddedAdapter extends ClusterAdapterWithHeartbeat {
     } as ClusterMessage;
     if (atOnce) {
       // Nothing to wait for. A broadcast the primary cannot take is dropped whole, here too.
-      if (!relay || this.send({ t: "pub", msg })) this.soon.push({ packet, opts, n: undefined });
-      return Promise.resolve();
+      if (relay && !this.toPrimary({ t: "pub", msg })) return noPrimary();
+      this.soon.push({ packet, opts, n: undefined });
+      settle?.resolve();
+      return undefined;
     }
-    if (this.offsets.size >= MAX_WAITING) {
+    if (this.offsets.size >= this.maxPending) {
       this.log.error({ waiting: this.offsets.size }, "broadcast dropped: too many waiting for the primary");
-      return Promise.resolve();
+      return atBound("the primary");
     }
     // Delivered here in its place among the primary's answers and relays.
     const id = this.nextId++;
-    if (!this.send({ t: "pub", id, msg })) return Promise.resolve();
+    if (!this.toPrimary({ t: "pub", id, msg })) return noPrimary();
     this.held++;
-    this.offsets.set(id, { deliver: (offset) => this.deliverLocally(packet, opts, offset) });
-    return Promise.resolve();
+    this.offsets.set(id, { deliver: (offset) => this.deliverLocally(packet, opts, offset), settle });
+    return undefined;
   }
 
   private deliverSoon({ packet, opts, n }: OwnDelivery): void {
@@ -327,12 +381,12 @@ export class EmbeddedAdapter extends ClusterAdapterWithHeartbeat {
 
   /** Cluster messages other than plain broadcasts (joins, fetches, broadcasts with acks): relayed only. */
   protected override doPublish(message: ClusterMessage): Promise<string> {
-    this.send({ t: "pub", msg: message });
+    this.toPrimary({ t: "pub", msg: message });
     return Promise.resolve("");
   }
 
   protected override doPublishResponse(requesterUid: string, response: ClusterResponse): Promise<void> {
-    this.send({ t: "res", to: requesterUid, msg: response });
+    this.toPrimary({ t: "res", to: requesterUid, msg: response });
     return Promise.resolve();
   }
 
@@ -350,7 +404,7 @@ export class EmbeddedAdapter extends ClusterAdapterWithHeartbeat {
       if (room !== id && !this.rooms.has(room)) (fresh ??= []).push(room);
     }
     super.addAll(id, rooms);
-    if (joined && this.tracked.has(id)) this.send({ t: "rooms", sid: id, add: [...rooms] });
+    if (joined && this.tracked.has(id)) this.toPrimary({ t: "rooms", sid: id, add: [...rooms] });
     if (fresh) return this.declare(fresh);
     // Rooms another socket here joined a moment ago may still be on their way to the primary.
     if (this.routing.size > 0) return this.whenRouted(rooms);
@@ -358,7 +412,7 @@ export class EmbeddedAdapter extends ClusterAdapterWithHeartbeat {
 
   override del(id: string, room: Room): void {
     super.del(id, room);
-    if (this.tracked.has(id)) this.send({ t: "rooms", sid: id, del: [room] });
+    if (this.tracked.has(id)) this.toPrimary({ t: "rooms", sid: id, del: [room] });
     if (room !== id) this.release([room]);
   }
 
@@ -369,19 +423,19 @@ export class EmbeddedAdapter extends ClusterAdapterWithHeartbeat {
     this.release(left);
     if (!this.tracked.delete(id)) return;
     if (this.persisted.delete(id)) return; // a recoverable close already saved it
-    this.send({ t: "gone", sid: id });
+    this.toPrimary({ t: "gone", sid: id });
   }
 
   /** Tells the primary of rooms that now have a local member; settles once it has taken them. */
   private declare(add: string[]): Promise<void> {
     if (this.interestAnswers.size >= MAX_WAITING) {
       // Far too many in flight: the primary still learns of them, the join does not wait.
-      this.send({ t: "interest", add });
+      this.toPrimary({ t: "interest", add });
       return Promise.resolve();
     }
     const id = this.nextId++;
     // No primary (it is gone, and so are relays): nothing to wait for.
-    if (!this.send({ t: "interest", id, add })) return Promise.resolve();
+    if (!this.toPrimary({ t: "interest", id, add })) return Promise.resolve();
     const routed = new Promise<void>((resolve) =>
       this.interestAnswers.set(id, () => {
         for (const room of add) if (this.routing.get(room) === routed) this.routing.delete(room);
@@ -406,7 +460,7 @@ export class EmbeddedAdapter extends ClusterAdapterWithHeartbeat {
   private release(rooms: readonly string[]): void {
     let gone: string[] | undefined;
     for (const room of rooms) if (!this.rooms.has(room) && !this.reserved.has(room)) (gone ??= []).push(room);
-    if (gone) this.send({ t: "interest", del: gone, pin: this.pin });
+    if (gone) this.toPrimary({ t: "interest", del: gone, pin: this.pin });
   }
 
   /**
@@ -422,13 +476,13 @@ export class EmbeddedAdapter extends ClusterAdapterWithHeartbeat {
   track(socket: RecoverableSocket): void {
     this.tracked.add(socket.id);
     this.pendingRestores.settle(socket.id, (data) => writeEventPacket(socket, data));
-    this.send({ t: "open", session: sessionRecordOf(socket) });
+    this.toPrimary({ t: "open", session: sessionRecordOf(socket) });
   }
 
   override persistSession(session: SessionRecord): void {
     if (!this.tracked.has(session.sid)) return; // evicted, or never tracked: its session lives elsewhere
     this.persisted.add(session.sid);
-    this.send({ t: "closed", session });
+    this.toPrimary({ t: "closed", session });
   }
 
   override restoreSession(pid: string, offset: string): Promise<Session> {
@@ -436,19 +490,26 @@ export class EmbeddedAdapter extends ClusterAdapterWithHeartbeat {
     const id = this.nextId++;
     return new Promise((resolve) => {
       this.restores.set(id, resolve as (s: Session | null) => void);
-      this.send({ t: "restore", id, pid, offset });
+      this.toPrimary({ t: "restore", id, pid, offset });
     });
+  }
+
+  /** Tells every publisher still waiting for the primary's answer that it will not come. */
+  private dropWaiting(why: string): void {
+    for (const waiter of this.offsets.values()) waiter.settle?.reject(new BroadcastDropped(ErrorCode.STORE_UNAVAILABLE, why));
   }
 
   override close(): void {
     super.close();
     this.outbox.flush();
     process.off("message", this.onIpc);
+    process.off("disconnect", this.onPrimaryGone);
     this.reserved.close();
     for (const answered of [...this.interestAnswers.values()]) answered();
     this.interestAnswers.clear();
     this.routing.clear();
     // Broadcasts still waiting for the primary are dropped with the worker.
+    this.dropWaiting("the worker stopped before the primary took the broadcast");
     this.offsets.clear();
     for (const resolve of this.restores.values()) resolve(null);
     this.restores.clear();
@@ -456,6 +517,9 @@ export class EmbeddedAdapter extends ClusterAdapterWithHeartbeat {
 }
 
 type SequencedUp = Extract<AdapterUpMessage, { t: "bc" }>;
+
+/** No primary to send it to (it is gone, and this worker is on its way out). */
+const noPrimary = () => new BroadcastDropped(ErrorCode.STORE_UNAVAILABLE, "the primary is gone: the broadcast was not sent");
 
 /** Whether a broadcast to `to` (none: every socket) may reach a socket of this worker. */
 function hasLocalMember(rooms: Map<Room, Set<string>>, to: Set<Room>): boolean {

@@ -10,6 +10,7 @@ import {
 } from "socket.io-adapter";
 import type { SessionRecord } from "../../shared/adapter-ipc.js";
 import type { Logger } from "../../shared/logger.js";
+import type { BroadcastReceipt, ReportingAdapter } from "./broadcast-receipt.js";
 import { encodeLoggedBroadcast, LogChannels, PUBLISH_SCRIPT, type LoggedBroadcast } from "./broadcast-log.js";
 import type { EventPacket } from "./own-deliveries.js";
 import type { RecoveryHost, RedisRecovery } from "./redis-recovery.js";
@@ -52,7 +53,7 @@ export interface RedisAdapterOptions {
  * Own broadcasts reach own sockets at once (StreamBroadcasts, through RedisRecovery); sessions,
  * restores and evictions are RedisRecovery's.
  */
-export class RedisAdapter extends ClusterAdapterWithHeartbeat {
+export class RedisAdapter extends ClusterAdapterWithHeartbeat implements ReportingAdapter {
   private readonly redis: Scripted;
   private readonly channels: LogChannels;
   private readonly subscriptions: RoomSubscriptions;
@@ -103,6 +104,11 @@ export class RedisAdapter extends ClusterAdapterWithHeartbeat {
   override broadcast(packet: EventPacket, opts: BroadcastOptions): Promise<void> {
     if (opts.flags?.local) return super.broadcast(packet, opts);
     return this.recovery.broadcast(packet, opts);
+  }
+
+  /** `broadcast` for a publisher that waits on the outcome (see BroadcastReceipt). */
+  broadcastWithReceipt(packet: EventPacket, opts: BroadcastOptions): BroadcastReceipt {
+    return this.recovery.broadcastWithReceipt(packet, opts);
   }
 
   /** Appends a broadcast to the log and publishes it to the channels of its rooms (see PUBLISH_SCRIPT). */

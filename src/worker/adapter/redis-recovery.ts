@@ -17,6 +17,7 @@ import {
   type BroadcastLog,
   type StreamPosition,
 } from "./stream-broadcasts.js";
+import type { BroadcastReceipt } from "./broadcast-receipt.js";
 
 /** Stream entries read per XRANGE call while restoring (a restore never reads the stream unbounded). */
 const RESTORE_PAGE = 500;
@@ -68,6 +69,8 @@ export interface RedisRecoveryOptions {
   maxDisconnectionMs: number;
   /** Most stream entries a restore reads (the stream's maxLen). */
   maxReplay: number;
+  /** Own broadcasts held for Redis beyond this are refused (BROADCAST_MAX_PENDING). */
+  maxHeld: number;
   evictions: Evictions;
   log: Logger;
 }
@@ -142,12 +145,18 @@ export class RedisRecovery {
       adapter,
       () => this.restoring === 0 && this.opts.redis.status === "ready" && !this.pending.unsettled(Date.now()),
       this.opts.log,
+      this.opts.maxHeld,
     );
   }
 
   /** A broadcast of this worker (not a local-only one): logged, published, delivered here. */
   broadcast(packet: EventPacket, opts: BroadcastOptions): Promise<void> {
     return this.broadcasts.broadcast(packet, opts);
+  }
+
+  /** `broadcast` for a publisher that waits on the outcome (see BroadcastReceipt). */
+  broadcastWithReceipt(packet: EventPacket, opts: BroadcastOptions): BroadcastReceipt {
+    return this.broadcasts.broadcastWithReceipt(packet, opts);
   }
 
   /** An entry the subscription brought, in stream order: delivered through `deliver` with this worker's position. */

@@ -1,11 +1,11 @@
 import { MessageType, type BroadcastOptions } from "socket.io-adapter";
 import { isLoggedBroadcast } from "../../shared/adapter-ipc.js";
+import { ErrorCode } from "../../shared/errors.js";
 import type { Logger } from "../../shared/logger.js";
 import type { LoggedBroadcast } from "./broadcast-log.js";
+import { atBound, BroadcastDropped, notJson, pendingReceipt, type BroadcastReceipt, type ReceiptSettler } from "./broadcast-receipt.js";
 import { EndOfTickDeliveries, type EventPacket, type OwnDelivery } from "./own-deliveries.js";
 
-/** Own broadcasts held for Redis beyond this are dropped rather than queued (logged). */
-export const MAX_HELD = 100_000;
 
 /**
  * Where a socket is in the Redis stream, as the offset it last received says. Offsets are
@@ -101,6 +101,8 @@ export class StreamBroadcasts {
     private readonly log: BroadcastLog,
     private readonly mayDeliverAtOnce: () => boolean,
     private readonly logger: Logger,
+    /** Own broadcasts held for Redis beyond this are refused rather than queued (BROADCAST_MAX_PENDING). */
+    private readonly maxHeld: number,
   ) {}
 
   /** The stream entry being delivered to local sockets now, or UNNUMBERED_OWN; undefined outside a delivery. */
@@ -159,11 +161,25 @@ export class StreamBroadcasts {
 
   /** Logs and publishes a broadcast (not a local-only one), delivering it here at once or once Redis has it. */
   broadcast(packet: EventPacket, opts: BroadcastOptions): Promise<void> {
+    // Socket.IO drops this promise: what a broadcast of its own loses is logged where it is lost.
+    this.send(packet, opts, undefined);
+    return Promise.resolve();
+  }
+
+  /** `broadcast` for a publisher that waits on the outcome (see BroadcastReceipt). */
+  broadcastWithReceipt(packet: EventPacket, opts: BroadcastOptions): BroadcastReceipt {
+    const { handedOn, settle } = pendingReceipt();
+    const refused = this.send(packet, opts, settle);
+    return refused ? { refused } : { handedOn };
+  }
+
+  /** Sends a broadcast on; returns why when it was refused at once, else settles `settle` once Redis answered. */
+  private send(packet: EventPacket, opts: BroadcastOptions, settle: ReceiptSettler | undefined): BroadcastDropped | undefined {
     const counted = isLoggedBroadcast(packet, opts.flags);
     const atOnce = this.positioned && this.mayDeliverAtOnce();
-    if (counted && !atOnce && this.held.size >= MAX_HELD) {
+    if (counted && !atOnce && this.held.size >= this.maxHeld) {
       this.logger.error({ held: this.held.size }, "broadcast dropped: too many waiting for Redis");
-      return Promise.resolve();
+      return atBound("Redis");
     }
     const n = counted ? this.counted + 1 : undefined;
     let published: Promise<string>;
@@ -172,13 +188,20 @@ export class StreamBroadcasts {
       published = this.log.append({ packet, opts: { rooms: [...opts.rooms], except: [...(opts.except ?? [])], flags: opts.flags }, n });
     } catch (err) {
       this.logger.error({ err }, "broadcast dropped: its data is not JSON");
-      return Promise.resolve();
+      return notJson(err);
     }
     if (n !== undefined) this.counted = n;
+    if (settle) {
+      published.then(
+        () => settle.resolve(),
+        (err: unknown) =>
+          settle.reject(new BroadcastDropped(ErrorCode.STORE_UNAVAILABLE, "Redis refused the broadcast: only subscribers on this server may have it", { cause: err })),
+      );
+    }
     if (atOnce) {
       published.catch((err: unknown) => this.logger.error({ err }, "broadcast delivered here but not published to Redis"));
       this.soon.push({ packet, opts, n });
-      return Promise.resolve();
+      return undefined;
     }
     if (n === undefined) {
       // Not stamped (volatile or with an ack id): delivered here once Redis has it, unstamped
@@ -187,7 +210,7 @@ export class StreamBroadcasts {
         () => this.log.deliverHere(packet, opts, undefined),
         (err: unknown) => this.logger.error({ err }, "broadcast dropped: Redis refused it"),
       );
-      return Promise.resolve();
+      return undefined;
     }
     this.held.set(n, { packet, opts });
     published.then(
@@ -203,7 +226,7 @@ export class StreamBroadcasts {
         this.logger.error({ err }, "broadcast dropped: Redis refused it");
       },
     );
-    return Promise.resolve();
+    return undefined;
   }
 
   /** Delivers the own broadcasts already sent and not yet delivered here (at the end of the tick otherwise). */

@@ -6,6 +6,8 @@ import type { Schemas } from "../../shared/schemas.js";
 import type { PresenceStore } from "../presence/store.js";
 import type { PersistenceSink, HistoryReader } from "../persistence/sink.js";
 import type { Evictions } from "../adapter/evictions.js";
+import type { ChannelPublisher } from "../socket-server.js";
+import type { OwedAcks } from "./owed-acks.js";
 
 export type AppServer = Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
 export type AppSocket = Socket<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
@@ -21,4 +23,8 @@ export interface HandlerContext {
   evictions: Evictions;
   sink: PersistenceSink;
   history: HistoryReader;
+  /** Broadcasts a channel message and says what became of it (for an honest publish ack). */
+  publish: ChannelPublisher;
+  /** Publish acks still to send; a draining worker sends them before it closes its sockets. */
+  owedAcks: OwedAcks;
 }

@@ -1,6 +1,7 @@
 import type { Logger } from "../../shared/logger.js";
 import { ErrorCode } from "../../shared/errors.js";
 import type { AppSocket } from "./context.js";
+import type { Admission } from "../rate-limit.js";
 
 export type AckFn = (response: unknown) => void;
 
@@ -18,18 +19,44 @@ export function splitAck(args: unknown[]): { data: unknown[]; ack: AckFn | undef
   return { data: args, ack: undefined };
 }
 
-/** One client event's handler; built once per worker, called with the socket it came from. */
-export type Handler = (socket: AppSocket, data: unknown[], reply: AckFn) => void | Promise<void>;
+/**
+ * One client event's handler; built once per worker, called with the socket it came from.
+ * `reply` sends the ack when the client asked for one (`acked`) and does nothing otherwise.
+ */
+export type Handler = (socket: AppSocket, data: unknown[], reply: AckFn, acked: boolean) => void | Promise<void>;
+
+/** Admits each client event (the rate limit) and deals with a connection that kept exceeding it. */
+export interface EventGate {
+  admit(socket: AppSocket): Admission;
+  /** What a refused event's ack says. */
+  readonly refusal: ReturnType<typeof fail>;
+  /** The connection ran out of refusals: close it, telling it why. */
+  exceeded(socket: AppSocket): void;
+}
 
 /**
  * Builds the worker's single event dispatcher from its handler table. Each socket gets one
  * listener (`onAny`) that calls it, instead of a closure per event per socket (measured: ~2 KiB
- * per connection). Unknown events are dropped. Nothing a handler throws or rejects escapes into
- * Socket.IO: the client gets an INTERNAL failure (when it passed an ack) and the error is logged.
+ * per connection). Every event passes the gate first (unknown ones too: they cost the worker as
+ * well); a refused one gets RATE_LIMITED when it has an ack. Unknown events are dropped. Nothing
+ * a handler throws or rejects escapes into Socket.IO: the client gets an INTERNAL failure (when
+ * it passed an ack) and the error is logged.
  */
-export function dispatcher(log: Logger, table: Record<string, Handler>): (socket: AppSocket, event: unknown, args: unknown[]) => void {
+export function dispatcher(
+  log: Logger,
+  table: Record<string, Handler>,
+  gate?: EventGate,
+): (socket: AppSocket, event: unknown, args: unknown[]) => void {
   const handlers = new Map(Object.entries(table));
   return (socket, event, args) => {
+    // Events read in the same batch as the one that closed the connection (rate limit) are dropped.
+    if (!socket.connected) return;
+    const admission = gate ? gate.admit(socket) : "admitted";
+    if (admission !== "admitted") {
+      splitAck(args).ack?.(gate!.refusal);
+      if (admission === "disconnect") gate!.exceeded(socket);
+      return;
+    }
     const handler = typeof event === "string" ? handlers.get(event) : undefined;
     if (!handler) return;
     const { data, ack } = splitAck(args);
@@ -44,7 +71,7 @@ export function dispatcher(log: Logger, table: Record<string, Handler>): (socket
       reply(fail(ErrorCode.INTERNAL, "internal error"));
     };
     try {
-      const result = handler(socket, data, reply);
+      const result = handler(socket, data, reply, ack !== undefined);
       if (result instanceof Promise) result.catch(onError);
     } catch (err) {
       onError(err);

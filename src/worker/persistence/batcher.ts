@@ -93,9 +93,13 @@ export class BatchingSink implements PersistenceSink {
     return this.opened;
   }
 
+  hasRoom(): boolean {
+    return !this.closed && this.queued < this.options.tuning.queueMax;
+  }
+
   enqueue(channel: string, message: ChannelMessage): Enqueued {
-    const { batchSize, batchWaitMs, queueMax } = this.options.tuning;
-    if (this.closed || this.queued >= queueMax) return REFUSED;
+    const { batchSize, batchWaitMs } = this.options.tuning;
+    if (!this.hasRoom()) return REFUSED;
     this.queued++;
     const batch = (this.forming ??= this.newBatch());
     batch.records.push(toStored(channel, message));
@@ -111,6 +115,10 @@ export class BatchingSink implements PersistenceSink {
     this.noted.set(channel, true);
     this.channelQueue.push(channel);
     this.channelTimer ??= setTimeout(() => this.flushChannels(), CHANNEL_FLUSH_MS);
+  }
+
+  flush(): void {
+    this.cut();
   }
 
   close(): Promise<void> {

@@ -14,8 +14,12 @@ export type Enqueued = { accepted: true; durable: Promise<void> } | { accepted: 
 
 /** Where published messages go after broadcast. Broadcast never waits for it. */
 export interface PersistenceSink {
+  /** Whether `enqueue` would accept a message now (the bounded queue has room, the sink is open). */
+  hasRoom(): boolean;
   /** Queues a message for storage; `accepted: false` when the bounded queue is full. */
   enqueue(channel: string, message: ChannelMessage): Enqueued;
+  /** Sends what is queued to the store now, without waiting for its batch to fill or age (drain). */
+  flush(): void;
   /** Records that a channel is in use (the `channels` table); asynchronous and deduplicated. */
   noteChannel(channel: string): void;
   /** Stores or spills everything queued; called on shutdown. Idempotent. */
@@ -31,11 +35,17 @@ export interface HistoryReader {
 const ALREADY_DURABLE: Enqueued = { accepted: true, durable: Promise.resolve() };
 
 export class OffSink implements PersistenceSink, HistoryReader {
+  hasRoom(): boolean {
+    return true;
+  }
   enqueue(): Enqueued {
     return ALREADY_DURABLE;
   }
   noteChannel(): void {
     // Nothing to record when persistence is off.
+  }
+  flush(): void {
+    // Nothing queued.
   }
   async close(): Promise<void> {
     // Nothing queued.

@@ -49,8 +49,8 @@ export class EmbeddedPresenceStore implements PresenceStore {
   removeAll(socketId: string): Promise<string[]> {
     return this.call({ op: "removeAll", socketId });
   }
-  async suspend(socketId: string, graceMs: number): Promise<void> {
-    await this.call({ op: "suspend", socketId, graceMs });
+  suspend(socketId: string, graceMs: number): Promise<boolean> {
+    return this.call({ op: "suspend", socketId, graceMs });
   }
   resume(socketId: string): Promise<Reentry[]> {
     return this.call({ op: "resume", socketId });

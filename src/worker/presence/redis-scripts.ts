@@ -84,22 +84,31 @@ redis.call('HDEL', sk(sid), ch)
 if #channels_of(sid) == 0 then drop_socket(sid) end
 return 1`;
 
-/** ARGV: prefix, sid. Returns the channels left. */
+/**
+ * ARGV: prefix, sid, owner. Returns the channels left. Only the server that owns the socket
+ * removes it: one that lost the connection after it moved (recovered elsewhere) leaves it be.
+ */
 export const REMOVE_ALL =
   KEYS +
   `
 local sid = ARGV[2]
+if redis.call('HGET', sk(sid), '@owner') ~= ARGV[3] then return {} end
 local left = channels_of(sid)
 for _, ch in ipairs(left) do redis.call('HDEL', ck(ch), sid) end
 drop_socket(sid)
 return left`;
 
-/** ARGV: prefix, sid, deadline (ms), pendingTtlMs. Only a socket with memberships is suspended. */
+/**
+ * ARGV: prefix, sid, deadline (ms), pendingTtlMs, owner. Only a socket with memberships, owned by
+ * the server that reports the drop, is suspended: a late report from a server that lost the
+ * connection after it moved (recovered elsewhere, which took the ownership) is ignored.
+ */
 export const SUSPEND =
   KEYS +
   `
 local sid = ARGV[2]
 if #channels_of(sid) == 0 then return 0 end
+if redis.call('HGET', sk(sid), '@owner') ~= ARGV[5] then return 0 end
 local key = p .. 'presence:pending'
 local cur = redis.call('ZSCORE', key, sid)
 if not cur or tonumber(cur) > tonumber(ARGV[3]) then redis.call('ZADD', key, ARGV[3], sid) end

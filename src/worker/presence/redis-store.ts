@@ -151,13 +151,13 @@ export class RedisPresenceStore implements PresenceStore {
 
   async removeAll(socketId: string): Promise<string[]> {
     this.forget(socketId);
-    return (await this.scripts.REMOVE_ALL(this.opts.prefix, socketId)) as string[];
+    return (await this.scripts.REMOVE_ALL(this.opts.prefix, socketId, this.uid)) as string[];
   }
 
-  async suspend(socketId: string, graceMs: number): Promise<void> {
+  async suspend(socketId: string, graceMs: number): Promise<boolean> {
     // No longer connected here: if it recovers (here or elsewhere), `resume` learns its states again.
     this.forget(socketId);
-    await this.scripts.SUSPEND(this.opts.prefix, socketId, Date.now() + graceMs, this.opts.ghostTtlMs + graceMs);
+    return (await this.scripts.SUSPEND(this.opts.prefix, socketId, Date.now() + graceMs, this.opts.ghostTtlMs + graceMs, this.uid)) === 1;
   }
 
   async resume(socketId: string): Promise<Reentry[]> {

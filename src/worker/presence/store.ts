@@ -17,10 +17,17 @@ export interface PresenceStore {
   update(channel: string, socketId: string, partial: Record<string, string>): Promise<PresenceState | undefined>;
   /** The channels a member is present in. */
   channelsOf(socketId: string): Promise<string[]>;
-  /** Removes a member from every channel; returns the channels it left. */
+  /**
+   * Removes a member whose socket this server owns from every channel; returns the channels it
+   * left (none when another server owns it now: the connection moved there).
+   */
   removeAll(socketId: string): Promise<string[]>;
-  /** The socket dropped in a way recovery can handle: keep it listed for `graceMs`. */
-  suspend(socketId: string, graceMs: number): Promise<void>;
+  /**
+   * The socket dropped in a way recovery can handle: keep it listed for `graceMs`. Only when
+   * this server still owns it; a late report after the connection recovered on another server
+   * changes nothing (false).
+   */
+  suspend(socketId: string, graceMs: number): Promise<boolean>;
   /** The socket recovered here: cancel its pending leave; returns memberships re-entered after a reap. */
   resume(socketId: string): Promise<Reentry[]>;
   /** Removes what is past its grace or lease; returns what left (the caller sends `leave`). */
