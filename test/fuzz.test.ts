@@ -1,7 +1,7 @@
 /**
- * Fuzzing every client event with malformed arguments (PROTOCOL.md: "bad input gets a
- * {success: false, error} ack when there is a callback, is dropped otherwise, and never throws out
- * of a handler"), plus the explicit limits: payload size, channel names, missing acks and
+ * Fuzzing every client event with malformed arguments (docs/protocol.md, "Client → server
+ * events": bad input gets a {success: false, error} ack when there is a callback, is dropped
+ * otherwise, and never throws out of a handler), plus the explicit limits: payload size, channel names, missing acks and
  * protocol-level oversize packets.
  *
  * Reproduce a failing run with FUZZ_SEED=<seed printed in the failure> npx vitest run test/fuzz.test.ts

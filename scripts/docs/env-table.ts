@@ -17,7 +17,7 @@ const SEE_ABOVE: Record<string, string> = {
   DYNAMODB_ENDPOINT: "DynamoDB endpoint (DynamoDB Local, dynalite); unset with PERSISTENCE=dynamodb means AWS.",
   QUEUE_URL: "SQS queue for PERSISTENCE=sqs (the reference deployment).",
   SQS_ENDPOINT: "SQS endpoint override (local emulators); unset means AWS.",
-  DYNAMODB_MESSAGES_TABLE_NAME: "Table of messages (layout in PROTOCOL.md).",
+  DYNAMODB_MESSAGES_TABLE_NAME: "Table of messages (layout in docs/protocol.md).",
   DYNAMODB_CHANNELS_TABLE_NAME: "Table of channels in use.",
   AWS_REGION: "AWS region of DynamoDB and SQS.",
   AWS_PROFILE: "See AWS_ACCESS_KEY_ID.",

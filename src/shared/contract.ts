@@ -1,5 +1,5 @@
 /**
- * The wire contract (../shared/PROTOCOL.md) as types, declared once and passed to `new Server<...>()`.
+ * The wire contract (docs/protocol.md) as types, declared once and passed to `new Server<...>()`.
  * Client-to-server arguments are `unknown` on purpose: they are untrusted until a schema in
  * `schemas.ts` has parsed them.
  */

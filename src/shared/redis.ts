@@ -4,7 +4,7 @@ import type { Logger } from "./logger.js";
 /**
  * An ioredis client that never gives up: unlimited retries with capped backoff and an offline
  * queue. A fail-fast client would drop broadcasts and session writes during a Redis blip (and
- * froze the former Redis Streams adapter's poll loop at 100% CPU, DESIGN.md).
+ * froze the former Redis Streams adapter's poll loop at 100% CPU).
  */
 export function createRedis(url: string, log: Logger, name: string, extra: RedisOptions = {}): Redis {
   const client = new Redis(url, {

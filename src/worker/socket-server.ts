@@ -50,7 +50,7 @@ export function createSocketServer(
     cors: { origin: config.engine.corsOrigin, methods: ["GET", "POST"] },
     connectionStateRecovery: {
       maxDisconnectionDuration: config.recovery.maxDisconnectionMs,
-      // A recovered connection is not re-authenticated (PROTOCOL.md).
+      // A recovered connection is not re-authenticated (docs/protocol.md, "Authentication").
       skipMiddlewares: true,
     },
   };
@@ -88,7 +88,7 @@ export function createSocketServer(
     track = (socket) => recovery.track(socket);
     redisRecovery = recovery;
   } else {
-    // The stock cluster adapter cannot recover sessions (DESIGN.md): ours sequences through the primary.
+    // The stock cluster adapter cannot recover sessions (Socket.IO's docs say so): ours sequences through the primary.
     options.adapter = function (nsp: unknown) {
       return new EmbeddedAdapter(nsp, { log: adapterLog, evictions, maxPending: config.limits.broadcastMaxPending });
     } as unknown as ServerOptions["adapter"];

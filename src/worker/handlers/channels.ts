@@ -18,7 +18,7 @@ function subscriptionCount(socket: AppSocket): number {
 }
 const CHANNEL_PREFIX = channelRoom("");
 
-/** channel:subscribe, channel:unsubscribe and message:queue (PROTOCOL.md, "Client → server events"). */
+/** channel:subscribe, channel:unsubscribe and message:queue (docs/protocol.md, "Client → server events"). */
 export function channelHandlers(ctx: HandlerContext): Record<string, Handler> {
   const { schemas, log, sink, owedAcks } = ctx;
   return {
