@@ -9,7 +9,7 @@
  * (performance.eventLoopUtilization) stands in. Whole-process CPU (every thread) is shown beside it,
  * because moving work to the pool saves event-loop time but not machine time.
  *
- * Every variant goes through the real code: verifyToken/buildKeys from src/shared/jwt-verify.ts
+ * Every variant goes through the real code: verifyToken/buildKeys from src/worker/jwt-verify.ts
  * inline, the compiled task file dist/src/worker/tasks/verify-tokens.js in the pool, and the
  * JwtVerifier class itself as the server runs it. Each measurement is repeated (default 5 rounds,
  * after one warm-up round) and the median is reported, with ratios against the inline baseline of
@@ -27,7 +27,7 @@ import { parseArgs } from "node:util";
 import jwt from "jsonwebtoken";
 import Piscina from "piscina";
 import { loadConfig, type JwtAlgorithm } from "../src/shared/config.js";
-import { buildKeys, verifyToken, type VerifierKeys, type VerifyResult } from "../src/shared/jwt-verify.js";
+import { buildKeys, verifyToken, type VerifierKeys, type VerifyResult } from "../src/worker/jwt-verify.js";
 import { JwtVerifier } from "../src/worker/jwt-verifier.js";
 
 const TASK_FILE = resolve(__dirname, "../src/worker/tasks/verify-tokens.js");

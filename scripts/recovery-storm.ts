@@ -51,7 +51,7 @@ import { Redis } from "ioredis";
 import jwt from "jsonwebtoken";
 import { io as ioClient, type Socket } from "socket.io-client";
 import { WELCOME_EVENT } from "../src/shared/contract.js";
-import { messageEvent } from "../src/shared/rooms.js";
+import { messageEvent } from "../src/worker/rooms.js";
 
 const PRIMARY_MAIN = resolve(__dirname, "../src/primary/main.js");
 

@@ -7,7 +7,7 @@ import { hostPresence } from "../src/primary/presence-host.js";
 import type { Supervisor } from "../src/primary/supervisor.js";
 import { loadConfig } from "../src/shared/config.js";
 import { IPC_SOURCE, type PresenceOp } from "../src/shared/ipc.js";
-import { PresenceTable } from "../src/shared/presence-table.js";
+import { PresenceTable } from "../src/primary/presence-table.js";
 import { RedisPresenceStore } from "../src/worker/presence/redis-store.js";
 import { startRedis, type RedisInstance } from "./helpers/redis.js";
 import { waitFor } from "./helpers/wait.js";

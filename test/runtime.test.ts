@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { judgeRuntime } from "../src/shared/runtime.js";
+import { judgeRuntime } from "../src/primary/runtime.js";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 

@@ -15,7 +15,7 @@ import { hostPresence } from "./presence-host.js";
 import { Supervisor } from "./supervisor.js";
 import { keepPrimaryYoungGenerationSmall, workerExecArgv } from "./heap-tuning.js";
 import { EmbeddedStore } from "../store/launcher.js";
-import { judgeRuntime } from "../shared/runtime.js";
+import { judgeRuntime } from "./runtime.js";
 
 function loadOrExit(): Config {
   try {

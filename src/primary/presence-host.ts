@@ -2,7 +2,7 @@ import type { Worker } from "node:cluster";
 import type { Config } from "../shared/config.js";
 import { IPC_SOURCE, assertNever, type PresenceOp, type PresenceOpResult } from "../shared/ipc.js";
 import type { Logger } from "../shared/logger.js";
-import { PresenceTable } from "../shared/presence-table.js";
+import { PresenceTable } from "./presence-table.js";
 import type { Supervisor } from "./supervisor.js";
 
 /**

@@ -1,6 +1,6 @@
 import type { ExtendedError } from "socket.io";
 import { AUTH_ERROR_MESSAGE, type AuthErrorCode } from "../shared/errors.js";
-import type { VerifyResult } from "../shared/jwt-verify.js";
+import type { VerifyResult } from "./jwt-verify.js";
 import type { Logger } from "../shared/logger.js";
 import type { AppServer, AppSocket } from "./handlers/context.js";
 import type { JwtVerifier } from "./jwt-verifier.js";

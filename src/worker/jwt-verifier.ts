@@ -1,7 +1,7 @@
 import { resolve } from "node:path";
 import Piscina from "piscina";
 import { AuthErrorCode } from "../shared/errors.js";
-import { buildKeys, peekAlgorithm, verifyToken, type VerifierKeys, type VerifyResult } from "../shared/jwt-verify.js";
+import { buildKeys, peekAlgorithm, verifyToken, type VerifierKeys, type VerifyResult } from "./jwt-verify.js";
 import type { Config } from "../shared/config.js";
 
 /** Tokens waiting for the pool beyond this are refused with SERVER_BUSY rather than queued without bound. */

@@ -10,8 +10,8 @@ import type { BroadcastReceipt, ReportingAdapter } from "./adapter/broadcast-rec
 import type { Evictions } from "./adapter/evictions.js";
 import { RedisAdapter } from "./adapter/redis-adapter.js";
 import { EVICT_EVENT, RedisRecovery } from "./adapter/redis-recovery.js";
-import { createRedis } from "../shared/redis.js";
-import { isSocketRoom } from "../shared/rooms.js";
+import { createRedis } from "./redis.js";
+import { isSocketRoom } from "./rooms.js";
 import { BroadcastBatching, coalesceFlushedWrites } from "./write-coalescing.js";
 import { ClientQueueCap } from "./client-queue.js";
 

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { ErrorCode } from "../../shared/errors.js";
-import { channelRoom, messageEvent } from "../../shared/rooms.js";
-import { measureContent } from "../../shared/schemas.js";
+import { channelRoom, messageEvent } from "../rooms.js";
+import { measureContent } from "../schemas.js";
 import type { ChannelMessage } from "../../shared/contract.js";
 import { BroadcastDropped } from "../adapter/broadcast-receipt.js";
 import type { AppSocket, HandlerContext } from "./context.js";

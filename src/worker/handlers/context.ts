@@ -2,7 +2,7 @@ import type { Server, Socket } from "socket.io";
 import type { Config } from "../../shared/config.js";
 import type { ClientToServerEvents, InterServerEvents, ServerToClientEvents, SocketData } from "../../shared/contract.js";
 import type { Logger } from "../../shared/logger.js";
-import type { Schemas } from "../../shared/schemas.js";
+import type { Schemas } from "../schemas.js";
 import type { PresenceStore } from "../presence/store.js";
 import type { PersistenceSink, HistoryReader } from "../persistence/sink.js";
 import type { Evictions } from "../adapter/evictions.js";

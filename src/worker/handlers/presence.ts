@@ -1,5 +1,5 @@
 import { ErrorCode } from "../../shared/errors.js";
-import { presenceEvent, presenceRoom } from "../../shared/rooms.js";
+import { presenceEvent, presenceRoom } from "../rooms.js";
 import type { Removal } from "../../shared/presence-limits.js";
 import { stringifyInfo } from "../presence/store.js";
 import type { AppServer, AppSocket, HandlerContext } from "./context.js";

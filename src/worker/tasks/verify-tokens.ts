@@ -1,5 +1,5 @@
 import { workerData } from "node:worker_threads";
-import { buildKeys, verifyToken, type VerifyResult } from "../../shared/jwt-verify.js";
+import { buildKeys, verifyToken, type VerifyResult } from "../jwt-verify.js";
 import type { JwtAlgorithm } from "../../shared/config.js";
 
 /** Piscina task: verifies a micro-batch of tokens off the event loop (asymmetric algorithms). */

@@ -1,7 +1,7 @@
 import { createPublicKey, createSecretKey, type KeyObject } from "node:crypto";
 import jwt from "jsonwebtoken";
-import { AuthErrorCode, type AuthErrorCode as AuthCode } from "./errors.js";
-import type { JwtAlgorithm } from "./config.js";
+import { AuthErrorCode, type AuthErrorCode as AuthCode } from "../shared/errors.js";
+import type { JwtAlgorithm } from "../shared/config.js";
 
 /** The outcome of one token check; never throws, never carries the token. */
 export type VerifyResult =

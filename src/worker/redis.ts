@@ -1,5 +1,5 @@
 import { Redis, type RedisOptions } from "ioredis";
-import type { Logger } from "./logger.js";
+import type { Logger } from "../shared/logger.js";
 
 /**
  * An ioredis client that never gives up: unlimited retries with capped backoff and an offline

@@ -1,5 +1,5 @@
-import type { PresenceState } from "./contract.js";
-import type { PresenceLimits, PresenceRefusal, Reentry, Removal } from "./presence-limits.js";
+import type { PresenceState } from "../shared/contract.js";
+import type { PresenceLimits, PresenceRefusal, Reentry, Removal } from "../shared/presence-limits.js";
 
 interface Member {
   state: PresenceState;
