@@ -71,13 +71,34 @@ export class EmbeddedAdapter extends ClusterAdapterWithHeartbeat implements Repo
   private readonly tag = randomBytes(4).toString("hex");
   /** The replay log's epoch, from the primary's first answer or relay. */
   private epoch: string | undefined;
-  /** Every broadcast the primary sequenced up to here has been delivered to this worker's sockets. */
+  /*
+   * The counters behind every offset this worker stamps (`position()`), and what holds between them:
+   *
+   * - `heard`: a sequence number of the primary's log. Every broadcast sequenced up to it that this
+   *   worker's sockets should get has been delivered to them: relays arrive in sequence order on
+   *   one channel, and an own broadcast was delivered here before it reached the primary (or, when
+   *   held, in its place on its answer). It only grows, and only within one `epoch`.
+   * - `counted`, `delivered`, `confirmed`: own sequenced broadcasts, by this adapter's count `n`
+   *   (the `Position.n` its offsets carry with its `tag`). `counted`: the last one sent to the
+   *   primary (sent in `n` order, so the primary logs them in `n` order). `delivered`: the last one
+   *   delivered to this worker's sockets; own ones are delivered in `n` order (at the end of the
+   *   tick, or held ones in answer order, which is `n` order), so every one up to it was.
+   *   `confirmed`: the last one the primary has sequenced as far as this worker knows (an answer
+   *   or a `seen`, each of which also raised `heard` to its sequence number). Both are ≤ `counted`.
+   * - So when `delivered <= confirmed`, every own broadcast delivered here sits at or below
+   *   `heard` in the log and an offset is `{seq: heard}`; otherwise it is
+   *   `{seq: heard, origin: tag, n: delivered}`, and the replay log skips this worker's own entries
+   *   up to `n` wherever they sit after `heard`.
+   * - `held` > 0 only while a restore is under way here (or the epoch is unknown): own broadcasts
+   *   then wait for their answer, and while any waits every later one waits too (`mayDeliverAtOnce`),
+   *   which keeps own deliveries in `n` order.
+   * - `counted - confirmed` is what the primary has not confirmed yet: bounded by
+   *   BROADCAST_MAX_PENDING (a publish past it gets OVERLOADED).
+   */
   private heard = 0;
-  /** Own sequenced broadcasts: how many were counted (sent), delivered here, and answered by the primary. */
   private counted = 0;
   private delivered = 0;
   private confirmed = 0;
-  /** Own broadcasts waiting for the primary's answer before they are delivered here. */
   private held = 0;
   /** Own broadcasts already sent to the primary, to deliver here at the end of this tick. */
   private readonly soon = new EndOfTickDeliveries((delivery) => this.deliverSoon(delivery));
