@@ -40,6 +40,9 @@ export function stageHeld(stage: StageResult, sloP99Ms: number): { held: boolean
   if (stage.latencyMs && c.deliveries + c.acked + c.connects + c.presenceOps === 0) return { held: false, why: "nothing measured" };
   if (stage.p99Ms > sloP99Ms) return { held: false, why: `p99 ${fmt(stage.p99Ms, 1)} ms > ${fmt(sloP99Ms)} ms` };
   if (c.hung > 0) return { held: false, why: `${c.hung} hung connects` };
+  if (c.connectErrors + c.disconnects > 0) return { held: false, why: `${c.connectErrors + c.disconnects} failed or dropped connections` };
+  if (c.overloaded > 0) return { held: false, why: `${c.overloaded} publishes refused OVERLOADED` };
+  if (c.ackTimeouts > 0) return { held: false, why: `${c.ackTimeouts} acks never answered` };
   if (c.errors > 0) return { held: false, why: `${c.errors} errors` };
   if (c.skipped > 0) return { held: false, why: `${c.skipped} publishes skipped (generator or acks behind)` };
   return { held: true, why: "held" };

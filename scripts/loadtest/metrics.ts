@@ -9,6 +9,10 @@ export const COUNTERS = [
   "published",
   "acked",
   "refused",
+  /** Refusals that say the server is at a bound (OVERLOADED): a capacity limit, not a mistake. */
+  "overloaded",
+  /** Acks not answered within --ack-timeout. */
+  "ackTimeouts",
   "skipped",
   "connects",
   "connectErrors",
@@ -158,8 +162,17 @@ export class ShardMetrics {
     }
   }
 
+  /** An error: counted in `errors` (which judges a stage) and tallied by kind. */
   error(kind: string): void {
     this.count("errors");
+    this.note(kind);
+  }
+
+  /**
+   * Tallies an outcome by kind without counting it as an error: refusals and ack timeouts have
+   * counters of their own and judge a stage as limits, not as errors.
+   */
+  note(kind: string): void {
     const key = this.errors.has(kind) || this.errors.size < MAX_ERROR_KINDS ? kind : "other";
     this.errors.set(key, (this.errors.get(key) ?? 0) + 1);
   }

@@ -15,17 +15,20 @@ export interface ConnectPlan<T> {
   open(index: number): Promise<{ result: ConnectResult; value: T | undefined }>;
 }
 
-/** Records one connect outcome: latency on success, an error or a hang otherwise. */
+/**
+ * Records one connect outcome: latency on success, a failed or hung connect otherwise (counters
+ * of their own: they judge a stage as the connects limit, not as errors).
+ */
 export function recordConnect(metrics: ShardMetrics, result: ConnectResult): void {
   if (result.ok) {
     metrics.count("connects");
     metrics.latency("connect", result.ms);
   } else if (result.hung) {
     metrics.count("hung");
-    metrics.error(`connect hung: ${result.error}`);
+    metrics.note(`connect hung: ${result.error}`);
   } else {
     metrics.count("connectErrors");
-    metrics.error(`connect: ${result.error}`);
+    metrics.note(`connect failed: ${result.error}`);
   }
 }
 

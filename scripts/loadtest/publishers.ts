@@ -1,11 +1,11 @@
 import { sleep, wallMs } from "./clock.js";
-import type { AckOutcome, LoadClient } from "./engines/client.js";
+import { OVERLOADED, type AckOutcome, type LoadClient } from "./engines/client.js";
 import type { DeliveryBook, DeliveryListener } from "./deliveries.js";
 import type { Runtime, StageTimes } from "./runtime.js";
 import type { SentTally } from "./sequence.js";
 
 /** Error codes with which the server refuses a message outright: it was not broadcast. */
-export const REFUSED_CODES: ReadonlySet<string> = new Set(["OVERLOADED", "INVALID_ARGUMENT", "INVALID_CHANNEL", "PAYLOAD_TOO_LARGE"]);
+export const REFUSED_CODES: ReadonlySet<string> = new Set([OVERLOADED, "INVALID_ARGUMENT", "INVALID_CHANNEL", "PAYLOAD_TOO_LARGE"]);
 
 /** Acks one publisher may wait on in open-loop mode; past it, due messages are skipped (and counted). */
 export const MAX_OUTSTANDING_PER_PUBLISHER = 5000;
@@ -107,8 +107,18 @@ export class PublisherSet implements DeliveryListener {
       } else if (outcome.error !== undefined && REFUSED_CODES.has(outcome.error)) {
         slot.tally.refused++;
         metrics.count("refused");
-        metrics.error(`publish refused: ${outcome.error}`);
+        // OVERLOADED is the server at a bound (a capacity limit); the other codes say the
+        // publish itself was wrong (an error of the options, or of the server).
+        if (outcome.error === OVERLOADED) {
+          metrics.count("overloaded");
+          metrics.note(`publish refused: ${outcome.error}`);
+        } else {
+          metrics.error(`publish refused: ${outcome.error}`);
+        }
         this.complete(slot.p, seq); // never broadcast: nothing will be delivered
+      } else if (outcome.error === "TIMEOUT") {
+        metrics.count("ackTimeouts");
+        metrics.note("publish: no ack before --ack-timeout");
       } else {
         metrics.error(`publish: ${outcome.error ?? "failed"}`);
       }

@@ -39,7 +39,7 @@ export class ChannelScenario implements ScenarioRun {
       closed: (reason) => {
         if (this.closed) return;
         metrics.count("disconnects");
-        metrics.error(`disconnected: ${reason}`);
+        metrics.note(`disconnected: ${reason}`);
       },
     });
   }
