@@ -15,7 +15,7 @@ import { renderHtml } from "../scripts/loadtest/report-html.js";
 import { buildResult, type LoadtestResult } from "../scripts/loadtest/result.js";
 import { stagePlan } from "../scripts/loadtest/runtime.js";
 import { PublisherTrack, tallyDeliveries, type ReceivedTally } from "../scripts/loadtest/sequence.js";
-import { parseSchedstat, parseStat, parseStatusRss, processTree } from "../scripts/loadtest/server-stats.js";
+import { decodeProcAddress, parseMeminfo, parseSchedstat, parseStat, parseStatusRss, parseTcpLine, processTree } from "../scripts/loadtest/server-stats.js";
 import { formatBench, median, summarizeBench, type TargetRun } from "../scripts/bench/report.js";
 import { startServer, stopAllServers } from "./helpers/server.js";
 
@@ -223,6 +223,16 @@ describe("server readings from /proc", () => {
     expect(parseSchedstat("24912389 9203745\n")).toBeUndefined();
     expect(parseSchedstat("a b c")).toBeUndefined();
   });
+
+  it("reads TCP sockets and the host's memory", () => {
+    const line = "   3: 0100007F:A1B2 0100007F:18EB 01 00000000:00000000 00:00000000 00000000  1000        0 424242 1 0000000000000000 20 4 30 10 -1";
+    expect(parseTcpLine(line)).toEqual({ localPort: 0xa1b2, remoteAddress: "127.0.0.1", remotePort: 6379, state: "01", inode: "424242" });
+    expect(parseTcpLine("  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode")).toBeUndefined();
+    expect(decodeProcAddress("00000000000000000000000001000000")).toBe("::1");
+    expect(decodeProcAddress("0000000000000000FFFF00000100007F")).toBe("127.0.0.1");
+    expect(parseMeminfo("MemTotal:       16000000 kB\nMemFree:  1 kB\nMemAvailable:    8000000 kB\n")).toEqual({ totalBytes: 16_000_000 * 1024, availableBytes: 8_000_000 * 1024 });
+    expect(parseMeminfo("MemTotal: 1 kB\n")).toBeUndefined();
+  });
 });
 
 /** A synthetic run: two processes, one stage, known counts and latencies. */
@@ -245,7 +255,7 @@ function syntheticRun(): RunData {
       errors: [...m.errors],
     };
   });
-  const sample = (rss: number, cpuS: number, at: number) => ({ at, cpuS, rssBytes: rss, processes: [{ pid: 7, ppid: 1, name: "srv", cpuS, rssBytes: rss }] });
+  const sample = (rss: number, cpuS: number, at: number) => ({ at, cpuS, rssBytes: rss, processes: [{ pid: 7, ppid: 1, name: "srv", cpuS, rssBytes: rss }], peers: [], host: { totalBytes: 16 * 2 ** 30, availableBytes: 8 * 2 ** 30 } });
   return {
     options,
     runId: "abcd",
