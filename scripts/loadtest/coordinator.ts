@@ -3,63 +3,15 @@ import { randomBytes } from "node:crypto";
 import { resolve } from "node:path";
 import { sleep } from "./clock.js";
 import { mergeEncoded, newHistogram, summarize } from "./hdr.js";
-import { addCounters, zeroCounters, type Counters, type EncodedWindow } from "./metrics.js";
+import { addCounters, zeroCounters, type EncodedWindow } from "./metrics.js";
 import type { LoadtestOptions } from "./options.js";
+import type { RunData, ServerReadings, TimelinePoint } from "./run-data.js";
 import { phaseAt, stagePlan, type Phase, type StageTimes } from "./runtime.js";
-import { ServerMonitor, type ServerSample } from "./server-stats.js";
+import { ServerMonitor, peerCpuBetween } from "./server-stats.js";
 import { Shard, TICK_MS, type ParentCommand, type ShardFinal, type ShardReport } from "./shard.js";
-import { primaryLatencyOf } from "./result.js";
+import { primaryLatencyOf } from "./stage-result.js";
 
-/** One second of the run, all generator processes together. */
-export interface TimelinePoint {
-  /** Wall clock, ms. */
-  at: number;
-  /** Seconds since the first stage started (negative during setup). */
-  t: number;
-  phase: Phase;
-  stage: number | undefined;
-  open: number;
-  counters: Counters;
-  /** The scenario's main latency over the second, ms. */
-  p50: number;
-  p99: number;
-  max: number;
-  /** Server CPU in cores over the second, and its RSS, when the server is local. */
-  serverCores?: number;
-  serverRssBytes?: number;
-}
-
-/** Server readings around the run (local servers only). */
-export interface ServerReadings {
-  rootPid: number;
-  /** Before any connection of this run. */
-  idle: ServerSample | undefined;
-  /** All connections set up, before the stages (idle connections). */
-  connected: ServerSample | undefined;
-  /** After the stages, connections still open. */
-  ran: ServerSample | undefined;
-  /** Readings at each stage's measured start and end. */
-  stages: Array<{ start: ServerSample | undefined; end: ServerSample | undefined }>;
-  peakRssBytes: number;
-}
-
-/** Everything a run produced, before it is shaped into the result file. */
-export interface RunData {
-  options: LoadtestOptions;
-  runId: string;
-  startedAt: number;
-  endedAt: number;
-  interrupted: boolean;
-  /** When Ctrl-C (or the caller's signal) stopped the run, wall-clock ms. */
-  interruptedAt?: number;
-  failures: string[];
-  stages: StageTimes[];
-  finals: ShardFinal[];
-  timeline: TimelinePoint[];
-  server: ServerReadings | undefined;
-  openAtReady: number;
-  openAtRan: number;
-}
+export type { RunData, ServerReadings, TimelinePoint } from "./run-data.js";
 
 export interface RunHooks {
   /** Every second, with the latest point (the live progress line). */
@@ -88,7 +40,7 @@ export async function runLoadtest(options: LoadtestOptions, hooks: RunHooks = {}
   const failures: string[] = [];
   const monitor = options.serverStats ? ServerMonitor.locate(options.url, options.serverPid) : undefined;
   const server: ServerReadings | undefined = monitor
-    ? { rootPid: monitor.rootPid, idle: monitor.sample(), connected: undefined, ran: undefined, stages: [], peakRssBytes: 0 }
+    ? { rootPid: monitor.rootPid, peers: [], idle: monitor.sample(), connected: undefined, ran: undefined, stages: [], peakRssBytes: 0 }
     : undefined;
 
   const reports: Array<{ ready?: number; ran?: boolean; final?: ShardFinal; failed?: string }> = [];
@@ -184,9 +136,11 @@ export async function runLoadtest(options: LoadtestOptions, hooks: RunHooks = {}
   const ticker = setInterval(() => {
     const counters = zeroCounters();
     const latency = newHistogram();
+    const ack = newHistogram();
     for (const w of pending) {
       addCounters(counters, w.counters);
       mergeEncoded(latency, w.latency[primary]);
+      if (primary !== "ack") mergeEncoded(ack, w.latency.ack);
     }
     pending = [];
     const now = Date.now();
@@ -202,14 +156,20 @@ export async function runLoadtest(options: LoadtestOptions, hooks: RunHooks = {}
       p50: summary.p50,
       p99: summary.p99,
       max: summary.max,
+      ...(ack.totalCount > 0 ? { ackP99: summarize(ack).p99 } : {}),
     };
+    ack.destroy();
+    latency.destroy();
     if (monitor && server) {
       const sample = monitor.sample();
       if (sample && lastSample) {
-        point.serverCores = Math.max(0, (sample.cpuS - lastSample.cpuS) / ((sample.at - lastSample.at) / 1000));
+        const seconds = (sample.at - lastSample.at) / 1000;
+        point.serverCores = Math.max(0, (sample.cpuS - lastSample.cpuS) / seconds);
+        if (sample.peers.length > 0 && lastSample.peers.length > 0) point.peerCores = peerCpuBetween(lastSample, sample) / seconds;
       }
       if (sample) {
         point.serverRssBytes = sample.rssBytes;
+        if (sample.host) point.hostAvailableBytes = sample.host.availableBytes;
         server.peakRssBytes = Math.max(server.peakRssBytes, sample.rssBytes);
         lastSample = sample;
       }
@@ -218,15 +178,42 @@ export async function runLoadtest(options: LoadtestOptions, hooks: RunHooks = {}
     hooks.onTick?.(point, stages);
   }, TICK_MS);
 
+  const runData = (ran: StageTimes[], openAtReady: number, openAtRan: number): RunData => ({
+    options,
+    runId,
+    startedAt,
+    endedAt: Date.now(),
+    interrupted,
+    ...(interruptedAt !== undefined ? { interruptedAt } : {}),
+    failures,
+    stages: ran,
+    finals: reports.flatMap((r) => (r.final ? [r.final] : [])),
+    timeline,
+    server,
+    openAtReady,
+    openAtRan,
+  });
+
   const setupBudgetMs =
     ((options.connections + options.publishers) / options.connectRate) * 1000 + options.connectTimeoutMs + options.ackTimeoutMs + 60_000;
   try {
     await allReached((r) => r.ready !== undefined, setupBudgetMs, "connect");
     const openAtReady = reports.reduce((sum, r) => sum + (r.ready ?? 0), 0);
-    if (monitor && server && !interrupted) {
+    // A connect storm opens its connections in its stages; every other scenario needs some by now.
+    const abandoned = openAtReady === 0 && options.scenario !== "connect-storm" && !interrupted ? "no connection could be opened" : undefined;
+    if (monitor && server && !interrupted && !abandoned) {
       // Let the server settle (buffers, timers of the connects) before reading idle connections.
       await sleep(1500, hooks.signal);
+      server.peers = monitor.discoverPeers();
       server.connected = monitor.sample();
+    }
+    if (abandoned) {
+      // Nothing to load the server with: the processes stop at once and report their errors.
+      broadcast({ type: "stop" });
+      await allReached((r) => r.ran === true, options.connectTimeoutMs + 30_000, "stop");
+      broadcast({ type: "finish" });
+      await allReached((r) => r.final !== undefined, options.ackTimeoutMs + 30_000, "report");
+      return { ...runData([], openAtReady, 0), abandoned };
     }
     const at = Date.now() + 300;
     stages = stagePlan(options, at);
@@ -251,21 +238,7 @@ export async function runLoadtest(options: LoadtestOptions, hooks: RunHooks = {}
     broadcast({ type: "finish" });
     await allReached((r) => r.final !== undefined, options.drainS * 1000 + options.ackTimeoutMs * 2 + 30_000, "drain and report");
     for (const point of timeline) point.t = Math.round((point.at - at) / 100) / 10;
-    return {
-      options,
-      runId,
-      startedAt,
-      endedAt: Date.now(),
-      interrupted,
-      ...(interruptedAt !== undefined ? { interruptedAt } : {}),
-      failures,
-      stages,
-      finals: reports.flatMap((r) => (r.final ? [r.final] : [])),
-      timeline,
-      server,
-      openAtReady,
-      openAtRan,
-    };
+    return runData(stages, openAtReady, openAtRan);
   } finally {
     clearInterval(ticker);
     hooks.signal?.removeEventListener("abort", onAbort);

@@ -91,6 +91,8 @@ export class ShardMetrics {
   /** The window events go to until `until` (ms); undefined: none (warm-up, drain). */
   private current: Window | undefined = this.setup;
   private until = Infinity;
+  /** Set by cut(): events after it go to no stage, even those addressed to one. */
+  private cutAt = Infinity;
 
   /** Fixes the stages' measured windows; until then everything counts as setup. */
   plan(spans: readonly MeasuredSpan[]): void {
@@ -101,6 +103,7 @@ export class ShardMetrics {
 
   /** Ends every measured window at `at` (an interrupted run measures up to the interruption). */
   cut(at: number): void {
+    this.cutAt = Math.min(this.cutAt, at);
     if (!this.spans) return;
     this.spans = this.spans.map((span) => ({ ...span, endAt: Math.min(span.endAt, at), measureAt: Math.min(span.measureAt, at) }));
     this.until = 0;
@@ -133,17 +136,27 @@ export class ShardMetrics {
     return current;
   }
 
-  count(counter: CounterName, n = 1): void {
+  /**
+   * The window of an event: the one of this moment, or with `stage`, that stage's (a scenario
+   * whose stage starts by opening connections counts those connects in the stage they belong to,
+   * though they happen in its warm-up).
+   */
+  private windowFor(stage: number | undefined): Window | undefined {
+    if (stage === undefined) return this.windowNow();
+    return Date.now() < this.cutAt ? this.stages[stage] : undefined;
+  }
+
+  count(counter: CounterName, n = 1, stage?: number): void {
     this.total.counters[counter] += n;
     this.interval.counters[counter] += n;
-    const w = this.windowNow();
+    const w = this.windowFor(stage);
     if (w) w.counters[counter] += n;
   }
 
-  latency(kind: LatencyKind, ms: number): void {
+  latency(kind: LatencyKind, ms: number, stage?: number): void {
     recordMs(this.total.latency[kind], ms);
     recordMs(this.interval.latency[kind], ms);
-    const w = this.windowNow();
+    const w = this.windowFor(stage);
     if (w) recordMs(w.latency[kind], ms);
   }
 
@@ -163,8 +176,8 @@ export class ShardMetrics {
   }
 
   /** An error: counted in `errors` (which judges a stage) and tallied by kind. */
-  error(kind: string): void {
-    this.count("errors");
+  error(kind: string, stage?: number): void {
+    this.count("errors", 1, stage);
     this.note(kind);
   }
 

@@ -68,8 +68,14 @@ export interface LoadtestOptions {
   readonly ackTimeoutMs: number;
   /** Publishers ask for an ack (needed for `max`; lets refusals be told from losses). */
   readonly ack: boolean;
-  /** Capacity summary's latency objective: the p99 a stage must hold to count as sustained, in ms. */
+  /** The objective of the scenario's main latency: the p99 a stage must hold to count as sustained, in ms. */
   readonly sloP99Ms: number;
+  /** The objective of publish (and presence operation) acks where they are not the main latency, p99 in ms. */
+  readonly sloAckP99Ms: number;
+  /** The objective of connect latency where it is not the main latency, p99 in ms. */
+  readonly sloConnectP99Ms: number;
+  /** A stage whose server RSS (all its processes) passes this has reached the memory limit, bytes; undefined: only the host's memory is judged. */
+  readonly maxRssBytes: number | undefined;
   /** recovery-storm: seconds between storms. */
   readonly stormEveryS: number;
   /** recovery-storm: share of the subscribers dropped by each storm (0..1]. */
@@ -132,6 +138,9 @@ const rawSchema = z
     ackTimeout: z.coerce.number().int().min(100).max(600_000).default(10_000),
     ack: bool.default(true),
     sloP99: z.coerce.number().positive().max(3_600_000).default(100),
+    sloAckP99: z.coerce.number().positive().max(3_600_000).default(1000),
+    sloConnectP99: z.coerce.number().positive().max(3_600_000).default(1000),
+    maxRss: z.coerce.number().positive().max(16 * 2 ** 20).optional(),
     stormEvery: seconds(0.5, 3600).default(5),
     dropFraction: z.coerce.number().gt(0).max(1).default(1),
     out: z.string().min(1).default("loadtest-results"),
@@ -283,6 +292,9 @@ export function buildOptions(raw: RawOptions, env: Record<string, string | undef
     ackTimeoutMs: o.ackTimeout,
     ack: o.ack,
     sloP99Ms: o.sloP99,
+    sloAckP99Ms: o.sloAckP99,
+    sloConnectP99Ms: o.sloConnectP99,
+    maxRssBytes: o.maxRss === undefined ? undefined : Math.round(o.maxRss * 2 ** 20),
     stormEveryS: o.stormEvery,
     dropFraction: o.dropFraction,
     outDir: o.out,
@@ -372,9 +384,15 @@ Ctrl-C stops early and still prints and writes what was measured.
   --connect-rate R          connects/s while setting up                             [500]
   --connect-concurrency N   connects in progress at once                            [100]
   --connect-timeout MS      a connect with no answer by then is hung              [10000]
-  --ack-timeout MS          an ack with no answer by then is an error             [10000]
+  --ack-timeout MS          an ack with no answer by then counts against the ack
+                            limit                                          [10000]
   --no-ack                  publish without asking for acks
-  --slo-p99 MS              p99 a stage must hold to count as sustained            [100]
+  --slo-p99 MS              objective of the scenario's main latency (delivery; ack for
+                            persistence-throughput, connect for connect-storm), p99 [100]
+  --slo-ack-p99 MS          objective of publish acks where they are not the main  [1000]
+  --slo-connect-p99 MS      objective of connects where they are not the main      [1000]
+  --max-rss MIB             a stage past this server RSS reached the memory limit
+                            (the host below 10% memory available always does)
   --storm-every S           recovery-storm: seconds between storms                    [5]
   --drop-fraction F         recovery-storm: share of subscribers dropped per storm    [1]
   --out DIR                 result directory                       [loadtest-results]
