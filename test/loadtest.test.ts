@@ -10,7 +10,7 @@ import { decodeSocketPacket, encodeEvent, readProbe, trailingOffset } from "../s
 import { encodeHistogram, logBuckets, mergeEncoded, newHistogram, recordMs, summarize } from "../scripts/loadtest/hdr.js";
 import { ShardMetrics } from "../scripts/loadtest/metrics.js";
 import { judgeStage, objectivesOf, type StageVerdict } from "../scripts/loadtest/limits.js";
-import { OptionsError, buildOptions, resolveOptions } from "../scripts/loadtest/options.js";
+import { OptionsError, buildOptions, defaultOutDir, resolveOptions } from "../scripts/loadtest/options.js";
 import { renderHtml } from "../scripts/loadtest/report-html.js";
 import { buildResult, type LoadtestResult } from "../scripts/loadtest/result.js";
 import { stagePlan } from "../scripts/loadtest/runtime.js";
@@ -60,6 +60,12 @@ describe("loadtest options", () => {
     expect(() => resolveOptions(["--window-by", "delivery", "--procs", "2"], {}, noFile)).toThrow(/--window-by/);
     expect(() => resolveOptions(["--url", "ftp://x"], {}, noFile)).toThrow(/--url/);
     expect(() => resolveOptions(["--duration", "0"], {}, noFile)).toThrow(/--duration/);
+  });
+
+  it("writes results into the project's loadtest-results, whatever the current directory", () => {
+    expect(resolveOptions([], {}, noFile).outDir).toBe(resolve(__dirname, "../loadtest-results"));
+    expect(defaultOutDir(resolve(__dirname, "../scripts/loadtest"))).toBe(resolve(__dirname, "../loadtest-results"));
+    expect(resolveOptions(["--out", "elsewhere"], {}, noFile).outDir).toBe("elsewhere");
   });
 
   it("takes the key from API_KEY unless a key or a token is given", () => {

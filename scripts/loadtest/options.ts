@@ -1,4 +1,5 @@
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { z } from "zod";
 
@@ -143,7 +144,7 @@ const rawSchema = z
     maxRss: z.coerce.number().positive().max(16 * 2 ** 20).optional(),
     stormEvery: seconds(0.5, 3600).default(5),
     dropFraction: z.coerce.number().gt(0).max(1).default(1),
-    out: z.string().min(1).default("loadtest-results"),
+    out: z.string().min(1).optional(),
     name: z.string().regex(/^[\w.-]+$/, "letters, digits, '.', '_' and '-' only").optional(),
     html: bool.default(true),
     serverPid: z.coerce.number().int().positive().optional(),
@@ -193,6 +194,14 @@ function scenarioDefaults(scenario: Scenario, connections: number | undefined) {
     case "persistence-throughput":
       // Acks wait for a batch (PERSISTENCE_BATCH_WAIT_MS): a deep window keeps the store busy.
       return { ...common, inflight: 64, connections: 10, channels: 4, publishers: 4, rates: "max" as number[] | "max" };
+  }
+}
+
+/** The directory results go to unless --out says otherwise: `loadtest-results` in the project (where package.json is), whatever the current directory. */
+export function defaultOutDir(from: string = __dirname): string {
+  for (let dir = resolve(from); ; dir = dirname(dir)) {
+    if (existsSync(join(dir, "package.json"))) return join(dir, "loadtest-results");
+    if (dirname(dir) === dir) return resolve("loadtest-results"); // not inside a project: the current directory's
   }
 }
 
@@ -297,7 +306,7 @@ export function buildOptions(raw: RawOptions, env: Record<string, string | undef
     maxRssBytes: o.maxRss === undefined ? undefined : Math.round(o.maxRss * 2 ** 20),
     stormEveryS: o.stormEvery,
     dropFraction: o.dropFraction,
-    outDir: o.out,
+    outDir: o.out ?? defaultOutDir(),
     name: o.name,
     html: o.html,
     serverPid: o.serverPid,
@@ -395,7 +404,7 @@ Ctrl-C stops early and still prints and writes what was measured.
                             (the host below 10% memory available always does)
   --storm-every S           recovery-storm: seconds between storms                    [5]
   --drop-fraction F         recovery-storm: share of subscribers dropped per storm    [1]
-  --out DIR                 result directory                       [loadtest-results]
+  --out DIR                 result directory       [loadtest-results in the project]
   --name NAME               result file base name          [<scenario>-<timestamp>]
   --no-html                 skip the HTML report
   --server-pid PID          server primary pid (default: found from the port, local only)
