@@ -1,4 +1,5 @@
 import type { CapacitySummary, Headline, LoadtestResult } from "./result-schema.js";
+import { isRedisPeer } from "./server-stats.js";
 import { throughputOf, type StageResult } from "./stage-result.js";
 
 const fmt = (n: number, digits = 0) => n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: 0 });
@@ -47,7 +48,7 @@ export function capacitySummary(r: Omit<LoadtestResult, "capacity">): CapacitySu
   const connections = Math.max(r.connections.openAtReady, r.connections.openAtEnd, ...r.stages.map((s) => s.open?.end ?? 0));
   const server = r.server;
   const where = server
-    ? `${server.mode === "unknown" ? "a server" : `${server.mode} mode`} (${server.processes.length} processes on this host${server.peers.some((p) => p.pid !== undefined && /redis|valkey|keydb|dragonfly/i.test(p.name)) ? ", with Redis" : ""})`
+    ? `${server.mode === "unknown" ? "a server" : `${server.mode} mode`} (${server.processes.length} processes on this host${server.peers.some(isRedisPeer) ? ", with Redis" : ""})`
     : "a server not on this host (no CPU or memory readings)";
   lines.push(`Load test: ${scenario} → ${String(r.options.url)}, ${fmt(connections)} connections, ${String(r.options.engine)} engine, against ${where}`);
   const objectives = [`${r.charts.kind} p99 ≤ ${ms(slo)}`];
