@@ -10,6 +10,7 @@ import { decodeSocketPacket, encodeEvent, readProbe, trailingOffset } from "../s
 import { encodeHistogram, logBuckets, mergeEncoded, newHistogram, recordMs, summarize } from "../scripts/loadtest/hdr.js";
 import { ShardMetrics } from "../scripts/loadtest/metrics.js";
 import { judgeStage, objectivesOf, type StageVerdict } from "../scripts/loadtest/limits.js";
+import { fitLine } from "../scripts/loadtest/linear-fit.js";
 import { OptionsError, buildOptions, defaultOutDir, resolveOptions } from "../scripts/loadtest/options.js";
 import { renderHtml } from "../scripts/loadtest/report-html.js";
 import { buildResult, type LoadtestResult } from "../scripts/loadtest/result.js";
@@ -60,6 +61,20 @@ describe("loadtest options", () => {
     expect(() => resolveOptions(["--window-by", "delivery", "--procs", "2"], {}, noFile)).toThrow(/--window-by/);
     expect(() => resolveOptions(["--url", "ftp://x"], {}, noFile)).toThrow(/--url/);
     expect(() => resolveOptions(["--duration", "0"], {}, noFile)).toThrow(/--duration/);
+  });
+
+  it("reads the connections scenario's ramp as levels, or N in equal steps", () => {
+    expect(resolveOptions(["--scenario", "connections"], {}, noFile)).toMatchObject({ connections: 2000, connectionLevels: [500, 1000, 1500, 2000], channels: 200, publishers: 10, rates: [10] });
+    expect(resolveOptions(["--scenario", "connections", "--connections", "1000,3000,9000"], {}, noFile)).toMatchObject({ connections: 9000, connectionLevels: [1000, 3000, 9000], channels: 900 });
+    expect(() => resolveOptions(["--scenario", "connections", "--connections", "3000,1000"], {}, noFile)).toThrow(/--connections: the levels must rise/);
+    expect(() => resolveOptions(["--scenario", "connections", "--rate", "10,20"], {}, noFile)).toThrow(/--rate: the connections scenario ramps connections/);
+    expect(() => resolveOptions(["--connections", "100,200"], {}, noFile)).toThrow(/--connections: a list of levels is for --scenario connections/);
+    // Each stage's warm-up is stretched by the time its new connections take at --connect-rate.
+    const o = resolveOptions(["--scenario", "connections", "--connections", "100,300", "--connect-rate", "100", "--warmup", "1", "--duration", "5"], {}, noFile);
+    expect(stagePlan(o, 0)).toEqual([
+      { index: 0, rate: 10, level: 100, warmupAt: 0, measureAt: 2000, endAt: 7000 },
+      { index: 1, rate: 10, level: 300, warmupAt: 7000, measureAt: 10_000, endAt: 15_000 },
+    ]);
   });
 
   it("writes results into the project's loadtest-results, whatever the current directory", () => {
@@ -243,6 +258,21 @@ describe("server readings from /proc", () => {
   });
 });
 
+describe("costs per connection", () => {
+  it("fits a line through the levels, the fixed part in the intercept", () => {
+    const fit = fitLine([
+      [1000, 300e6 + 1000 * 20_000],
+      [2000, 300e6 + 2000 * 20_000],
+      [4000, 300e6 + 4000 * 20_000],
+    ])!;
+    expect(fit.slope).toBeCloseTo(20_000, 6);
+    expect(fit.intercept).toBeCloseTo(300e6, 0);
+    expect(fit.r2).toBeCloseTo(1, 9);
+    expect(fitLine([[1000, 5]])).toBeUndefined();
+    expect(fitLine([[1000, 5], [1000, 6]])).toBeUndefined();
+  });
+});
+
 /** A synthetic run: two processes, one stage, known counts and latencies. */
 function syntheticRun(raw: Parameters<typeof buildOptions>[0] = {}): RunData {
   const options = buildOptions({ scenario: "fan-out", connections: 1000, rate: 20, duration: 10, warmup: 1, sloP99: 50, url: "http://127.0.0.1:1", ...raw });
@@ -330,7 +360,7 @@ describe("result file", () => {
     expect(result.server!.rssPerConnectionBytes).toBe(30_000);
     // 1,001 connections: each process's own growth dominates, so the summary sends to the connections scenario.
     expect(result.capacity.rssPerConnectionBytes).toBeNull();
-    expect(result.capacity.lines.join("\n")).toMatch(/memory per connection: not measured with 1,001 connections.*use 5,000 or more/);
+    expect(result.capacity.lines.join("\n")).toMatch(/memory per connection: not measured with 1,001 connections.*--scenario connections/);
   });
 
   it("writes a verdict against the objective", () => {
@@ -630,6 +660,49 @@ describe("a run that measures nothing exits non-zero with the cause", () => {
     const result = readResult(dir, "empty");
     expect(result.connections.connects).toBe(5);
     expect(result.stages[0]!.counters.deliveries).toBe(0);
+  });
+});
+
+describe("the connections scenario", () => {
+  const dir = mkdtempSync(join(tmpdir(), "loadtest-test-"));
+  afterAll(async () => {
+    await stopAllServers();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  // Latency objectives out of reach: these runs check the ramp, not this machine's speed.
+  const loose = ["--slo-p99", "60000", "--slo-ack-p99", "60000", "--slo-connect-p99", "60000"];
+  const ramp = ["--scenario", "connections", "--publishers", "2", "--channels", "2", "--rate", "20", "--duration", "1", "--warmup", "1", "--drain", "1", ...loose];
+
+  it("holds each level in turn and reports the connections, their memory and CPU", async () => {
+    const server = await startServer({ workers: 1 });
+    const { code, output } = await runCli(["--url", server.url, ...ramp, "--connections", "8,16", "--out", dir, "--name", "ramp"], { API_KEY: server.apiKey });
+    expect(code, output).toBe(0);
+    const result = readResult(dir, "ramp");
+    expect(result.stages.map((s) => [s.level, s.verdict.status])).toEqual([
+      [8, "held"],
+      [16, "held"],
+    ]);
+    // The levels' connections, plus the two publishers.
+    expect(result.stages.map((s) => s.counters.connects)).toEqual([8, 8]);
+    expect(result.stages[1]!.open?.end).toBe(18);
+    expect(result.stages.every((s) => s.counters.deliveries > 0)).toBe(true);
+    expect(result.stages.every((s) => s.server?.meanRssBytes !== undefined)).toBe(true);
+    expect(result.capacity.sustainedStage).toBe(1);
+    expect(output).toMatch(/Verdict: 18 connections held in stage 2 \(16 connections\)/);
+    expect(output).toMatch(/Activity: every connection subscribed to one of 2 channels; 2 publishers send 20 messages\/s/);
+  });
+
+  it("stops the ramp at the first level that reaches a limit", async () => {
+    const server = await startServer({ workers: 1 });
+    // 1 MiB of RSS: every level is past it.
+    const { code, output } = await runCli(["--url", server.url, ...ramp, "--connections", "8,16,24", "--max-rss", "1", "--out", dir, "--name", "stop"], { API_KEY: server.apiKey });
+    expect(code, output).toBe(0);
+    const result = readResult(dir, "stop");
+    expect(result.stoppedAfter).toMatchObject({ stage: 0 });
+    expect(result.stages).toHaveLength(1);
+    expect(result.capacity.firstLimit).toMatchObject({ stage: 0, limit: "memory" });
+    expect(result.connections.connects).toBeLessThanOrEqual(2 + 8 + 8); // the third level never started
+    expect(output).toMatch(/The ramp stopped after stage 1: it reached a limit \(memory\)/);
   });
 });
 

@@ -67,7 +67,10 @@ async function main(): Promise<number> {
   const tty = process.stderr.isTTY;
   let lastPrinted = 0;
   const rates = stageRates(options);
-  const load = `rate ${rates.join(",")}${rates[0] === "max" ? ` inflight ${options.inflight}` : "/s"}`;
+  const load =
+    options.scenario === "connections"
+      ? `connections ${options.connectionLevels.join(",")}, publishing ${rates[0]}/s`
+      : `rate ${rates.join(",")}${rates[0] === "max" ? ` inflight ${options.inflight}` : "/s"}`;
   process.stderr.write(`loadtest ${options.scenario} → ${options.url} (${options.engine}, ${options.procs} process${options.procs > 1 ? "es" : ""}, ${load})\n`);
   const run = await runLoadtest(options, {
     signal: abort.signal,

@@ -9,7 +9,7 @@ import type { RunData, ServerReadings, TimelinePoint } from "./run-data.js";
 import { phaseAt, stagePlan, type Phase, type StageTimes } from "./runtime.js";
 import { ServerMonitor, peerCpuBetween } from "./server-stats.js";
 import { Shard, TICK_MS, type ParentCommand, type ShardFinal, type ShardReport } from "./shard.js";
-import { primaryLatencyOf } from "./stage-result.js";
+import { mergeWindows, primaryLatencyOf, shapeStage } from "./stage-result.js";
 
 export type { RunData, ServerReadings, TimelinePoint } from "./run-data.js";
 
@@ -44,6 +44,9 @@ export async function runLoadtest(options: LoadtestOptions, hooks: RunHooks = {}
     : undefined;
 
   const reports: Array<{ ready?: number; ran?: boolean; final?: ShardFinal; failed?: string }> = [];
+  /** Each stage's window from each process, as it ends (the ramp's live verdict). */
+  const stageWindows: Array<Array<EncodedWindow | undefined>> = [];
+  let onStageWindow: ((index: number) => void) | undefined;
   let pending: EncodedWindow[] = [];
   const opens = new Array<number>(options.procs).fill(0);
   let wake: (() => void) | undefined;
@@ -59,6 +62,10 @@ export async function runLoadtest(options: LoadtestOptions, hooks: RunHooks = {}
         break;
       case "ran":
         slot.ran = true;
+        break;
+      case "stage":
+        (stageWindows[report.index] ??= [])[report.shard] = report.window;
+        onStageWindow?.(report.index);
         break;
       case "done":
         slot.final = report.final;
@@ -178,6 +185,7 @@ export async function runLoadtest(options: LoadtestOptions, hooks: RunHooks = {}
     hooks.onTick?.(point, stages);
   }, TICK_MS);
 
+  let stoppedAfter: RunData["stoppedAfter"];
   const runData = (ran: StageTimes[], openAtReady: number, openAtRan: number): RunData => ({
     options,
     runId,
@@ -218,29 +226,56 @@ export async function runLoadtest(options: LoadtestOptions, hooks: RunHooks = {}
     const at = Date.now() + 300;
     stages = stagePlan(options, at);
     broadcast({ type: "go", at });
-    const stageTimers: NodeJS.Timeout[] = [];
+    const stageTimers: Array<{ index: number; timer: NodeJS.Timeout }> = [];
     if (monitor && server) {
       for (const stage of stages) {
         const slot: ServerReadings["stages"][number] = { start: undefined, end: undefined };
         server.stages.push(slot);
-        stageTimers.push(setTimeout(() => (slot.start = monitor.sample()), Math.max(0, stage.measureAt - Date.now())));
-        stageTimers.push(setTimeout(() => (slot.end = monitor.sample()), Math.max(0, stage.endAt - Date.now())));
+        stageTimers.push({ index: stage.index, timer: setTimeout(() => (slot.start = monitor.sample()), Math.max(0, stage.measureAt - Date.now())) });
+        stageTimers.push({ index: stage.index, timer: setTimeout(() => (slot.end = monitor.sample()), Math.max(0, stage.endAt - Date.now())) });
       }
+    }
+    // The connections ramp stops at the first level that misses: more connections would only
+    // push a server (and a host) already past its limit further.
+    if (options.scenario === "connections") {
+      onStageWindow = (index) => {
+        const windows = stageWindows[index] ?? [];
+        const waiting = reports.some((r, shard) => r.failed === undefined && windows[shard] === undefined);
+        if (waiting || stoppedAfter || index >= stages.length - 1) return;
+        const slot = server?.stages[index];
+        if (monitor && slot && !slot.end) slot.end = monitor.sample();
+        const shaped = shapeStage({
+          options,
+          stage: stages[index]!,
+          zeroAt: stages[0]!.warmupAt,
+          merged: mergeWindows(windows.filter((w): w is EncodedWindow => w !== undefined)),
+          readings: slot,
+          timeline,
+          interruptedAt,
+        });
+        if (shaped.verdict.status !== "missed") return;
+        stoppedAfter = { stage: index, reason: `it reached a limit (${shaped.verdict.limits[0]!.limit})` };
+        broadcast({ type: "truncate", stages: index + 1 });
+        stages = stages.slice(0, index + 1);
+        for (const t of stageTimers) if (t.index > index) clearTimeout(t.timer);
+        server?.stages.splice(index + 1);
+      };
     }
     const runMs = stages[stages.length - 1]!.endAt - Date.now();
     await allReached((r) => r.ran === true, runMs + options.connectTimeoutMs + options.ackTimeoutMs + 30_000, "finish their stages");
     // The last stage's closing reading may still be due (the processes report as its end passes).
     await sleep(stages[stages.length - 1]!.endAt + 20 - Date.now(), hooks.signal);
-    for (const timer of stageTimers) clearTimeout(timer);
+    for (const t of stageTimers) clearTimeout(t.timer);
     if (monitor && server) for (const slot of server.stages) slot.end ??= monitor.sample();
     const openAtRan = opens.reduce((a, b) => a + b, 0);
     if (monitor && server) server.ran = monitor.sample();
     broadcast({ type: "finish" });
     await allReached((r) => r.final !== undefined, options.drainS * 1000 + options.ackTimeoutMs * 2 + 30_000, "drain and report");
     for (const point of timeline) point.t = Math.round((point.at - at) / 100) / 10;
-    return runData(stages, openAtReady, openAtRan);
+    return { ...runData(stages, openAtReady, openAtRan), ...(stoppedAfter ? { stoppedAfter } : {}) };
   } finally {
     clearInterval(ticker);
+    onStageWindow = undefined;
     hooks.signal?.removeEventListener("abort", onAbort);
     // Let every share close its connections; one still stuck after that is ended.
     broadcast({ type: "finish" });

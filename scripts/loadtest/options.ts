@@ -11,6 +11,7 @@ export const SCENARIOS = [
   "presence-churn",
   "recovery-storm",
   "persistence-throughput",
+  "connections",
 ] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 
@@ -33,8 +34,14 @@ export interface LoadtestOptions {
   readonly scenario: Scenario;
   readonly engine: EngineName;
   readonly transport: TransportName;
-  /** Connections that subscribe (fan-out, recovery-storm, persistence-throughput), all members (chat, presence-churn), or connects in total (connect-storm). */
+  /**
+   * Connections that subscribe (fan-out, recovery-storm, persistence-throughput), all members
+   * (chat, presence-churn), connects in total (connect-storm), or the last level of the ramp
+   * (connections).
+   */
   readonly connections: number;
+  /** connections: the open connections each stage holds, rising (others: `[connections]`). */
+  readonly connectionLevels: readonly number[];
   readonly channels: number;
   readonly publishers: number;
   /**
@@ -95,6 +102,16 @@ export interface LoadtestOptions {
 const positiveInt = (max: number) => z.coerce.number().int().min(1).max(max);
 const seconds = (min: number, max: number) => z.coerce.number().min(min).max(max);
 
+/** A list of numbers, as a comma-separated string or a JSON array. */
+const numberList = (max: number) =>
+  z.union([
+    z
+      .string()
+      .regex(/^\s*\d+(\.\d+)?(\s*,\s*\d+(\.\d+)?)+\s*$/, "a number or a comma-separated list of numbers")
+      .transform((s) => s.split(",").map((part) => Number(part.trim()))),
+    z.array(z.coerce.number().positive().max(max)).min(1).max(50),
+  ]);
+
 /** Accepts `100`, `100,200,400` (stages) or `max`. */
 const rateSchema = z.union([
   z.literal("max"),
@@ -119,7 +136,7 @@ const rawSchema = z
     scenario: z.enum(SCENARIOS).default("fan-out"),
     engine: z.enum(ENGINES).default("raw"),
     transport: z.enum(TRANSPORTS).default("websocket"),
-    connections: positiveInt(1_000_000).optional(),
+    connections: z.union([positiveInt(1_000_000).transform((n) => [n]), numberList(1_000_000)]).optional(),
     channels: positiveInt(1_000_000).optional(),
     publishers: positiveInt(100_000).optional(),
     rate: rateSchema.optional(),
@@ -173,6 +190,18 @@ const FLAG_NAMES = Object.keys(rawSchema.shape).map(kebab);
 /** Flags that take no value. */
 const SWITCHES = ["html", "ack", "server-stats", "progress"];
 
+/** connections: a single `--connections N` ramps in this many equal steps up to N. */
+export const CONNECTION_STEPS = 4;
+
+/** The levels of the connections scenario's ramp: the list as given, or N in equal steps. */
+function levelsOf(given: readonly number[] | undefined): number[] {
+  if (given && given.length > 1) return [...given];
+  const top = given?.[0] ?? 2000;
+  const levels: number[] = [];
+  for (let step = 1; step <= CONNECTION_STEPS; step++) levels.push(Math.max(1, Math.round((top * step) / CONNECTION_STEPS)));
+  return [...new Set(levels)];
+}
+
 /** Scenario-dependent defaults, applied where neither the file nor the flags set a value. */
 function scenarioDefaults(scenario: Scenario, connections: number | undefined) {
   const common = { warmup: 2, inflight: 8 };
@@ -194,6 +223,12 @@ function scenarioDefaults(scenario: Scenario, connections: number | undefined) {
     case "persistence-throughput":
       // Acks wait for a batch (PERSISTENCE_BATCH_WAIT_MS): a deep window keeps the store busy.
       return { ...common, inflight: 64, connections: 10, channels: 4, publishers: 4, rates: "max" as number[] | "max" };
+    case "connections": {
+      // Rooms of 10 at the top level; 10 publishers at 1/s each keep a few rooms lightly active.
+      const n = connections ?? 2000;
+      const c = Math.max(1, Math.floor(n / 10));
+      return { ...common, connections: n, channels: c, publishers: Math.min(10, c), rates: [10] as number[] | "max" };
+    }
   }
 }
 
@@ -273,7 +308,12 @@ export function buildOptions(raw: RawOptions, env: Record<string, string | undef
     throw new OptionsError(key, issue.message);
   }
   const o = parsed.data;
-  const defaults = scenarioDefaults(o.scenario, o.connections);
+  if (o.connections && o.connections.length > 1 && o.scenario !== "connections") {
+    throw new OptionsError("connections", "a list of levels is for --scenario connections; the other scenarios take one number");
+  }
+  const levels = o.scenario === "connections" ? levelsOf(o.connections) : undefined;
+  const connections = levels ? levels[levels.length - 1]! : o.connections?.[0];
+  const defaults = scenarioDefaults(o.scenario, connections);
   const rates = o.rate ?? defaults.rates;
   const options: LoadtestOptions = {
     url: o.url.replace(/\/+$/, ""),
@@ -281,7 +321,8 @@ export function buildOptions(raw: RawOptions, env: Record<string, string | undef
     scenario: o.scenario,
     engine: o.engine,
     transport: o.transport,
-    connections: o.connections ?? defaults.connections,
+    connections: connections ?? defaults.connections,
+    connectionLevels: levels ?? [connections ?? defaults.connections],
     channels: o.channels ?? defaults.channels,
     publishers: o.publishers ?? defaults.publishers,
     rates,
@@ -343,10 +384,21 @@ function checkCombinations(o: LoadtestOptions): void {
   if ((o.scenario === "chat" || o.scenario === "presence-churn") && o.channels > o.connections) {
     throw new OptionsError("channels", `at most one channel per connection (${o.connections})`);
   }
+  if (o.scenario === "connections") {
+    if (o.rates === "max" || o.rates.length > 1) {
+      throw new OptionsError("rate", "the connections scenario ramps connections (--connections 1000,2000,4000); --rate is its one steady publish rate");
+    }
+    if (o.connectionLevels.some((level) => !Number.isInteger(level) || level > 1_000_000)) {
+      throw new OptionsError("connections", "levels are whole numbers of connections, at most 1,000,000");
+    }
+    if (o.connectionLevels.some((level, i) => i > 0 && level <= o.connectionLevels[i - 1]!)) {
+      throw new OptionsError("connections", "the levels must rise (1000,2000,4000)");
+    }
+  }
   if (o.procs > o.connections + o.publishers) {
     throw new OptionsError("procs", "more generator processes than connections");
   }
-  const stages = o.rates === "max" ? 1 : o.rates.length;
+  const stages = stageRates(o).length;
   const total = stages * (o.durationS + o.warmupS);
   if (total > 24 * 3600) throw new OptionsError("duration", "the stages add up to more than 24 hours");
 }
@@ -356,8 +408,9 @@ export function redactedOptions(o: LoadtestOptions): Record<string, unknown> {
   return { ...o, apiKey: o.apiKey ? "(set)" : undefined, token: o.token ? "(set)" : undefined };
 }
 
-/** Number of stages the options describe. */
-export function stageRates(o: LoadtestOptions): Array<number | "max"> {
+/** The rate of each stage the options describe (connections: the one rate at every level). */
+export function stageRates(o: Pick<LoadtestOptions, "scenario" | "rates" | "connectionLevels">): Array<number | "max"> {
+  if (o.scenario === "connections") return o.connectionLevels.map(() => (o.rates === "max" ? "max" : o.rates[0]!));
   return o.rates === "max" ? ["max"] : [...o.rates];
 }
 
@@ -368,16 +421,20 @@ Ctrl-C stops early and still prints and writes what was measured.
 
   --url URL                 server URL (http, https, ws or wss)            [http://127.0.0.1:8001]
   --scenario NAME           fan-out | chat | connect-storm | presence-churn |
-                            recovery-storm | persistence-throughput          [fan-out]
+                            recovery-storm | persistence-throughput |
+                            connections                                      [fan-out]
   --engine raw|sio          raw: Engine.IO/Socket.IO framing over ws (cheap);
                             sio: socket.io-client (realistic, ~1 core per 100k msgs/s)   [raw]
   --transport T             websocket | polling | upgrade (polling and upgrade need sio) [websocket]
   --connections N           subscribers / members / connects in the storm  [per scenario]
+                            connections: the levels of the ramp, 1000,2000,4000, or N
+                            for ${CONNECTION_STEPS} equal steps up to N                       [2000]
   --channels C              channels (or presence sets)                    [per scenario]
   --publishers P            publishing connections                         [per scenario]
   --rate R                  per second in total: publishes (connects for connect-storm,
                             presence ops for presence-churn); 100,200,400 runs a ramp of
                             stages; max keeps --inflight messages outstanding per publisher
+                            (connections: one steady publish rate, default 10)
   --inflight W              outstanding messages per publisher with --rate max
                             [8; 64 for persistence-throughput]
   --window-by ack|delivery  what completes a message with --rate max              [ack]

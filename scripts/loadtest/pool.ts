@@ -17,17 +17,18 @@ export interface ConnectPlan<T> {
 
 /**
  * Records one connect outcome: latency on success, a failed or hung connect otherwise (counters
- * of their own: they judge a stage as the connects limit, not as errors).
+ * of their own: they judge a stage as the connects limit, not as errors). With `stage`, the
+ * outcome counts in that stage wherever the clock is.
  */
-export function recordConnect(metrics: ShardMetrics, result: ConnectResult): void {
+export function recordConnect(metrics: ShardMetrics, result: ConnectResult, stage?: number): void {
   if (result.ok) {
-    metrics.count("connects");
-    metrics.latency("connect", result.ms);
+    metrics.count("connects", 1, stage);
+    metrics.latency("connect", result.ms, stage);
   } else if (result.hung) {
-    metrics.count("hung");
+    metrics.count("hung", 1, stage);
     metrics.note(`connect hung: ${result.error}`);
   } else {
-    metrics.count("connectErrors");
+    metrics.count("connectErrors", 1, stage);
     metrics.note(`connect failed: ${result.error}`);
   }
 }

@@ -186,7 +186,7 @@ function charts(r: LoadtestResult): string[] {
   const slo = Number(r.options.sloP99Ms);
   const xy = (pick: (p: TimelinePoint) => number | undefined) => points.flatMap((p) => (pick(p) === undefined ? [] : [[p.t, pick(p)!] as [number, number]]));
 
-  const main = r.capacity.unit;
+  const main = scenario === "connections" ? "deliveries/s" : r.capacity.unit;
   out.push(lineChart([{ name: main, color: "#2d6cdf", points: xy((p) => counterFor(scenario, p)) }], { title: `Throughput (${main})`, yLabel: "per second", ...time }));
   out.push(lineChart([{ name: "open connections", color: "#0f766e", points: xy((p) => p.open) }], { title: "Open connections", yLabel: "connections", height: 200, ...time }));
   if (scenario !== "connect-storm" && scenario !== "presence-churn") {

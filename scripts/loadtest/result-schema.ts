@@ -47,7 +47,7 @@ export interface CapacitySummary {
   sloP99Ms: number;
   /** Index of the busiest stage that held every objective, or null. */
   sustainedStage: number | null;
-  /** Its throughput in the scenario's unit per second. */
+  /** Its throughput in the scenario's unit per second (connections: connections held). */
   sustainedPerSec: number | null;
   unit: string;
   /** Server CPU cores used in that stage (local servers only). */
@@ -56,9 +56,11 @@ export interface CapacitySummary {
   perCore: number | null;
   /** The first limit reached: in the first stage that missed, the one nearest the cause. */
   firstLimit: { stage: number; limit: Limit; detail: string } | null;
-  /** RSS per connection, from the idle readings of large runs. */
+  /** RSS per connection: from the connections scenario's ramp (a fit), else from idle readings of large runs. */
   rssPerConnectionBytes: number | null;
   connectionsPerGiB: number | null;
+  /** connections scenario: connections one core of server CPU carries at this activity (a fit over the held stages). */
+  connectionsPerCore: number | null;
   headline: Headline[];
   lines: string[];
 }
@@ -73,6 +75,8 @@ export interface LoadtestResult {
   failures: string[];
   /** Why no stage ran (no connection could be opened). */
   abandoned?: string;
+  /** The ramp stopped after this stage (index) because it reached a limit. */
+  stoppedAfter?: { stage: number; reason: string };
   /** Whether the run measured anything, and if not why: the exit code follows it. */
   outcome: RunOutcome;
   options: Record<string, unknown>;

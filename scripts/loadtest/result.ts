@@ -65,6 +65,7 @@ export function buildResult(run: RunData): LoadtestResult {
     interrupted: run.interrupted,
     failures: run.failures,
     ...(run.abandoned !== undefined ? { abandoned: run.abandoned } : {}),
+    ...(run.stoppedAfter !== undefined ? { stoppedAfter: run.stoppedAfter } : {}),
     outcome: { ok: true },
     options: redactedOptions(options),
     host: {
@@ -114,7 +115,7 @@ export function buildResult(run: RunData): LoadtestResult {
 }
 
 /** Scenarios whose publishers are connections of their own, beside --connections. */
-const DEDICATED_PUBLISHERS: ReadonlySet<string> = new Set(["fan-out", "recovery-storm", "persistence-throughput"]);
+const DEDICATED_PUBLISHERS: ReadonlySet<string> = new Set(["fan-out", "recovery-storm", "persistence-throughput", "connections"]);
 
 /** The host's memory, from any server reading. */
 function hostMemory(run: RunData): number | undefined {
@@ -156,7 +157,7 @@ function serverResult(run: RunData): ServerResult | null {
   const s = run.server;
   if (!s) return null;
   const last = s.ran ?? s.connected ?? s.idle;
-  const steady = run.options.scenario !== "connect-storm";
+  const steady = run.options.scenario !== "connect-storm" && run.options.scenario !== "connections";
   const held = steady ? s.connected : s.ran;
   const connections = steady ? run.openAtReady : run.openAtRan;
   const rssPerConnectionBytes =

@@ -58,6 +58,8 @@ export interface RunData {
   failures: string[];
   /** Why the stages were not run at all (no connection could be opened). */
   abandoned?: string;
+  /** The ramp stopped after this stage because it reached a limit (connections scenario). */
+  stoppedAfter?: { stage: number; reason: string };
   stages: StageTimes[];
   finals: ShardFinal[];
   timeline: TimelinePoint[];

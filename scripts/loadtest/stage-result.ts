@@ -40,6 +40,8 @@ export interface StageResult {
   index: number;
   /** Per second, in total (publishes, connects or presence operations), or "max". */
   rate: number | "max";
+  /** connections: the open connections the stage was to hold. */
+  level?: number;
   /** Seconds since the first stage started: this stage's start, measured window and end (the charts' stage lines). */
   startS: number;
   measureS: number;
@@ -121,7 +123,7 @@ export function shapeStage(input: StageInput): StageResult {
       cpuS: Math.round(totalS * 1000) / 1000,
       cores: seconds > 0 ? Math.round((totalS / seconds) * 1000) / 1000 : 0,
       cpuUsPerDelivery: usPer(totalS, c.deliveries),
-      cpuUsPerUnit: usPer(totalS, units),
+      cpuUsPerUnit: options.scenario === "connections" ? undefined : usPer(totalS, units),
       rssBytes: readings.end.rssBytes,
       ...(rss.length > 0 ? { meanRssBytes: Math.round(mean(rss)!), peakRssBytes: Math.max(...rss, readings.end.rssBytes) } : { peakRssBytes: readings.end.rssBytes }),
       ...(redisS !== undefined && seconds > 0 ? { redisCores: Math.round((redisS / seconds) * 1000) / 1000 } : {}),
@@ -137,6 +139,7 @@ export function shapeStage(input: StageInput): StageResult {
   return {
     index: stage.index,
     rate: stage.rate,
+    ...(stage.level !== undefined ? { level: stage.level } : {}),
     startS: (stage.warmupAt - zeroAt) / 1000,
     measureS: (stage.measureAt - zeroAt) / 1000,
     endS: (endAt - zeroAt) / 1000,
@@ -160,8 +163,8 @@ export function shapeStage(input: StageInput): StageResult {
   };
 }
 
-/** The scenario's headline measure of a stage: its throughput per second. */
-export function throughputOf(scenario: string, stage: Pick<StageResult, "perSecond">): { unit: string; single: string; perSec: number } {
+/** The scenario's headline measure of a stage: a rate, or for the connections scenario the connections held. */
+export function throughputOf(scenario: string, stage: Pick<StageResult, "perSecond" | "open" | "level">): { unit: string; single: string; perSec: number } {
   const p = stage.perSecond;
   switch (scenario) {
     case "connect-storm":
@@ -170,6 +173,8 @@ export function throughputOf(scenario: string, stage: Pick<StageResult, "perSeco
       return { unit: "presence ops/s", single: "presence op", perSec: p.presenceOps };
     case "persistence-throughput":
       return { unit: "durable messages/s", single: "durable message", perSec: p.acked };
+    case "connections":
+      return { unit: "connections", single: "connection", perSec: stage.open?.mean ?? stage.level ?? 0 };
     default:
       return { unit: "deliveries/s", single: "delivery", perSec: p.deliveries };
   }
