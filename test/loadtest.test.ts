@@ -64,7 +64,9 @@ describe("loadtest options", () => {
   });
 
   it("reads the connections scenario's ramp as levels, or N in equal steps", () => {
-    expect(resolveOptions(["--scenario", "connections"], {}, noFile)).toMatchObject({ connections: 2000, connectionLevels: [500, 1000, 1500, 2000], channels: 200, publishers: 10, rates: [10] });
+    expect(resolveOptions(["--scenario", "connections"], {}, noFile)).toMatchObject({ connections: 2000, connectionLevels: [500, 1000, 1500, 2000], channels: 200, publishers: 10, rates: [10], warmupS: 5, sloConnectP99Ms: 5000 });
+    expect(resolveOptions(["--scenario", "connections", "--slo-connect-p99", "800"], {}, noFile).sloConnectP99Ms).toBe(800);
+    expect(resolveOptions([], {}, noFile)).toMatchObject({ sloAckP99Ms: 1000, sloConnectP99Ms: 1000, maxRssBytes: undefined });
     expect(resolveOptions(["--scenario", "connections", "--connections", "1000,3000,9000"], {}, noFile)).toMatchObject({ connections: 9000, connectionLevels: [1000, 3000, 9000], channels: 900 });
     expect(() => resolveOptions(["--scenario", "connections", "--connections", "3000,1000"], {}, noFile)).toThrow(/--connections: the levels must rise/);
     expect(() => resolveOptions(["--scenario", "connections", "--rate", "10,20"], {}, noFile)).toThrow(/--rate: the connections scenario ramps connections/);
@@ -338,8 +340,8 @@ describe("result file", () => {
     expect(stage!.perSecond.deliveries).toBe(20_000);
     expect(stage!.latencyMs.delivery.p50).toBeCloseTo(2, 1);
     expect(stage!.latencyMs.delivery.p99).toBeCloseTo(20, 0);
-    // RSS at the end of the window, and its mean and peak over the timeline's points in it.
-    expect(stage!.server).toEqual({ cpuS: 4, cores: 0.4, cpuUsPerDelivery: 20, cpuUsPerUnit: 20, rssBytes: 60e6, meanRssBytes: 80e6, peakRssBytes: 80e6 });
+    // RSS at the end of the window, and its lowest, mean and peak over the timeline's points in it.
+    expect(stage!.server).toEqual({ cpuS: 4, cores: 0.4, cpuUsPerDelivery: 20, cpuUsPerUnit: 20, rssBytes: 60e6, minRssBytes: 80e6, meanRssBytes: 80e6, peakRssBytes: 80e6 });
     expect(stage!.verdict).toEqual({ status: "held", limits: [], text: "held" });
     expect(result.connections).toMatchObject({ connects: 1000, hung: 0 });
     expect(result.connections.latencyMs.p50).toBeCloseTo(5, 1);
@@ -686,7 +688,7 @@ describe("the connections scenario", () => {
     expect(result.stages.map((s) => s.counters.connects)).toEqual([8, 8]);
     expect(result.stages[1]!.open?.end).toBe(18);
     expect(result.stages.every((s) => s.counters.deliveries > 0)).toBe(true);
-    expect(result.stages.every((s) => s.server?.meanRssBytes !== undefined)).toBe(true);
+    expect(result.stages.every((s) => s.server?.minRssBytes !== undefined)).toBe(true);
     expect(result.capacity.sustainedStage).toBe(1);
     expect(output).toMatch(/Verdict: 18 connections held in stage 2 \(16 connections\)/);
     expect(output).toMatch(/Activity: every connection subscribed to one of 2 channels; 2 publishers send 20 messages\/s/);

@@ -29,11 +29,16 @@ interface ConnectionFits {
   stages: number[];
 }
 
+/**
+ * Memory is each level's lowest RSS over its measured window: the floor garbage collection
+ * comes back to. The mean would carry a server's memory still shrinking from an earlier load,
+ * or a collection that happened to fall in one level and not the next.
+ */
 function connectionFits(stages: readonly StageResult[]): ConnectionFits {
   const used = stages.filter((s) => s.verdict.status === "held" && s.server && s.open);
   const x = (s: StageResult) => s.open!.mean;
   return {
-    rss: fitLine(used.map((s) => [x(s), s.server!.meanRssBytes ?? s.server!.rssBytes ?? 0] as const)),
+    rss: fitLine(used.map((s) => [x(s), s.server!.minRssBytes ?? s.server!.rssBytes ?? 0] as const)),
     cores: fitLine(used.map((s) => [x(s), s.server!.cores] as const)),
     stages: used.map((s) => s.index),
   };
@@ -122,7 +127,9 @@ export function capacitySummary(r: Omit<LoadtestResult, "capacity">): CapacitySu
       });
       headline.push({ label: `${r.charts.kind} p99 there`, value: ms(best.p99Ms), note: `objective ≤ ${ms(slo)}`, tone: "good" });
     } else {
-      const advice = ramp ? "start the ramp lower (--connections 500,1000,2000)" : "run a ramp of lower rates (--rate 50,100,200)";
+      const bottom = Number(r.stages[0]?.level ?? r.options.connections);
+      const lower = [bottom / 4, bottom / 2, bottom].map((n) => Math.max(1, Math.round(n))).join(",");
+      const advice = ramp ? `start the ramp lower (--connections ${lower})` : "run a ramp of lower rates (--rate 50,100,200)";
       lines.push(`Verdict: no stage held every objective; ${limitText}. The load starts past this server's limit: ${advice}.`);
       headline.push({ label: ramp ? "Connections held" : "Sustained", value: "none", note: `no stage held: ${advice}`, tone: "bad" });
     }
@@ -130,6 +137,9 @@ export function capacitySummary(r: Omit<LoadtestResult, "capacity">): CapacitySu
       headline.push({ label: "First limit reached", value: first.limit, note: `${stageName(scenario, r.stages[first.stage]!)}: ${first.detail}`, tone: "bad" });
     } else {
       headline.push({ label: "First limit reached", value: "none", note: "every stage held: raise the load to find the limit", tone: "good" });
+    }
+    if (ramp && first?.limit === "connects") {
+      lines.push(`  (Connects are timed while each level opens at --connect-rate ${fmt(Number(r.options.connectRate))}/s: a lower rate tells holding connections from opening them.)`);
     }
     if (best && first && first.stage < best.index) {
       lines.push(`  (${stageName(scenario, best)} held after ${stageName(scenario, r.stages[first.stage]!)} missed: the server is near that limit; a longer ramp tells which side it is on.)`);

@@ -274,12 +274,14 @@ function headline(r: LoadtestResult): string {
 export function renderHtml(r: LoadtestResult): string {
   const scenario = String(r.options.scenario);
   const kind = r.charts.kind;
-  const unit = r.capacity.unit;
-  const single = r.stages[0] ? throughputOf(scenario, r.stages[0]).single : "unit";
+  // The connections ramp's figure is its open connections (a column already): its rate is the deliveries.
+  const ramp = scenario === "connections";
+  const unit = ramp ? "deliveries/s" : r.capacity.unit;
+  const single = ramp ? "delivery" : r.stages[0] ? throughputOf(scenario, r.stages[0]).single : "unit";
   const stageRows = r.stages.map((s) => [
     stageName(scenario, s),
     s.open?.mean ?? "—",
-    throughputOf(scenario, s).perSec,
+    ramp ? s.perSecond.deliveries : throughputOf(scenario, s).perSec,
     s.latencyMs[kind].p50,
     s.latencyMs[kind].p99,
     s.latencyMs.ack.count > 0 && kind !== "ack" ? s.latencyMs.ack.p99 : "—",
@@ -287,7 +289,7 @@ export function renderHtml(r: LoadtestResult): string {
     s.counters.hung + s.counters.connectErrors + s.counters.disconnects,
     s.counters.errors,
     s.server?.cores ?? "—",
-    s.server?.cpuUsPerUnit ?? "—",
+    (ramp ? s.server?.cpuUsPerDelivery : s.server?.cpuUsPerUnit) ?? "—",
     s.server?.meanRssBytes !== undefined ? s.server.meanRssBytes / 2 ** 20 : "—",
     verdictCell(s),
   ]);
@@ -319,7 +321,7 @@ svg .warmup{fill:#f3f4f6}svg .stage{stroke:#8c959f;stroke-dasharray:2 3}svg text
 ${r.outcome.ok ? "" : `<p class="bad">Run failed: ${esc(r.outcome.cause)}</p>`}
 ${r.failures.length > 0 ? `<p class="bad">${r.failures.map(esc).join("<br>")}</p>` : ""}
 ${headline(r)}
-<h2>Stages</h2>${table(["stage", "open conns", unit, `${kind} p50 ms`, `${kind} p99 ms`, "ack p99 ms", "refused", "connect failures", "errors", "server cores", `server CPU µs per ${single}`, "server RSS MiB", "verdict"], stageRows)}
+<h2>Stages</h2>${table(["stage", "open conns", unit, `${kind} p50 ms`, `${kind} p99 ms`, "ack p99 ms", "refused", "connect failures", "errors", "server cores", `server CPU µs per ${single}`, "server RSS MiB (mean)", "verdict"], stageRows)}
 <h2>Verdict</h2><pre>${esc(r.capacity.lines.join("\n"))}</pre>
 <h2>Charts</h2>${charts(r).join("\n")}
 <h2>Latency by stage (measured windows)</h2>${table(["stage", "kind", "count", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms"], latencyRows)}

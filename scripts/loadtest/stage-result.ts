@@ -61,8 +61,9 @@ export interface StageResult {
     cpuUsPerDelivery: number | undefined;
     /** Server CPU per unit of the scenario's throughput (delivery, connect, presence op, durable message), µs. */
     cpuUsPerUnit: number | undefined;
-    /** RSS at the end of the measured window, its mean and its peak over the window. */
+    /** RSS at the end of the measured window, and its lowest, mean and peak over the window. */
     rssBytes: number | undefined;
+    minRssBytes?: number;
     meanRssBytes?: number;
     peakRssBytes?: number;
     /** Redis (clustered mode, on this host): cores over the measured window. Not part of `cores`. */
@@ -125,7 +126,9 @@ export function shapeStage(input: StageInput): StageResult {
       cpuUsPerDelivery: usPer(totalS, c.deliveries),
       cpuUsPerUnit: options.scenario === "connections" ? undefined : usPer(totalS, units),
       rssBytes: readings.end.rssBytes,
-      ...(rss.length > 0 ? { meanRssBytes: Math.round(mean(rss)!), peakRssBytes: Math.max(...rss, readings.end.rssBytes) } : { peakRssBytes: readings.end.rssBytes }),
+      ...(rss.length > 0
+        ? { minRssBytes: Math.min(...rss), meanRssBytes: Math.round(mean(rss)!), peakRssBytes: Math.max(...rss, readings.end.rssBytes) }
+        : { peakRssBytes: readings.end.rssBytes }),
       ...(redisS !== undefined && seconds > 0 ? { redisCores: Math.round((redisS / seconds) * 1000) / 1000 } : {}),
     };
   }
