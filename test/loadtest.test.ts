@@ -4,19 +4,22 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { io as connectClient, type Socket as ClientSocket } from "socket.io-client";
 import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
-import { capacitySummary } from "../scripts/loadtest/capacity.js";
 import type { RunData } from "../scripts/loadtest/coordinator.js";
 import { paddingFor, probeJson } from "../scripts/loadtest/engines/client.js";
 import { decodeSocketPacket, encodeEvent, readProbe, trailingOffset } from "../scripts/loadtest/engines/framing.js";
 import { encodeHistogram, logBuckets, mergeEncoded, newHistogram, recordMs, summarize } from "../scripts/loadtest/hdr.js";
 import { ShardMetrics } from "../scripts/loadtest/metrics.js";
-import { OptionsError, buildOptions, resolveOptions } from "../scripts/loadtest/options.js";
+import { judgeStage, objectivesOf, type StageVerdict } from "../scripts/loadtest/limits.js";
+import { fitLine } from "../scripts/loadtest/linear-fit.js";
+import { OptionsError, buildOptions, defaultOutDir, resolveOptions } from "../scripts/loadtest/options.js";
 import { renderHtml } from "../scripts/loadtest/report-html.js";
 import { buildResult, type LoadtestResult } from "../scripts/loadtest/result.js";
 import { stagePlan } from "../scripts/loadtest/runtime.js";
 import { PublisherTrack, tallyDeliveries, type ReceivedTally } from "../scripts/loadtest/sequence.js";
-import { parseSchedstat, parseStat, parseStatusRss, processTree } from "../scripts/loadtest/server-stats.js";
+import { decodeProcAddress, parseMeminfo, parseSchedstat, parseStat, parseStatusRss, parseTcpLine, processTree } from "../scripts/loadtest/server-stats.js";
 import { formatBench, median, summarizeBench, type TargetRun } from "../scripts/bench/report.js";
+import { freePort } from "./helpers/ports.js";
+import { startRedis, type RedisInstance } from "./helpers/redis.js";
 import { startServer, stopAllServers } from "./helpers/server.js";
 
 const CLI = resolve(__dirname, "../dist/scripts/loadtest/cli.js");
@@ -58,6 +61,28 @@ describe("loadtest options", () => {
     expect(() => resolveOptions(["--window-by", "delivery", "--procs", "2"], {}, noFile)).toThrow(/--window-by/);
     expect(() => resolveOptions(["--url", "ftp://x"], {}, noFile)).toThrow(/--url/);
     expect(() => resolveOptions(["--duration", "0"], {}, noFile)).toThrow(/--duration/);
+  });
+
+  it("reads the connections scenario's ramp as levels, or N in equal steps", () => {
+    expect(resolveOptions(["--scenario", "connections"], {}, noFile)).toMatchObject({ connections: 2000, connectionLevels: [500, 1000, 1500, 2000], channels: 200, publishers: 10, rates: [10], warmupS: 5, sloConnectP99Ms: 5000 });
+    expect(resolveOptions(["--scenario", "connections", "--slo-connect-p99", "800"], {}, noFile).sloConnectP99Ms).toBe(800);
+    expect(resolveOptions([], {}, noFile)).toMatchObject({ sloAckP99Ms: 1000, sloConnectP99Ms: 1000, maxRssBytes: undefined });
+    expect(resolveOptions(["--scenario", "connections", "--connections", "1000,3000,9000"], {}, noFile)).toMatchObject({ connections: 9000, connectionLevels: [1000, 3000, 9000], channels: 900 });
+    expect(() => resolveOptions(["--scenario", "connections", "--connections", "3000,1000"], {}, noFile)).toThrow(/--connections: the levels must rise/);
+    expect(() => resolveOptions(["--scenario", "connections", "--rate", "10,20"], {}, noFile)).toThrow(/--rate: the connections scenario ramps connections/);
+    expect(() => resolveOptions(["--connections", "100,200"], {}, noFile)).toThrow(/--connections: a list of levels is for --scenario connections/);
+    // Each stage's warm-up is stretched by the time its new connections take at --connect-rate.
+    const o = resolveOptions(["--scenario", "connections", "--connections", "100,300", "--connect-rate", "100", "--warmup", "1", "--duration", "5"], {}, noFile);
+    expect(stagePlan(o, 0)).toEqual([
+      { index: 0, rate: 10, level: 100, warmupAt: 0, measureAt: 2000, endAt: 7000 },
+      { index: 1, rate: 10, level: 300, warmupAt: 7000, measureAt: 10_000, endAt: 15_000 },
+    ]);
+  });
+
+  it("writes results into the project's loadtest-results, whatever the current directory", () => {
+    expect(resolveOptions([], {}, noFile).outDir).toBe(resolve(__dirname, "../loadtest-results"));
+    expect(defaultOutDir(resolve(__dirname, "../scripts/loadtest"))).toBe(resolve(__dirname, "../loadtest-results"));
+    expect(resolveOptions(["--out", "elsewhere"], {}, noFile).outDir).toBe("elsewhere");
   });
 
   it("takes the key from API_KEY unless a key or a token is given", () => {
@@ -223,11 +248,36 @@ describe("server readings from /proc", () => {
     expect(parseSchedstat("24912389 9203745\n")).toBeUndefined();
     expect(parseSchedstat("a b c")).toBeUndefined();
   });
+
+  it("reads TCP sockets and the host's memory", () => {
+    const line = "   3: 0100007F:A1B2 0100007F:18EB 01 00000000:00000000 00:00000000 00000000  1000        0 424242 1 0000000000000000 20 4 30 10 -1";
+    expect(parseTcpLine(line)).toEqual({ localPort: 0xa1b2, remoteAddress: "127.0.0.1", remotePort: 6379, state: "01", inode: "424242" });
+    expect(parseTcpLine("  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode")).toBeUndefined();
+    expect(decodeProcAddress("00000000000000000000000001000000")).toBe("::1");
+    expect(decodeProcAddress("0000000000000000FFFF00000100007F")).toBe("127.0.0.1");
+    expect(parseMeminfo("MemTotal:       16000000 kB\nMemFree:  1 kB\nMemAvailable:    8000000 kB\n")).toEqual({ totalBytes: 16_000_000 * 1024, availableBytes: 8_000_000 * 1024 });
+    expect(parseMeminfo("MemTotal: 1 kB\n")).toBeUndefined();
+  });
+});
+
+describe("costs per connection", () => {
+  it("fits a line through the levels, the fixed part in the intercept", () => {
+    const fit = fitLine([
+      [1000, 300e6 + 1000 * 20_000],
+      [2000, 300e6 + 2000 * 20_000],
+      [4000, 300e6 + 4000 * 20_000],
+    ])!;
+    expect(fit.slope).toBeCloseTo(20_000, 6);
+    expect(fit.intercept).toBeCloseTo(300e6, 0);
+    expect(fit.r2).toBeCloseTo(1, 9);
+    expect(fitLine([[1000, 5]])).toBeUndefined();
+    expect(fitLine([[1000, 5], [1000, 6]])).toBeUndefined();
+  });
 });
 
 /** A synthetic run: two processes, one stage, known counts and latencies. */
-function syntheticRun(): RunData {
-  const options = buildOptions({ scenario: "fan-out", connections: 1000, rate: 20, duration: 10, warmup: 1, sloP99: 50, url: "http://127.0.0.1:1" });
+function syntheticRun(raw: Parameters<typeof buildOptions>[0] = {}): RunData {
+  const options = buildOptions({ scenario: "fan-out", connections: 1000, rate: 20, duration: 10, warmup: 1, sloP99: 50, url: "http://127.0.0.1:1", ...raw });
   const stages = stagePlan(options, 1_000_000);
   const finals = [0, 1].map((shard) => {
     const m = new ShardMetrics();
@@ -245,7 +295,7 @@ function syntheticRun(): RunData {
       errors: [...m.errors],
     };
   });
-  const sample = (rss: number, cpuS: number, at: number) => ({ at, cpuS, rssBytes: rss, processes: [{ pid: 7, ppid: 1, name: "srv", cpuS, rssBytes: rss }] });
+  const sample = (rss: number, cpuS: number, at: number) => ({ at, cpuS, rssBytes: rss, processes: [{ pid: 7, ppid: 1, name: "srv", cpuS, rssBytes: rss }], peers: [], host: { totalBytes: 16 * 2 ** 30, availableBytes: 8 * 2 ** 30 } });
   return {
     options,
     runId: "abcd",
@@ -258,6 +308,7 @@ function syntheticRun(): RunData {
     timeline: [{ at: 1_002_000, t: 2, phase: "measure", stage: 0, open: 1001, counters: { ...finals[0]!.total.counters }, p50: 2, p99: 20, max: 21, serverCores: 0.5, serverRssBytes: 80e6 }],
     server: {
       rootPid: 7,
+      peers: [],
       idle: sample(50e6, 1, 999_000),
       connected: sample(50e6 + 1001 * 30_000, 2, 1_000_000),
       ran: sample(90e6, 12, 1_012_000),
@@ -289,7 +340,9 @@ describe("result file", () => {
     expect(stage!.perSecond.deliveries).toBe(20_000);
     expect(stage!.latencyMs.delivery.p50).toBeCloseTo(2, 1);
     expect(stage!.latencyMs.delivery.p99).toBeCloseTo(20, 0);
-    expect(stage!.server).toEqual({ cpuS: 4, cores: 0.4, cpuUsPerDelivery: 20, cpuUsPerUnit: 20, rssBytes: 60e6 });
+    // RSS at the end of the window, and its lowest, mean and peak over the timeline's points in it.
+    expect(stage!.server).toEqual({ cpuS: 4, cores: 0.4, cpuUsPerDelivery: 20, cpuUsPerUnit: 20, rssBytes: 60e6, minRssBytes: 80e6, meanRssBytes: 80e6, peakRssBytes: 80e6 });
+    expect(stage!.verdict).toEqual({ status: "held", limits: [], text: "held" });
     expect(result.connections).toMatchObject({ connects: 1000, hung: 0 });
     expect(result.connections.latencyMs.p50).toBeCloseTo(5, 1);
   });
@@ -305,17 +358,20 @@ describe("result file", () => {
     expect(result.delivery).toEqual({ expected: 220_000, delivered: 219_999, lost: 1, duplicated: 1, reordered: 0, unexpected: 0 });
   });
 
-  it("measures memory per connection from the idle and connected readings", () => {
+  it("measures memory per connection from the idle and connected readings, and reports it only for large runs", () => {
     expect(result.server!.rssPerConnectionBytes).toBe(30_000);
-    expect(result.server!.cpuUsPerDelivery).toBe(20);
+    // 1,001 connections: each process's own growth dominates, so the summary sends to the connections scenario.
+    expect(result.capacity.rssPerConnectionBytes).toBeNull();
+    expect(result.capacity.lines.join("\n")).toMatch(/memory per connection: not measured with 1,001 connections.*--scenario connections/);
   });
 
-  it("writes a capacity summary against the objective", () => {
-    expect(result.capacity).toMatchObject({ sloP99Ms: 50, sustainedStage: 0, sustainedPerSec: 20_000, unit: "deliveries/s", serverCores: 0.4, perCore: 50_000 });
-    expect(result.capacity.lines.join("\n")).toMatch(/Sustained: 20,000 deliveries\/s/);
-    const strict = capacitySummary({ ...result, options: { ...result.options, sloP99Ms: 10 } });
-    expect(strict.sustainedStage).toBeNull();
-    expect(strict.lines.join("\n")).toMatch(/No stage held/);
+  it("writes a verdict against the objective", () => {
+    expect(result.capacity).toMatchObject({ sloP99Ms: 50, sustainedStage: 0, sustainedPerSec: 20_000, unit: "deliveries/s", serverCores: 0.4, perCore: 50_000, firstLimit: null });
+    expect(result.capacity.lines.join("\n")).toMatch(/Verdict: sustained 20,000 deliveries\/s with 1,001 connections in stage 1 \(20\/s\)/);
+    const strict = buildResult(syntheticRun({ sloP99: 10 }));
+    expect(strict.capacity.sustainedStage).toBeNull();
+    expect(strict.capacity.firstLimit).toMatchObject({ stage: 0, limit: "delivery" });
+    expect(strict.capacity.lines.join("\n")).toMatch(/no stage held every objective; the first limit reached was delivery, in stage 1 \(20\/s\): delivery p99 20 ms > 10 ms/);
   });
 
   it("renders a self-contained HTML report", () => {
@@ -323,6 +379,153 @@ describe("result file", () => {
     expect(html).toMatch(/^<!doctype html>/);
     expect(html.match(/<svg /g)?.length).toBeGreaterThanOrEqual(4);
     expect(html).not.toMatch(/<script|<link|src="http/);
+  });
+});
+
+/** What happens in one stage of a synthetic ramp. */
+interface StageEvents {
+  published?: number;
+  deliveries?: number;
+  deliveryMs?: number;
+  ackMs?: number;
+  overloaded?: number;
+  ackTimeouts?: number;
+  hung?: number;
+  connectErrors?: number;
+  connectMs?: number;
+  errors?: number;
+}
+
+/**
+ * A synthetic chat ramp, one stage per entry, each at 100/s more than the last. Every event is
+ * recorded into its stage explicitly, so the clock plays no part.
+ */
+function rampRun(events: StageEvents[], raw: Parameters<typeof buildOptions>[0] = {}): RunData {
+  const options = buildOptions({ scenario: "chat", connections: 100, rate: events.map((_, i) => 100 * (i + 1)), duration: 10, warmup: 1, url: "http://127.0.0.1:1", ...raw });
+  const stages = stagePlan(options, 1_000_000);
+  const m = new ShardMetrics();
+  m.count("connects", 100);
+  m.latency("connect", 5);
+  m.plan(stages);
+  events.forEach((e, i) => {
+    const published = e.published ?? 1000;
+    const overloaded = e.overloaded ?? 0;
+    m.count("published", published, i);
+    m.count("acked", published - overloaded - (e.ackTimeouts ?? 0), i);
+    m.count("refused", overloaded, i);
+    m.count("overloaded", overloaded, i);
+    m.count("ackTimeouts", e.ackTimeouts ?? 0, i);
+    m.count("deliveries", e.deliveries ?? 10_000, i);
+    m.count("hung", e.hung ?? 0, i);
+    m.count("connectErrors", e.connectErrors ?? 0, i);
+    for (let k = 0; k < (e.errors ?? 0); k++) m.error("publish: DISCONNECTED", i);
+    for (let k = 0; k < 100; k++) {
+      if ((e.deliveries ?? 10_000) > 0) m.latency("delivery", e.deliveryMs ?? 5, i);
+      m.latency("ack", e.ackMs ?? 40, i);
+      if (e.connectMs !== undefined) m.latency("connect", e.connectMs, i);
+    }
+    if (overloaded > 0) m.note("publish refused: OVERLOADED");
+  });
+  const final = { sent: [], received: [], total: m.total.encode(), setup: m.setup.encode(), stages: m.stages.map((w) => w.encode()), errors: [...m.errors] };
+  return { options, runId: "ramp", startedAt: 999_000, endedAt: 1_100_000, interrupted: false, failures: [], stages, finals: [final], timeline: [], server: undefined, openAtReady: 100, openAtRan: 100 };
+}
+
+const limitsOf = (v: StageVerdict) => v.limits.map((l) => l.limit);
+
+describe("the verdict names the first limit reached", () => {
+  it("blames refusals, not delivery, in a stage limited by persistence (refused OVERLOADED, slow acks)", () => {
+    const r = buildResult(rampRun([{}, { overloaded: 250, ackMs: 5400, deliveryMs: 300 }]));
+    expect(r.stages[0]!.verdict.status).toBe("held");
+    expect(r.stages[1]!.verdict.status).toBe("missed");
+    expect(limitsOf(r.stages[1]!.verdict)).toEqual(["refusals", "ack", "delivery"]);
+    expect(r.stages[1]!.verdict.text).toMatch(/^missed: refusals — 250 of 1,000 publishes \(25%\) refused OVERLOADED; also ack: ack p99 5,40\d ms > 1,000 ms/);
+    expect(r.capacity).toMatchObject({ sustainedStage: 0, firstLimit: { stage: 1, limit: "refusals" } });
+    const text = r.capacity.lines.join("\n");
+    expect(text).toMatch(/the first limit reached was refusals, in stage 2 \(200\/s\): 250 of 1,000 publishes \(25%\) refused OVERLOADED/);
+    // Refusals are not errors, nor anything of the connections.
+    expect(r.totals.errors).toBe(0);
+    expect(text).toMatch(/Connections: 100 connects for 100 planned; 0 hung, 0 failed, 0 dropped by the server/);
+    expect(text).toMatch(/250 refused OVERLOADED/);
+    expect(text).toMatch(/^Other errors: 0\.$/m);
+  });
+
+  it("judges ack latency: slow or unanswered acks are the limit before delivery", () => {
+    const slow = buildResult(rampRun([{ ackMs: 1500, deliveryMs: 300 }]));
+    expect(limitsOf(slow.stages[0]!.verdict)).toEqual(["ack", "delivery"]);
+    const unanswered = buildResult(rampRun([{ ackTimeouts: 7 }]));
+    expect(unanswered.stages[0]!.verdict.limits).toEqual([{ limit: "ack", detail: "7 acks never answered" }]);
+    // Its own objective: the same acks hold under a looser one.
+    expect(buildResult(rampRun([{ ackMs: 1500 }], { sloAckP99: 2000 })).stages[0]!.verdict.status).toBe("held");
+  });
+
+  it("blames delivery when delivery alone is slow", () => {
+    const r = buildResult(rampRun([{}, { deliveryMs: 300 }]));
+    expect(r.stages[1]!.verdict.limits).toEqual([{ limit: "delivery", detail: "delivery p99 300 ms > 100 ms" }]);
+    expect(r.capacity.firstLimit).toEqual({ stage: 1, limit: "delivery", detail: "delivery p99 300 ms > 100 ms" });
+  });
+
+  it("blames connects before the latencies they cause", () => {
+    const r = buildResult(rampRun([{}, { hung: 3, connectErrors: 2, connectMs: 2500, deliveryMs: 300 }]));
+    expect(limitsOf(r.stages[1]!.verdict)).toEqual(["connects", "delivery"]);
+    expect(r.stages[1]!.verdict.limits[0]!.detail).toMatch(/^3 connects hung, 2 connects failed, connect p99 2,5\d\d ms > 1,000 ms$/);
+    expect(r.capacity.firstLimit).toMatchObject({ stage: 1, limit: "connects" });
+  });
+
+  it("names the limit of the first stage that missed, not of a later one", () => {
+    const r = buildResult(rampRun([{}, { deliveryMs: 300 }, { overloaded: 10, deliveryMs: 500 }]));
+    expect(r.capacity.firstLimit).toMatchObject({ stage: 1, limit: "delivery" });
+    expect(r.stages[2]!.verdict.limits[0]!.limit).toBe("refusals");
+  });
+
+  it("counts other errors last, and a stage with nothing in it as empty", () => {
+    expect(buildResult(rampRun([{ errors: 4 }])).stages[0]!.verdict.limits).toEqual([{ limit: "errors", detail: "4 errors" }]);
+    const empty = buildResult(rampRun([{ deliveries: 0 }]));
+    expect(empty.stages[0]!.verdict.status).toBe("empty");
+    expect(empty.outcome).toEqual({ ok: false, cause: expect.stringMatching(/nothing was measured/) });
+  });
+
+  it("judges memory against --max-rss and the host's available memory first", () => {
+    const o = objectivesOf(buildOptions({ maxRss: 100 }), "delivery");
+    const quiet = buildResult(rampRun([{}])).stages[0]!;
+    const judged = (server: { peakRssBytes: number }, host: { totalBytes: number; minAvailableBytes: number }) =>
+      judgeStage({ counters: { ...quiet.counters, hung: 1 }, latencyMs: quiet.latencyMs, server, host }, o, 1);
+    expect(limitsOf(judged({ peakRssBytes: 101 * 2 ** 20 }, { totalBytes: 2 ** 34, minAvailableBytes: 2 ** 33 }))).toEqual(["memory", "connects"]);
+    expect(judged({ peakRssBytes: 50 * 2 ** 20 }, { totalBytes: 2 ** 34, minAvailableBytes: 2 ** 30 }).limits[0]).toEqual({ limit: "memory", detail: "the host had 1,024 MiB of 16,384 MiB available" });
+    expect(limitsOf(judged({ peakRssBytes: 50 * 2 ** 20 }, { totalBytes: 2 ** 34, minAvailableBytes: 2 ** 33 }))).toEqual(["connects"]);
+  });
+
+  it("marks each stage held or missed in the report, with the objective on the latency charts", () => {
+    const run = rampRun([{}, { overloaded: 250, ackMs: 5400, deliveryMs: 300 }]);
+    run.timeline = [-1, 0.5, 1.5, 2.5, 11.5, 12.5, 13.5, 22].map((t, i) => ({
+      at: 1_000_000 + t * 1000,
+      t,
+      phase: "measure" as const,
+      stage: t < 11 ? 0 : 1,
+      open: 100,
+      counters: { ...run.finals[0]!.total.counters },
+      p50: 2,
+      p99: i > 4 ? 300 : 20,
+      // Latency only in some seconds: its chart still spans the whole run, like the others.
+      max: i % 2 === 0 ? 0 : 30,
+      ackP99: 50,
+    }));
+    const html = renderHtml(buildResult(run));
+    expect(html).toContain("First limit reached");
+    expect(html).toMatch(/<td><span class="held">held<\/span><\/td>/);
+    expect(html).toMatch(/<td><span class="missed">missed: refusals — 250 of 1,000 publishes/);
+    expect(html).toContain("objective p99 ≤ 100 ms");
+    expect(html).toContain("objective p99 ≤ 1,000 ms");
+    expect(html).toContain("OVERLOADED refusals");
+    expect(html).toContain("Open connections");
+    // Every chart over time has the same time axis.
+    const axes = [...html.matchAll(/<figcaption>([^<]*)<\/figcaption><svg[^>]*>(.*?)<\/svg>/g)]
+      .filter((m) => m[2]!.includes("seconds since the first stage"))
+      .map((m) => [...m[2]!.matchAll(/<text x="([\d.]+)" y="[\d.]+" text-anchor="middle">([^<]*)<\/text>/g)].map((t) => `${t[1]}:${t[2]}`).join(" "));
+    expect(axes.length).toBeGreaterThanOrEqual(4);
+    expect(new Set(axes).size).toBe(1);
+    expect(axes[0]).toMatch(/:0 /);
+    // No whole-run latency that mixes the held stage with the missed one.
+    expect(html).not.toContain("Latency (measured windows)");
   });
 });
 
@@ -409,10 +612,108 @@ describe("bench summary", () => {
   });
 });
 
-describe("a short real run", () => {
+/** Runs the CLI as a user would; resolves with its exit code and everything it printed. */
+function runCli(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; output: string; stderr: string }> {
+  const child = spawn(process.execPath, [CLI, ...args, "--no-progress"], { env: { PATH: process.env.PATH, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  let stderr = "";
+  child.stdout.on("data", (c: Buffer) => (output += c.toString()));
+  child.stderr.on("data", (c: Buffer) => {
+    output += c.toString();
+    stderr += c.toString();
+  });
+  return new Promise((r) => child.once("exit", (code) => r({ code, output, stderr })));
+}
+
+const readResult = (dir: string, name: string) => JSON.parse(readFileSync(join(dir, `${name}.json`), "utf8")) as LoadtestResult;
+
+describe("a run that measures nothing exits non-zero with the cause", () => {
   const dir = mkdtempSync(join(tmpdir(), "loadtest-test-"));
   afterAll(async () => {
     await stopAllServers();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("against a port nothing listens on", async () => {
+    const port = await freePort();
+    const { code, output, stderr } = await runCli(["--url", `http://127.0.0.1:${port}`, "--scenario", "chat", "--connections", "6", "--duration", "1", "--api-key", "k", "--out", dir, "--name", "dead"]);
+    expect(code, output).toBe(1);
+    expect(stderr).toMatch(new RegExp(`loadtest failed: no connection could be opened to http://127.0.0.1:${port} \\(6 × connect failed: .*ECONNREFUSED.*\\); nothing is listening there`));
+    expect(output).not.toMatch(/lower rates/);
+    const result = readResult(dir, "dead");
+    expect(result.outcome).toMatchObject({ ok: false });
+    expect(result.stages).toEqual([]);
+  });
+
+  it("with a key the server does not accept", async () => {
+    const server = await startServer({ workers: 1 });
+    const { code, output, stderr } = await runCli(["--url", server.url, "--connections", "4", "--duration", "1", "--api-key", "not-the-server-key", "--out", dir, "--name", "wrong-key"]);
+    expect(code, output).toBe(1);
+    expect(stderr).toMatch(/loadtest failed: no connection could be opened .*Authentication error \(TOKEN_INVALID_SIGNATURE\).*the server refused the token/);
+    expect(readResult(dir, "wrong-key").connections).toMatchObject({ connects: 0, errors: 5 });
+  });
+
+  it("when connected but nothing is delivered in any stage (every publish refused)", async () => {
+    const server = await startServer({ workers: 1, env: { MESSAGE_MAX_BYTES: "64" } });
+    const args = ["--url", server.url, "--connections", "4", "--rate", "20", "--duration", "1", "--warmup", "0.2", "--drain", "1", "--payload", "200"];
+    const { code, output, stderr } = await runCli([...args, "--out", dir, "--name", "empty"], { API_KEY: server.apiKey });
+    expect(code, output).toBe(1);
+    expect(stderr).toMatch(/loadtest failed: nothing was measured in any stage; most frequent problem: publish refused: PAYLOAD_TOO_LARGE \(\d+×\); the server refused the messages as too large/);
+    const result = readResult(dir, "empty");
+    expect(result.connections.connects).toBe(5);
+    expect(result.stages[0]!.counters.deliveries).toBe(0);
+  });
+});
+
+describe("the connections scenario", () => {
+  const dir = mkdtempSync(join(tmpdir(), "loadtest-test-"));
+  afterAll(async () => {
+    await stopAllServers();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  // Latency objectives out of reach: these runs check the ramp, not this machine's speed.
+  const loose = ["--slo-p99", "60000", "--slo-ack-p99", "60000", "--slo-connect-p99", "60000"];
+  const ramp = ["--scenario", "connections", "--publishers", "2", "--channels", "2", "--rate", "20", "--duration", "1", "--warmup", "1", "--drain", "1", ...loose];
+
+  it("holds each level in turn and reports the connections, their memory and CPU", async () => {
+    const server = await startServer({ workers: 1 });
+    const { code, output } = await runCli(["--url", server.url, ...ramp, "--connections", "8,16", "--out", dir, "--name", "ramp"], { API_KEY: server.apiKey });
+    expect(code, output).toBe(0);
+    const result = readResult(dir, "ramp");
+    expect(result.stages.map((s) => [s.level, s.verdict.status])).toEqual([
+      [8, "held"],
+      [16, "held"],
+    ]);
+    // The levels' connections, plus the two publishers.
+    expect(result.stages.map((s) => s.counters.connects)).toEqual([8, 8]);
+    expect(result.stages[1]!.open?.end).toBe(18);
+    expect(result.stages.every((s) => s.counters.deliveries > 0)).toBe(true);
+    expect(result.stages.every((s) => s.server?.minRssBytes !== undefined)).toBe(true);
+    expect(result.capacity.sustainedStage).toBe(1);
+    expect(output).toMatch(/Verdict: 18 connections held in stage 2 \(16 connections\)/);
+    expect(output).toMatch(/Activity: every connection subscribed to one of 2 channels; 2 publishers send 20 messages\/s/);
+  });
+
+  it("stops the ramp at the first level that reaches a limit", async () => {
+    const server = await startServer({ workers: 1 });
+    // 1 MiB of RSS: every level is past it.
+    const { code, output } = await runCli(["--url", server.url, ...ramp, "--connections", "8,16,24", "--max-rss", "1", "--out", dir, "--name", "stop"], { API_KEY: server.apiKey });
+    expect(code, output).toBe(0);
+    const result = readResult(dir, "stop");
+    expect(result.stoppedAfter).toMatchObject({ stage: 0 });
+    expect(result.stages).toHaveLength(1);
+    expect(result.capacity.firstLimit).toMatchObject({ stage: 0, limit: "memory" });
+    expect(result.connections.connects).toBeLessThanOrEqual(2 + 8 + 8); // the third level never started
+    expect(output).toMatch(/The ramp stopped after stage 1: it reached a limit \(memory\)/);
+  });
+});
+
+describe("a short real run", () => {
+  const dir = mkdtempSync(join(tmpdir(), "loadtest-test-"));
+  let redis: RedisInstance | undefined;
+  afterAll(async () => {
+    await stopAllServers();
+    await redis?.stop();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -437,7 +738,24 @@ describe("a short real run", () => {
     expect(result.delivery.delivered).toBe(result.delivery.expected);
     expect(result.latencyMs.delivery.count).toBeGreaterThan(0);
     expect(result.server?.processes.length).toBeGreaterThanOrEqual(3); // primary, 2 workers (and the store)
-    expect(output).toMatch(/Capacity summary: fan-out/);
+    expect(result.server?.mode).toBe("embedded");
+    expect(result.outcome).toEqual({ ok: true });
+    expect(result.stages[0]!.verdict.status).not.toBe("empty");
+    expect(output).toMatch(/Load test: fan-out .* against embedded mode/);
+    expect(output).toMatch(/^Verdict: /m);
+  });
+
+  it("records clustered mode and Redis' CPU", async () => {
+    redis = await startRedis();
+    const server = await startServer({ workers: 2, redisUrl: redis.url });
+    const args = ["--url", server.url, "--connections", "6", "--rate", "20", "--duration", "1", "--warmup", "0.3", "--drain", "1", "--out", dir, "--name", "clustered"];
+    const { code, output } = await runCli(args, { API_KEY: server.apiKey });
+    expect(code, output).toBe(0);
+    const result = readResult(dir, "clustered");
+    expect(result.server?.mode).toBe("clustered");
+    expect(result.server?.peers).toContainEqual(expect.objectContaining({ port: redis.port, name: "redis-server", pid: expect.any(Number) }));
+    expect(result.stages[0]!.server?.redisCores).toEqual(expect.any(Number));
+    expect(output).toMatch(/against clustered mode \(\d+ processes on this host, with Redis\)/);
   });
 });
 

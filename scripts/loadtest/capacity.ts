@@ -1,124 +1,274 @@
-import type { LoadtestResult, StageResult } from "./result.js";
-
-/** The plain-language verdict of a run: what the server sustained at the latency objective. */
-export interface CapacitySummary {
-  sloP99Ms: number;
-  /** Index of the busiest stage that held the objective, or null. */
-  sustainedStage: number | null;
-  /** Throughput of that stage in the scenario's unit per second. */
-  sustainedPerSec: number | null;
-  unit: string;
-  /** Server CPU cores used in that stage (local servers only). */
-  serverCores: number | null;
-  perCore: number | null;
-  connectionsPerCore: number | null;
-  rssPerConnectionBytes: number | null;
-  connectionsPerGiB: number | null;
-  lines: string[];
-}
+import { HOST_MEMORY_FLOOR } from "./limits.js";
+import { fitLine, type LineFit } from "./linear-fit.js";
+import type { CapacitySummary, Headline, LoadtestResult } from "./result-schema.js";
+import { isRedisPeer } from "./server-stats.js";
+import { throughputOf, type StageResult } from "./stage-result.js";
 
 const fmt = (n: number, digits = 0) => n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: 0 });
+const ms = (n: number) => `${fmt(n, n < 10 ? 2 : n < 100 ? 1 : 0)} ms`;
+const kib = (bytes: number) => `${fmt(bytes / 1024, 1)} KiB`;
+const gib = (bytes: number) => `${fmt(bytes / 2 ** 30, 1)} GiB`;
 
-/** The scenario's throughput unit and figure for a stage. */
-export function throughputOf(scenario: string, stage: StageResult): { unit: string; single: string; perSec: number } {
-  const p = stage.perSecond ?? {};
-  switch (scenario) {
-    case "connect-storm":
-      return { unit: "connects/s", single: "connect", perSec: p.connects };
-    case "presence-churn":
-      return { unit: "presence ops/s", single: "presence op", perSec: p.presenceOps };
-    case "persistence-throughput":
-      return { unit: "durable messages/s", single: "durable message", perSec: p.acked };
-    default:
-      return { unit: "deliveries/s", single: "delivery", perSec: p.deliveries };
-  }
+/** Below this many connections the idle readings of a run say nothing per connection (each process's fixed growth dominates). */
+const MIN_CONNECTIONS_FOR_RSS = 5000;
+
+/** A fit whose r² is below this is reported as noise, not as a cost per connection. */
+const MIN_R2 = 0.8;
+
+const rateOf = (stage: StageResult) => (stage.rate === "max" ? "max" : `${fmt(stage.rate, 1)}/s`);
+
+/** How a stage is named in the summary: `stage 2 (400/s)` or, in the connections ramp, `stage 2 (2,000 connections)`. */
+export function stageName(scenario: string, stage: StageResult): string {
+  return `stage ${stage.index + 1} (${scenario === "connections" ? `${fmt(stage.level ?? 0)} connections` : rateOf(stage)})`;
 }
 
-/** A stage holds when its main latency p99 is within the objective and nothing in it failed. */
-export function stageHeld(stage: StageResult, sloP99Ms: number): { held: boolean; why: string } {
-  const c = stage.counters;
-  if (stage.latencyMs && c.deliveries + c.acked + c.connects + c.presenceOps === 0) return { held: false, why: "nothing measured" };
-  if (stage.p99Ms > sloP99Ms) return { held: false, why: `p99 ${fmt(stage.p99Ms, 1)} ms > ${fmt(sloP99Ms)} ms` };
-  if (c.hung > 0) return { held: false, why: `${c.hung} hung connects` };
-  if (c.errors > 0) return { held: false, why: `${c.errors} errors` };
-  if (c.skipped > 0) return { held: false, why: `${c.skipped} publishes skipped (generator or acks behind)` };
-  return { held: true, why: "held" };
+/** The connections scenario's costs per connection: lines through the held stages' readings. */
+interface ConnectionFits {
+  rss: LineFit | undefined;
+  cores: LineFit | undefined;
+  stages: number[];
 }
 
-export function capacitySummary(r: LoadtestResult): CapacitySummary {
-  const slo = Number(r.options.sloP99Ms);
+/**
+ * Memory is each level's lowest RSS over its measured window: the floor garbage collection
+ * comes back to. The mean would carry a server's memory still shrinking from an earlier load,
+ * or a collection that happened to fall in one level and not the next.
+ */
+function connectionFits(stages: readonly StageResult[]): ConnectionFits {
+  const used = stages.filter((s) => s.verdict.status === "held" && s.server && s.open);
+  const x = (s: StageResult) => s.open!.mean;
+  return {
+    rss: fitLine(used.map((s) => [x(s), s.server!.minRssBytes ?? s.server!.rssBytes ?? 0] as const)),
+    cores: fitLine(used.map((s) => [x(s), s.server!.cores] as const)),
+    stages: used.map((s) => s.index),
+  };
+}
+
+/** The first stage that missed, and the limit it names first. */
+function firstLimitOf(stages: readonly StageResult[]): CapacitySummary["firstLimit"] {
+  const missed = stages.find((s) => s.verdict.status === "missed");
+  const limit = missed?.verdict.limits[0];
+  return missed && limit ? { stage: missed.index, limit: limit.limit, detail: limit.detail } : null;
+}
+
+/** One line per stage: its figure, the main latency, acks and refusals, and the verdict. */
+function stageLine(r: Omit<LoadtestResult, "capacity">, stage: StageResult): string {
   const scenario = String(r.options.scenario);
+  const { unit, perSec } = throughputOf(scenario, stage);
+  const main = r.charts.kind;
+  const parts = [`${fmt(perSec)} ${unit}`];
+  if (scenario === "connections") parts.push(`${fmt(stage.perSecond.deliveries)} deliveries/s`);
+  parts.push(`${main} p50 ${ms(stage.latencyMs[main].p50)} p99 ${ms(stage.p99Ms)}`);
+  if (main !== "ack" && stage.latencyMs.ack.count > 0 && r.options.ack !== false) parts.push(`ack p99 ${ms(stage.latencyMs.ack.p99)}`);
+  if (main !== "connect" && stage.latencyMs.connect.count > 0) parts.push(`connect p99 ${ms(stage.latencyMs.connect.p99)}`);
+  if (stage.counters.overloaded > 0) parts.push(`${fmt(stage.counters.overloaded)} refused`);
+  return `  ${stageName(scenario, stage)}: ${parts.join(", ")} — ${stage.verdict.text}`;
+}
+
+/**
+ * The verdict of a run in plain language: what it sustained, the first limit it reached and
+ * where, then what that means per core and per GiB. Reads only the result's other fields.
+ */
+export function capacitySummary(r: Omit<LoadtestResult, "capacity">): CapacitySummary {
+  const scenario = String(r.options.scenario);
+  const slo = Number(r.options.sloP99Ms);
+  const ramp = scenario === "connections";
   const lines: string[] = [];
-  const connections = Math.max(r.connections.openAtReady, r.connections.openAtEnd);
-  lines.push(
-    `Capacity summary: ${scenario}, ${fmt(connections)} connections, ${String(r.options.engine)} engine, objective p99 ≤ ${fmt(slo)} ms (${r.charts.kind} latency)`,
-  );
+  const headline: Headline[] = [];
+  const connections = Math.max(r.connections.openAtReady, r.connections.openAtEnd, ...r.stages.map((s) => s.open?.end ?? 0));
+  const server = r.server;
+  const where = server
+    ? `${server.mode === "unknown" ? "a server" : `${server.mode} mode`} (${server.processes.length} processes on this host${server.peers.some(isRedisPeer) ? ", with Redis" : ""})`
+    : "a server not on this host (no CPU or memory readings)";
+  const levels = Array.isArray(r.options.connectionLevels) ? r.options.connectionLevels.length : 1;
+  const load = ramp ? `a ramp to ${fmt(Number(r.options.connections))} connections in ${levels} levels` : `${fmt(connections)} connections`;
+  lines.push(`Load test: ${scenario} → ${String(r.options.url)}, ${load}, ${String(r.options.engine)} engine, against ${where}`);
+  const objectives = [`${r.charts.kind} p99 ≤ ${ms(slo)}`];
+  if (r.charts.kind !== "ack" && r.options.ack !== false && scenario !== "connect-storm") objectives.push(`ack p99 ≤ ${ms(Number(r.options.sloAckP99Ms))}`);
+  if (r.charts.kind !== "connect") objectives.push(`connect p99 ≤ ${ms(Number(r.options.sloConnectP99Ms))}`);
+  if (r.options.maxRssBytes !== undefined) objectives.push(`server RSS ≤ ${fmt(Number(r.options.maxRssBytes) / 2 ** 20)} MiB`);
+  lines.push(`Objectives: ${objectives.join(", ")}; no refusals, hung or failed connects, or errors.`);
+
+  const held = r.stages.filter((s) => s.verdict.status === "held");
   let best: StageResult | undefined;
-  let bestUnit = "";
-  for (const stage of r.stages) {
-    const { unit, perSec } = throughputOf(scenario, stage);
-    const verdict = stageHeld(stage, slo);
-    const rate = stage.rate === "max" ? "max" : `${fmt(stage.rate, 1)}/s`;
-    lines.push(
-      `  stage ${stage.index + 1} (rate ${rate}): ${fmt(perSec)} ${unit}, p50 ${fmt(stage.latencyMs[r.charts.kind].p50, 2)} ms, p99 ${fmt(stage.p99Ms, 2)} ms — ${verdict.held ? "held" : `missed (${verdict.why})`}`,
-    );
-    if (verdict.held && (!best || perSec > throughputOf(scenario, best).perSec)) {
-      best = stage;
-      bestUnit = unit;
-    }
-  }
-  const rssPerConnection = r.server?.rssPerConnectionBytes ?? null;
+  for (const stage of held) if (!best || throughputOf(scenario, stage).perSec > throughputOf(scenario, best).perSec) best = stage;
+  const first = firstLimitOf(r.stages);
+  const unit = best ? throughputOf(scenario, best).unit : throughputOf(scenario, r.stages[0] ?? ({ perSecond: {} } as StageResult)).unit;
   const summary: CapacitySummary = {
     sloP99Ms: slo,
     sustainedStage: best?.index ?? null,
     sustainedPerSec: best ? throughputOf(scenario, best).perSec : null,
-    unit: best ? bestUnit : throughputOf(scenario, r.stages[0] ?? ({} as StageResult)).unit,
+    unit,
     serverCores: best?.server?.cores ?? null,
     perCore: null,
+    firstLimit: first,
+    rssPerConnectionBytes: null,
+    connectionsPerGiB: null,
     connectionsPerCore: null,
-    rssPerConnectionBytes: rssPerConnection,
-    connectionsPerGiB: rssPerConnection && rssPerConnection > 0 ? Math.floor(2 ** 30 / rssPerConnection) : null,
+    headline,
     lines,
   };
-  if (!best) {
-    lines.push(`  No stage held the objective: the load is past what this server sustains at p99 ≤ ${fmt(slo)} ms; run a ramp of lower rates (--rate 50,100,200).`);
+
+  if (!r.outcome.ok) {
+    lines.push(`Run failed: ${r.outcome.cause}`);
+    headline.push({ label: "Run failed", value: "nothing measured", note: r.outcome.cause, tone: "bad" });
   } else {
+    // The verdict: what held, and the first limit reached.
+    const firstStage = first ? r.stages[first.stage]! : undefined;
+    const limitText = first && firstStage ? `the first limit reached was ${first.limit}, in ${stageName(scenario, firstStage)}: ${first.detail}` : "no limit was reached";
+    if (best) {
+      const at = ramp ? `${fmt(summary.sustainedPerSec!)} connections held` : `sustained ${fmt(summary.sustainedPerSec!)} ${unit} with ${fmt(connections)} connections`;
+      lines.push(`Verdict: ${at} in ${stageName(scenario, best)} at ${r.charts.kind} p99 ${ms(best.p99Ms)}; ${limitText}.`);
+      headline.push({
+        label: ramp ? "Connections held" : "Sustained",
+        value: ramp ? fmt(summary.sustainedPerSec!) : `${fmt(summary.sustainedPerSec!)} ${unit}`,
+        note: `${stageName(scenario, best)}${ramp ? "" : `, ${fmt(connections)} connections`}`,
+        tone: "good",
+      });
+      headline.push({ label: `${r.charts.kind} p99 there`, value: ms(best.p99Ms), note: `objective ≤ ${ms(slo)}`, tone: "good" });
+    } else {
+      const bottom = Number(r.stages[0]?.level ?? r.options.connections);
+      const lower = [bottom / 4, bottom / 2, bottom].map((n) => Math.max(1, Math.round(n))).join(",");
+      const advice = ramp ? `start the ramp lower (--connections ${lower})` : "run a ramp of lower rates (--rate 50,100,200)";
+      lines.push(`Verdict: no stage held every objective; ${limitText}. The load starts past this server's limit: ${advice}.`);
+      headline.push({ label: ramp ? "Connections held" : "Sustained", value: "none", note: `no stage held: ${advice}`, tone: "bad" });
+    }
+    if (first) {
+      headline.push({ label: "First limit reached", value: first.limit, note: `${stageName(scenario, r.stages[first.stage]!)}: ${first.detail}`, tone: "bad" });
+    } else {
+      headline.push({ label: "First limit reached", value: "none", note: "every stage held: raise the load to find the limit", tone: "good" });
+    }
+    if (ramp && first?.limit === "connects") {
+      lines.push(`  (Connects are timed while each level opens at --connect-rate ${fmt(Number(r.options.connectRate))}/s: a lower rate tells holding connections from opening them.)`);
+    }
+    if (best && first && first.stage < best.index) {
+      lines.push(`  (${stageName(scenario, best)} held after ${stageName(scenario, r.stages[first.stage]!)} missed: the server is near that limit; a longer ramp tells which side it is on.)`);
+    }
+  }
+  for (const stage of r.stages) lines.push(stageLine(r, stage));
+  if (r.stoppedAfter) {
+    lines.push(`  The ramp stopped after stage ${r.stoppedAfter.stage + 1}: ${r.stoppedAfter.reason}; the later levels were not run.`);
+  }
+
+  // CPU: per unit in the sustained stage (a rate scenario), or per connection (a fit over the ramp).
+  if (best?.server && !ramp) {
+    const cores = best.server.cores;
     const perSec = throughputOf(scenario, best).perSec;
-    lines.push(`  Sustained: ${fmt(perSec)} ${bestUnit} with ${fmt(connections)} connections at p99 ≤ ${fmt(slo)} ms (stage ${best.index + 1}).`);
-    const cores = best.server?.cores;
-    if (cores && cores > 0.01) {
+    if (cores > 0.01) {
       summary.perCore = Math.round(perSec / cores);
-      summary.connectionsPerCore = Math.round(connections / cores);
+      const perUnit = best.server.cpuUsPerUnit !== undefined ? `, ${fmt(best.server.cpuUsPerUnit, 1)} µs of server CPU per ${throughputOf(scenario, best).single}` : "";
       lines.push(
-        `  Server CPU in that stage: ${fmt(cores, 2)} cores → about ${fmt(summary.perCore)} ${bestUnit} per core and ${fmt(summary.connectionsPerCore)} connections per core at this traffic (linear; see docs/benchmarks.md for what stops scaling on many cores).`,
+        `Server CPU in ${stageName(scenario, best)}: ${fmt(cores, 2)} cores (all server processes)${perUnit} → about ${fmt(summary.perCore)} ${unit} per core (linear; on many cores the primary's relay or Redis stops the line first).`,
       );
-      if (best.server?.cpuUsPerUnit !== undefined) {
-        lines.push(`  Server CPU per ${throughputOf(scenario, best).single}: ${fmt(best.server.cpuUsPerUnit, 2)} µs.`);
-      }
-    } else if (!r.server) {
-      lines.push("  Server CPU not measured (the server is not on this host, or --no-server-stats): per-core figures need a local run or the server's own metrics.");
+      headline.push({ label: "Per core", value: `${fmt(summary.perCore)} ${unit}`, note: `${fmt(cores, 2)} server cores in ${stageName(scenario, best)}`, tone: "plain" });
     }
-  }
-  if (rssPerConnection !== null && (rssPerConnection <= 0 || connections < 500)) {
-    lines.push(`  Server memory per connection: not measurable with ${fmt(connections)} connections (heap noise dominates; use 10,000 or more).`);
-  } else if (rssPerConnection !== null) {
-    lines.push(
-      `  Server memory: ${fmt(rssPerConnection / 1024, 1)} KiB RSS per ${scenario === "connect-storm" ? "" : "idle "}connection (all server processes)${summary.connectionsPerGiB ? ` → about ${fmt(summary.connectionsPerGiB)} connections per GiB` : ""}.`,
-    );
-    if (connections < 5000) {
-      lines.push("  (With fewer than 5,000 connections this includes each server process's fixed growth under load; use 10,000 or more for the cost per connection.)");
+    if (best.server.redisCores !== undefined) {
+      lines.push(`Redis in that stage: ${fmt(best.server.redisCores, 2)} cores (not counted above; one Redis serves every host).`);
     }
+  } else if (!server && r.outcome.ok) {
+    lines.push("Server CPU and memory not measured (the server is not on this host, or --no-server-stats): per-core and per-GiB figures need a local run.");
   }
+
+  if (ramp) connectionsCapacity(r, summary);
+  else memoryLine(r, summary, connections);
+
   const d = r.delivery;
-  if (d.expected > 0) lines.push(`  Messages: ${fmt(d.lost)} lost, ${fmt(d.duplicated)} duplicated of ${fmt(d.expected)} deliveries owed.`);
-  lines.push(`  Connections: ${fmt(r.connections.hung)} hung, ${fmt(r.connections.errors)} failed, ${fmt(r.connections.disconnects)} dropped by the server; ${fmt(r.totals.errors)} errors in all.`);
+  if (d.expected > 0) {
+    lines.push(`Messages: ${fmt(d.lost)} lost, ${fmt(d.duplicated)} duplicated of ${fmt(d.expected)} deliveries owed.`);
+    headline.push({ label: "Lost / duplicated", value: `${fmt(d.lost)} / ${fmt(d.duplicated)}`, note: `of ${fmt(d.expected)} deliveries owed`, tone: d.lost + d.duplicated > 0 ? "bad" : "good" });
+  } else if (ramp) {
+    lines.push("Messages: not counted for loss here (connections join during the run); the message scenarios count them.");
+  }
+  const c = r.connections;
+  const connectLatency = c.connects > 0 ? `; connect p50 ${ms(c.latencyMs.p50)}, p99 ${ms(c.latencyMs.p99)}` : "";
+  lines.push(`Connections: ${fmt(c.connects)} connects for ${fmt(c.planned)} planned; ${fmt(c.hung)} hung, ${fmt(c.errors)} failed, ${fmt(c.disconnects)} dropped by the server${connectLatency}.`);
+  const t = r.totals;
+  if (t.published > 0) {
+    lines.push(`Publishes: ${fmt(t.published)}, ${fmt(t.acked)} acked, ${fmt(t.overloaded)} refused OVERLOADED, ${fmt(t.ackTimeouts)} never answered.`);
+  }
+  lines.push(`Other errors: ${fmt(t.errors)}${t.skipped > 0 ? `, ${fmt(t.skipped)} publishes skipped by the generator` : ""}.`);
   if (r.recovery) {
-    lines.push(`  Recovery: ${fmt(r.recovery.recovered)} of ${fmt(r.recovery.attempts)} reconnects recovered their session (p99 ${fmt(r.recovery.latencyMs.p99, 1)} ms).`);
+    lines.push(`Recovery: ${fmt(r.recovery.recovered)} of ${fmt(r.recovery.attempts)} reconnects recovered their session (p99 ${ms(r.recovery.latencyMs.p99)}).`);
   }
   if (r.presence && r.presence.setsChecked > 0) {
-    lines.push(`  Presence lists at the end: ${fmt(r.presence.ghosts)} ghosts, ${fmt(r.presence.missing)} missing over ${fmt(r.presence.setsChecked)} sets.`);
+    lines.push(`Presence lists at the end: ${fmt(r.presence.ghosts)} ghosts, ${fmt(r.presence.missing)} missing over ${fmt(r.presence.setsChecked)} sets.`);
   }
-  if (r.server) lines.push("  The generator ran on the server's host: it took CPU from the server, so the server alone would do somewhat better.");
-  if (r.interrupted) lines.push("  Interrupted: these figures cover only the part that ran.");
+  if (server && r.outcome.ok) lines.push("The generator ran on the server's host: it took CPU from the server, so the server alone would do somewhat better.");
+  if (r.interrupted) lines.push("Interrupted: these figures cover only the part that ran.");
   return summary;
+}
+
+/** Rate scenarios: memory per connection only where the run had enough connections to say it. */
+function memoryLine(r: Omit<LoadtestResult, "capacity">, summary: CapacitySummary, connections: number): void {
+  const perConnection = r.server?.rssPerConnectionBytes;
+  if (perConnection === undefined) return;
+  if (perConnection > 0 && connections >= MIN_CONNECTIONS_FOR_RSS) {
+    summary.rssPerConnectionBytes = perConnection;
+    summary.connectionsPerGiB = Math.floor(2 ** 30 / perConnection);
+    summary.lines.push(
+      `Server memory: ${kib(perConnection)} RSS per ${r.options.scenario === "connect-storm" ? "" : "idle "}connection (all server processes, before and after the connects) → about ${fmt(summary.connectionsPerGiB)} connections per GiB.`,
+    );
+  } else {
+    summary.lines.push(`Server memory per connection: not measured with ${fmt(connections)} connections (each process's own growth dominates); --scenario connections measures it.`);
+  }
+}
+
+/** How well the line fits its levels: r², which says nothing through two points. */
+const fitQuality = (fit: LineFit) => (fit.points > 2 ? `, r² ${fmt(fit.r2, 2)}` : ", two levels only");
+
+/** Why a line through the levels gives no cost per connection. */
+function unsteady(what: string, fit: LineFit | undefined): string {
+  if (!fit || fit.slope <= 0) return `${what} did not rise with the connections`;
+  return `${what} did not rise steadily with the connections, r² ${fmt(fit.r2, 2)}`;
+}
+
+/** The connections scenario: what one host holds, per GiB and per core, from lines through the held levels. */
+function connectionsCapacity(r: Omit<LoadtestResult, "capacity">, summary: CapacitySummary): void {
+  const { lines, headline } = summary;
+  if (!r.server) return;
+  const fits = connectionFits(r.stages);
+  const from = fits.stages.length > 0 ? `stages ${fits.stages.map((i) => i + 1).join(", ")}` : "";
+  const publishers = Number(r.options.publishers);
+  const rate = Array.isArray(r.options.rates) ? Number(r.options.rates[0]) : 0;
+  lines.push(
+    `Activity: every connection subscribed to one of ${fmt(Number(r.options.channels))} channels; ${fmt(publishers)} publishers send ${fmt(rate, 1)} messages/s in all to ${fmt(Math.min(publishers, Number(r.options.channels)))} of them, the rest are idle.`,
+  );
+  if (fits.stages.length < 2) {
+    lines.push("Per connection: needs two held levels or more (the cost is the slope between them): run a longer ramp, or start it lower.");
+    return;
+  }
+  const rss = fits.rss;
+  if (rss && rss.slope > 0 && rss.r2 >= MIN_R2) {
+    summary.rssPerConnectionBytes = Math.round(rss.slope);
+    summary.connectionsPerGiB = Math.floor(2 ** 30 / rss.slope);
+    lines.push(
+      `Memory: ${kib(rss.slope)} of server RSS per connection (a line through ${from}${fitQuality(rss)}; ${fmt(Math.max(0, rss.intercept) / 2 ** 20)} MiB whatever the count) → about ${fmt(summary.connectionsPerGiB)} connections per GiB.`,
+    );
+    headline.push({ label: "Per GiB", value: `${fmt(summary.connectionsPerGiB)} connections`, note: `${kib(rss.slope)} of server RSS each (${from})`, tone: "plain" });
+  } else {
+    lines.push(`Memory per connection: not measurable over ${from} (${unsteady("RSS", rss)}); use larger steps.`);
+  }
+  const cores = fits.cores;
+  if (cores && cores.slope > 0 && cores.r2 >= MIN_R2) {
+    summary.connectionsPerCore = Math.floor(1 / cores.slope);
+    lines.push(`CPU: about ${fmt(summary.connectionsPerCore)} connections per core of server CPU at this activity (a line through ${from}${fitQuality(cores)}).`);
+    headline.push({ label: "Per core", value: `${fmt(summary.connectionsPerCore)} connections`, note: "at this activity (server CPU, all processes)", tone: "plain" });
+  } else {
+    lines.push(`CPU per connection: not measurable over ${from} (${unsteady("server CPU", cores)}); at this activity the connections cost little CPU.`);
+  }
+  // This host, extrapolated along both lines: only when both were measured, since either may bind.
+  const memory = r.host.memoryBytes;
+  if (memory === undefined || summary.rssPerConnectionBytes === null || !rss) return;
+  const byMemory = Math.floor((memory * (1 - HOST_MEMORY_FLOOR) - Math.max(0, rss.intercept)) / rss.slope);
+  const host = `${r.host.cpus} cores, ${gib(memory)}`;
+  const ramp = `the ramp itself held ${fmt(summary.sustainedPerSec ?? 0)}`;
+  if (summary.connectionsPerCore === null || !cores) {
+    lines.push(`This host (${host}): its memory would hold about ${fmt(byMemory)} such connections; what its CPU carries was not measurable at these levels, so that is no estimate of the host (${ramp}; ramp higher).`);
+    return;
+  }
+  const byCpu = Math.floor((r.host.cpus - Math.max(0, cores.intercept)) / cores.slope);
+  const limit = byCpu < byMemory ? "CPU" : "memory";
+  const estimate = Math.min(byMemory, byCpu);
+  lines.push(`This host (${host}), the server alone on it: about ${fmt(estimate)} such connections, limited by ${limit} (memory allows ${fmt(byMemory)}, CPU ${fmt(byCpu)}); an extrapolation, ${ramp}.`);
+  headline.push({ label: "This host", value: `≈ ${fmt(estimate)} connections`, note: `${host}; limited by ${limit} (extrapolated)`, tone: "plain" });
 }

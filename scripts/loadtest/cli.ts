@@ -4,10 +4,11 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { runLoadtest, type TimelinePoint } from "./coordinator.js";
+import { runLoadtest } from "./coordinator.js";
 import { OptionsError, USAGE, resolveOptions, stageRates, type LoadtestOptions } from "./options.js";
 import { renderHtml } from "./report-html.js";
 import { buildResult, type LoadtestResult } from "./result.js";
+import type { TimelinePoint } from "./run-data.js";
 import type { StageTimes } from "./runtime.js";
 
 const fmt = (n: number, digits = 0) => n.toLocaleString("en-US", { maximumFractionDigits: digits });
@@ -21,21 +22,18 @@ function progressLine(o: LoadtestOptions, p: TimelinePoint, stages: readonly Sta
       ? `connects ${fmt(c.connects)}/s`
       : o.scenario === "presence-churn"
         ? `ops ${fmt(c.presenceOps)}/s events ${fmt(c.presenceEvents)}/s`
-        : `pub ${fmt(c.published)}/s deliv ${fmt(c.deliveries)}/s acks ${fmt(c.acked)}/s`;
+        : `pub ${fmt(c.published)}/s deliv ${fmt(c.deliveries)}/s acks ${fmt(c.acked)}/s${c.overloaded > 0 ? ` refused ${fmt(c.overloaded)}/s` : ""}`;
   const server = p.serverCores !== undefined ? ` | server ${fmt(p.serverCores * 100)}% cpu ${fmt((p.serverRssBytes ?? 0) / 2 ** 20)} MiB` : "";
-  const problems = c.errors + c.hung + c.disconnects > 0 ? ` err ${c.errors} hung ${c.hung}` : "";
-  return `[${where}] conns ${fmt(p.open)} ${main} p50 ${fmt(p.p50, 1)}ms p99 ${fmt(p.p99, 1)}ms${problems}${server}`;
+  const problems = c.errors + c.hung + c.connectErrors + c.disconnects > 0 ? ` err ${c.errors} connect failures ${c.hung + c.connectErrors + c.disconnects}` : "";
+  const ack = p.ackP99 !== undefined ? ` ack p99 ${fmt(p.ackP99, 0)}ms` : "";
+  return `[${where}] conns ${fmt(p.open)} ${main} p50 ${fmt(p.p50, 1)}ms p99 ${fmt(p.p99, 1)}ms${ack}${problems}${server}`;
 }
 
+/** The verdict (each stage's figures are in it: no whole-run latency that would mix held and missed stages). */
 function printSummary(r: LoadtestResult, files: string[]): void {
   const out = process.stdout;
   out.write(`\n${r.capacity.lines.join("\n")}\n\n`);
-  const l = r.latencyMs[r.charts.kind];
-  out.write(
-    `${r.charts.kind} latency (measured): p50 ${fmt(l.p50, 2)} ms, p90 ${fmt(l.p90, 2)} ms, p99 ${fmt(l.p99, 2)} ms, max ${fmt(l.max, 2)} ms over ${fmt(l.count)} samples\n`,
-  );
-  out.write(`connect latency: p50 ${fmt(r.connections.latencyMs.p50, 1)} ms, p99 ${fmt(r.connections.latencyMs.p99, 1)} ms (${fmt(r.connections.connects)} connects)\n`);
-  if (r.failures.length > 0) out.write(`\nProblems:\n  ${r.failures.join("\n  ")}\n`);
+  if (r.failures.length > 0) out.write(`Problems:\n  ${r.failures.join("\n  ")}\n`);
   for (const f of files) out.write(`wrote ${f}\n`);
 }
 
@@ -69,9 +67,11 @@ async function main(): Promise<number> {
   const tty = process.stderr.isTTY;
   let lastPrinted = 0;
   const rates = stageRates(options);
-  process.stderr.write(
-    `loadtest ${options.scenario} → ${options.url} (${options.engine}, ${options.procs} process${options.procs > 1 ? "es" : ""}, rate ${rates.join(",")}${rates[0] === "max" ? ` inflight ${options.inflight}` : "/s"})\n`,
-  );
+  const load =
+    options.scenario === "connections"
+      ? `connections ${options.connectionLevels.join(",")}, publishing ${rates[0]}/s`
+      : `rate ${rates.join(",")}${rates[0] === "max" ? ` inflight ${options.inflight}` : "/s"}`;
+  process.stderr.write(`loadtest ${options.scenario} → ${options.url} (${options.engine}, ${options.procs} process${options.procs > 1 ? "es" : ""}, ${load})\n`);
   const run = await runLoadtest(options, {
     signal: abort.signal,
     onTick: (point, stages) => {
@@ -96,7 +96,11 @@ async function main(): Promise<number> {
     writeFileSync(files[1]!, renderHtml(result));
   }
   printSummary(result, files);
-  return run.failures.length > 0 && run.finals.length === 0 ? 1 : 0;
+  if (!result.outcome.ok) {
+    process.stderr.write(`loadtest failed: ${result.outcome.cause}\n`);
+    return 1;
+  }
+  return 0;
 }
 
 main().then(

@@ -3,63 +3,15 @@ import { randomBytes } from "node:crypto";
 import { resolve } from "node:path";
 import { sleep } from "./clock.js";
 import { mergeEncoded, newHistogram, summarize } from "./hdr.js";
-import { addCounters, zeroCounters, type Counters, type EncodedWindow } from "./metrics.js";
+import { addCounters, zeroCounters, type EncodedWindow } from "./metrics.js";
 import type { LoadtestOptions } from "./options.js";
+import type { RunData, ServerReadings, TimelinePoint } from "./run-data.js";
 import { phaseAt, stagePlan, type Phase, type StageTimes } from "./runtime.js";
-import { ServerMonitor, type ServerSample } from "./server-stats.js";
+import { ServerMonitor, peerCpuBetween } from "./server-stats.js";
 import { Shard, TICK_MS, type ParentCommand, type ShardFinal, type ShardReport } from "./shard.js";
-import { primaryLatencyOf } from "./result.js";
+import { mergeWindows, primaryLatencyOf, shapeStage } from "./stage-result.js";
 
-/** One second of the run, all generator processes together. */
-export interface TimelinePoint {
-  /** Wall clock, ms. */
-  at: number;
-  /** Seconds since the first stage started (negative during setup). */
-  t: number;
-  phase: Phase;
-  stage: number | undefined;
-  open: number;
-  counters: Counters;
-  /** The scenario's main latency over the second, ms. */
-  p50: number;
-  p99: number;
-  max: number;
-  /** Server CPU in cores over the second, and its RSS, when the server is local. */
-  serverCores?: number;
-  serverRssBytes?: number;
-}
-
-/** Server readings around the run (local servers only). */
-export interface ServerReadings {
-  rootPid: number;
-  /** Before any connection of this run. */
-  idle: ServerSample | undefined;
-  /** All connections set up, before the stages (idle connections). */
-  connected: ServerSample | undefined;
-  /** After the stages, connections still open. */
-  ran: ServerSample | undefined;
-  /** Readings at each stage's measured start and end. */
-  stages: Array<{ start: ServerSample | undefined; end: ServerSample | undefined }>;
-  peakRssBytes: number;
-}
-
-/** Everything a run produced, before it is shaped into the result file. */
-export interface RunData {
-  options: LoadtestOptions;
-  runId: string;
-  startedAt: number;
-  endedAt: number;
-  interrupted: boolean;
-  /** When Ctrl-C (or the caller's signal) stopped the run, wall-clock ms. */
-  interruptedAt?: number;
-  failures: string[];
-  stages: StageTimes[];
-  finals: ShardFinal[];
-  timeline: TimelinePoint[];
-  server: ServerReadings | undefined;
-  openAtReady: number;
-  openAtRan: number;
-}
+export type { RunData, ServerReadings, TimelinePoint } from "./run-data.js";
 
 export interface RunHooks {
   /** Every second, with the latest point (the live progress line). */
@@ -88,10 +40,13 @@ export async function runLoadtest(options: LoadtestOptions, hooks: RunHooks = {}
   const failures: string[] = [];
   const monitor = options.serverStats ? ServerMonitor.locate(options.url, options.serverPid) : undefined;
   const server: ServerReadings | undefined = monitor
-    ? { rootPid: monitor.rootPid, idle: monitor.sample(), connected: undefined, ran: undefined, stages: [], peakRssBytes: 0 }
+    ? { rootPid: monitor.rootPid, peers: [], idle: monitor.sample(), connected: undefined, ran: undefined, stages: [], peakRssBytes: 0 }
     : undefined;
 
   const reports: Array<{ ready?: number; ran?: boolean; final?: ShardFinal; failed?: string }> = [];
+  /** Each stage's window from each process, as it ends (the ramp's live verdict). */
+  const stageWindows: Array<Array<EncodedWindow | undefined>> = [];
+  let onStageWindow: ((index: number) => void) | undefined;
   let pending: EncodedWindow[] = [];
   const opens = new Array<number>(options.procs).fill(0);
   let wake: (() => void) | undefined;
@@ -107,6 +62,10 @@ export async function runLoadtest(options: LoadtestOptions, hooks: RunHooks = {}
         break;
       case "ran":
         slot.ran = true;
+        break;
+      case "stage":
+        (stageWindows[report.index] ??= [])[report.shard] = report.window;
+        onStageWindow?.(report.index);
         break;
       case "done":
         slot.final = report.final;
@@ -184,9 +143,11 @@ export async function runLoadtest(options: LoadtestOptions, hooks: RunHooks = {}
   const ticker = setInterval(() => {
     const counters = zeroCounters();
     const latency = newHistogram();
+    const ack = newHistogram();
     for (const w of pending) {
       addCounters(counters, w.counters);
       mergeEncoded(latency, w.latency[primary]);
+      if (primary !== "ack") mergeEncoded(ack, w.latency.ack);
     }
     pending = [];
     const now = Date.now();
@@ -202,14 +163,20 @@ export async function runLoadtest(options: LoadtestOptions, hooks: RunHooks = {}
       p50: summary.p50,
       p99: summary.p99,
       max: summary.max,
+      ...(ack.totalCount > 0 ? { ackP99: summarize(ack).p99 } : {}),
     };
+    ack.destroy();
+    latency.destroy();
     if (monitor && server) {
       const sample = monitor.sample();
       if (sample && lastSample) {
-        point.serverCores = Math.max(0, (sample.cpuS - lastSample.cpuS) / ((sample.at - lastSample.at) / 1000));
+        const seconds = (sample.at - lastSample.at) / 1000;
+        point.serverCores = Math.max(0, (sample.cpuS - lastSample.cpuS) / seconds);
+        if (sample.peers.length > 0 && lastSample.peers.length > 0) point.peerCores = peerCpuBetween(lastSample, sample) / seconds;
       }
       if (sample) {
         point.serverRssBytes = sample.rssBytes;
+        if (sample.host) point.hostAvailableBytes = sample.host.availableBytes;
         server.peakRssBytes = Math.max(server.peakRssBytes, sample.rssBytes);
         lastSample = sample;
       }
@@ -218,56 +185,97 @@ export async function runLoadtest(options: LoadtestOptions, hooks: RunHooks = {}
     hooks.onTick?.(point, stages);
   }, TICK_MS);
 
+  let stoppedAfter: RunData["stoppedAfter"];
+  const runData = (ran: StageTimes[], openAtReady: number, openAtRan: number): RunData => ({
+    options,
+    runId,
+    startedAt,
+    endedAt: Date.now(),
+    interrupted,
+    ...(interruptedAt !== undefined ? { interruptedAt } : {}),
+    failures,
+    stages: ran,
+    finals: reports.flatMap((r) => (r.final ? [r.final] : [])),
+    timeline,
+    server,
+    openAtReady,
+    openAtRan,
+  });
+
   const setupBudgetMs =
     ((options.connections + options.publishers) / options.connectRate) * 1000 + options.connectTimeoutMs + options.ackTimeoutMs + 60_000;
   try {
     await allReached((r) => r.ready !== undefined, setupBudgetMs, "connect");
     const openAtReady = reports.reduce((sum, r) => sum + (r.ready ?? 0), 0);
-    if (monitor && server && !interrupted) {
+    // A connect storm opens its connections in its stages; every other scenario needs some by now.
+    const abandoned = openAtReady === 0 && options.scenario !== "connect-storm" && !interrupted ? "no connection could be opened" : undefined;
+    if (monitor && server && !interrupted && !abandoned) {
       // Let the server settle (buffers, timers of the connects) before reading idle connections.
       await sleep(1500, hooks.signal);
+      server.peers = monitor.discoverPeers();
       server.connected = monitor.sample();
+    }
+    if (abandoned) {
+      // Nothing to load the server with: the processes stop at once and report their errors.
+      broadcast({ type: "stop" });
+      await allReached((r) => r.ran === true, options.connectTimeoutMs + 30_000, "stop");
+      broadcast({ type: "finish" });
+      await allReached((r) => r.final !== undefined, options.ackTimeoutMs + 30_000, "report");
+      return { ...runData([], openAtReady, 0), abandoned };
     }
     const at = Date.now() + 300;
     stages = stagePlan(options, at);
     broadcast({ type: "go", at });
-    const stageTimers: NodeJS.Timeout[] = [];
+    const stageTimers: Array<{ index: number; timer: NodeJS.Timeout }> = [];
     if (monitor && server) {
       for (const stage of stages) {
         const slot: ServerReadings["stages"][number] = { start: undefined, end: undefined };
         server.stages.push(slot);
-        stageTimers.push(setTimeout(() => (slot.start = monitor.sample()), Math.max(0, stage.measureAt - Date.now())));
-        stageTimers.push(setTimeout(() => (slot.end = monitor.sample()), Math.max(0, stage.endAt - Date.now())));
+        stageTimers.push({ index: stage.index, timer: setTimeout(() => (slot.start = monitor.sample()), Math.max(0, stage.measureAt - Date.now())) });
+        stageTimers.push({ index: stage.index, timer: setTimeout(() => (slot.end = monitor.sample()), Math.max(0, stage.endAt - Date.now())) });
       }
+    }
+    // The connections ramp stops at the first level that misses: more connections would only
+    // push a server (and a host) already past its limit further.
+    if (options.scenario === "connections") {
+      onStageWindow = (index) => {
+        const windows = stageWindows[index] ?? [];
+        const waiting = reports.some((r, shard) => r.failed === undefined && windows[shard] === undefined);
+        if (waiting || stoppedAfter || index >= stages.length - 1) return;
+        const slot = server?.stages[index];
+        if (monitor && slot && !slot.end) slot.end = monitor.sample();
+        const shaped = shapeStage({
+          options,
+          stage: stages[index]!,
+          zeroAt: stages[0]!.warmupAt,
+          merged: mergeWindows(windows.filter((w): w is EncodedWindow => w !== undefined)),
+          readings: slot,
+          timeline,
+          interruptedAt,
+        });
+        if (shaped.verdict.status !== "missed") return;
+        stoppedAfter = { stage: index, reason: `it reached a limit (${shaped.verdict.limits[0]!.limit})` };
+        broadcast({ type: "truncate", stages: index + 1 });
+        stages = stages.slice(0, index + 1);
+        for (const t of stageTimers) if (t.index > index) clearTimeout(t.timer);
+        server?.stages.splice(index + 1);
+      };
     }
     const runMs = stages[stages.length - 1]!.endAt - Date.now();
     await allReached((r) => r.ran === true, runMs + options.connectTimeoutMs + options.ackTimeoutMs + 30_000, "finish their stages");
     // The last stage's closing reading may still be due (the processes report as its end passes).
     await sleep(stages[stages.length - 1]!.endAt + 20 - Date.now(), hooks.signal);
-    for (const timer of stageTimers) clearTimeout(timer);
+    for (const t of stageTimers) clearTimeout(t.timer);
     if (monitor && server) for (const slot of server.stages) slot.end ??= monitor.sample();
     const openAtRan = opens.reduce((a, b) => a + b, 0);
     if (monitor && server) server.ran = monitor.sample();
     broadcast({ type: "finish" });
     await allReached((r) => r.final !== undefined, options.drainS * 1000 + options.ackTimeoutMs * 2 + 30_000, "drain and report");
     for (const point of timeline) point.t = Math.round((point.at - at) / 100) / 10;
-    return {
-      options,
-      runId,
-      startedAt,
-      endedAt: Date.now(),
-      interrupted,
-      ...(interruptedAt !== undefined ? { interruptedAt } : {}),
-      failures,
-      stages,
-      finals: reports.flatMap((r) => (r.final ? [r.final] : [])),
-      timeline,
-      server,
-      openAtReady,
-      openAtRan,
-    };
+    return { ...runData(stages, openAtReady, openAtRan), ...(stoppedAfter ? { stoppedAfter } : {}) };
   } finally {
     clearInterval(ticker);
+    onStageWindow = undefined;
     hooks.signal?.removeEventListener("abort", onAbort);
     // Let every share close its connections; one still stuck after that is ended.
     broadcast({ type: "finish" });

@@ -8,7 +8,7 @@ import type { LoadtestOptions, Scenario } from "./options.js";
 export interface Layout {
   /** Connections in all (subscribers or members, plus dedicated publishers). */
   total: number;
-  /** Connections 0..subscribers-1 subscribe (fan-out, chat, recovery, persistence) or are members (presence). */
+  /** Connections 0..subscribers-1 subscribe (fan-out, chat, recovery, persistence, connections) or are members (presence). */
   subscribers: number;
   publishers: number;
   channels: number;

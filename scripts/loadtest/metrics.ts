@@ -9,6 +9,10 @@ export const COUNTERS = [
   "published",
   "acked",
   "refused",
+  /** Refusals that say the server is at a bound (OVERLOADED): a capacity limit, not a mistake. */
+  "overloaded",
+  /** Acks not answered within --ack-timeout. */
+  "ackTimeouts",
   "skipped",
   "connects",
   "connectErrors",
@@ -87,6 +91,8 @@ export class ShardMetrics {
   /** The window events go to until `until` (ms); undefined: none (warm-up, drain). */
   private current: Window | undefined = this.setup;
   private until = Infinity;
+  /** Set by cut(): events after it go to no stage, even those addressed to one. */
+  private cutAt = Infinity;
 
   /** Fixes the stages' measured windows; until then everything counts as setup. */
   plan(spans: readonly MeasuredSpan[]): void {
@@ -97,6 +103,7 @@ export class ShardMetrics {
 
   /** Ends every measured window at `at` (an interrupted run measures up to the interruption). */
   cut(at: number): void {
+    this.cutAt = Math.min(this.cutAt, at);
     if (!this.spans) return;
     this.spans = this.spans.map((span) => ({ ...span, endAt: Math.min(span.endAt, at), measureAt: Math.min(span.measureAt, at) }));
     this.until = 0;
@@ -129,17 +136,27 @@ export class ShardMetrics {
     return current;
   }
 
-  count(counter: CounterName, n = 1): void {
+  /**
+   * The window of an event: the one of this moment, or with `stage`, that stage's (a scenario
+   * whose stage starts by opening connections counts those connects in the stage they belong to,
+   * though they happen in its warm-up).
+   */
+  private windowFor(stage: number | undefined): Window | undefined {
+    if (stage === undefined) return this.windowNow();
+    return Date.now() < this.cutAt ? this.stages[stage] : undefined;
+  }
+
+  count(counter: CounterName, n = 1, stage?: number): void {
     this.total.counters[counter] += n;
     this.interval.counters[counter] += n;
-    const w = this.windowNow();
+    const w = this.windowFor(stage);
     if (w) w.counters[counter] += n;
   }
 
-  latency(kind: LatencyKind, ms: number): void {
+  latency(kind: LatencyKind, ms: number, stage?: number): void {
     recordMs(this.total.latency[kind], ms);
     recordMs(this.interval.latency[kind], ms);
-    const w = this.windowNow();
+    const w = this.windowFor(stage);
     if (w) recordMs(w.latency[kind], ms);
   }
 
@@ -158,8 +175,17 @@ export class ShardMetrics {
     }
   }
 
-  error(kind: string): void {
-    this.count("errors");
+  /** An error: counted in `errors` (which judges a stage) and tallied by kind. */
+  error(kind: string, stage?: number): void {
+    this.count("errors", 1, stage);
+    this.note(kind);
+  }
+
+  /**
+   * Tallies an outcome by kind without counting it as an error: refusals and ack timeouts have
+   * counters of their own and judge a stage as limits, not as errors.
+   */
+  note(kind: string): void {
     const key = this.errors.has(kind) || this.errors.size < MAX_ERROR_KINDS ? kind : "other";
     this.errors.set(key, (this.errors.get(key) ?? 0) + 1);
   }

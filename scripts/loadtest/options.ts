@@ -1,4 +1,5 @@
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { z } from "zod";
 
@@ -10,6 +11,7 @@ export const SCENARIOS = [
   "presence-churn",
   "recovery-storm",
   "persistence-throughput",
+  "connections",
 ] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 
@@ -32,8 +34,14 @@ export interface LoadtestOptions {
   readonly scenario: Scenario;
   readonly engine: EngineName;
   readonly transport: TransportName;
-  /** Connections that subscribe (fan-out, recovery-storm, persistence-throughput), all members (chat, presence-churn), or connects in total (connect-storm). */
+  /**
+   * Connections that subscribe (fan-out, recovery-storm, persistence-throughput), all members
+   * (chat, presence-churn), connects in total (connect-storm), or the last level of the ramp
+   * (connections).
+   */
   readonly connections: number;
+  /** connections: the open connections each stage holds, rising (others: `[connections]`). */
+  readonly connectionLevels: readonly number[];
   readonly channels: number;
   readonly publishers: number;
   /**
@@ -68,8 +76,14 @@ export interface LoadtestOptions {
   readonly ackTimeoutMs: number;
   /** Publishers ask for an ack (needed for `max`; lets refusals be told from losses). */
   readonly ack: boolean;
-  /** Capacity summary's latency objective: the p99 a stage must hold to count as sustained, in ms. */
+  /** The objective of the scenario's main latency: the p99 a stage must hold to count as sustained, in ms. */
   readonly sloP99Ms: number;
+  /** The objective of publish (and presence operation) acks where they are not the main latency, p99 in ms. */
+  readonly sloAckP99Ms: number;
+  /** The objective of connect latency where it is not the main latency, p99 in ms. */
+  readonly sloConnectP99Ms: number;
+  /** A stage whose server RSS (all its processes) passes this has reached the memory limit, bytes; undefined: only the host's memory is judged. */
+  readonly maxRssBytes: number | undefined;
   /** recovery-storm: seconds between storms. */
   readonly stormEveryS: number;
   /** recovery-storm: share of the subscribers dropped by each storm (0..1]. */
@@ -87,6 +101,16 @@ export interface LoadtestOptions {
 
 const positiveInt = (max: number) => z.coerce.number().int().min(1).max(max);
 const seconds = (min: number, max: number) => z.coerce.number().min(min).max(max);
+
+/** A list of numbers, as a comma-separated string or a JSON array. */
+const numberList = (max: number) =>
+  z.union([
+    z
+      .string()
+      .regex(/^\s*\d+(\.\d+)?(\s*,\s*\d+(\.\d+)?)+\s*$/, "a number or a comma-separated list of numbers")
+      .transform((s) => s.split(",").map((part) => Number(part.trim()))),
+    z.array(z.coerce.number().positive().max(max)).min(1).max(50),
+  ]);
 
 /** Accepts `100`, `100,200,400` (stages) or `max`. */
 const rateSchema = z.union([
@@ -112,7 +136,7 @@ const rawSchema = z
     scenario: z.enum(SCENARIOS).default("fan-out"),
     engine: z.enum(ENGINES).default("raw"),
     transport: z.enum(TRANSPORTS).default("websocket"),
-    connections: positiveInt(1_000_000).optional(),
+    connections: z.union([positiveInt(1_000_000).transform((n) => [n]), numberList(1_000_000)]).optional(),
     channels: positiveInt(1_000_000).optional(),
     publishers: positiveInt(100_000).optional(),
     rate: rateSchema.optional(),
@@ -132,9 +156,12 @@ const rawSchema = z
     ackTimeout: z.coerce.number().int().min(100).max(600_000).default(10_000),
     ack: bool.default(true),
     sloP99: z.coerce.number().positive().max(3_600_000).default(100),
+    sloAckP99: z.coerce.number().positive().max(3_600_000).default(1000),
+    sloConnectP99: z.coerce.number().positive().max(3_600_000).optional(),
+    maxRss: z.coerce.number().positive().max(16 * 2 ** 20).optional(),
     stormEvery: seconds(0.5, 3600).default(5),
     dropFraction: z.coerce.number().gt(0).max(1).default(1),
-    out: z.string().min(1).default("loadtest-results"),
+    out: z.string().min(1).optional(),
     name: z.string().regex(/^[\w.-]+$/, "letters, digits, '.', '_' and '-' only").optional(),
     html: bool.default(true),
     serverPid: z.coerce.number().int().positive().optional(),
@@ -163,9 +190,21 @@ const FLAG_NAMES = Object.keys(rawSchema.shape).map(kebab);
 /** Flags that take no value. */
 const SWITCHES = ["html", "ack", "server-stats", "progress"];
 
+/** connections: a single `--connections N` ramps in this many equal steps up to N. */
+export const CONNECTION_STEPS = 4;
+
+/** The levels of the connections scenario's ramp: the list as given, or N in equal steps. */
+function levelsOf(given: readonly number[] | undefined): number[] {
+  if (given && given.length > 1) return [...given];
+  const top = given?.[0] ?? 2000;
+  const levels: number[] = [];
+  for (let step = 1; step <= CONNECTION_STEPS; step++) levels.push(Math.max(1, Math.round((top * step) / CONNECTION_STEPS)));
+  return [...new Set(levels)];
+}
+
 /** Scenario-dependent defaults, applied where neither the file nor the flags set a value. */
 function scenarioDefaults(scenario: Scenario, connections: number | undefined) {
-  const common = { warmup: 2, inflight: 8 };
+  const common = { warmup: 2, inflight: 8, sloConnectP99: 1000 };
   switch (scenario) {
     case "fan-out":
       return { ...common, connections: 1000, channels: 1, publishers: 1, rates: [10] as number[] | "max" };
@@ -184,6 +223,24 @@ function scenarioDefaults(scenario: Scenario, connections: number | undefined) {
     case "persistence-throughput":
       // Acks wait for a batch (PERSISTENCE_BATCH_WAIT_MS): a deep window keeps the store busy.
       return { ...common, inflight: 64, connections: 10, channels: 4, publishers: 4, rates: "max" as number[] | "max" };
+    case "connections": {
+      // Rooms of 10 at the top level; 10 publishers at 1/s each keep a few rooms lightly active.
+      // The warm-up after a level's connects is longer: the server is still busy with their
+      // subscribes and its young generation when the connects themselves are done. A level's
+      // connects come as a burst, whose latency says how fast the server opens connections
+      // (connect-storm's question) more than how many it holds: judged loosely here.
+      const n = connections ?? 2000;
+      const c = Math.max(1, Math.floor(n / 10));
+      return { ...common, warmup: 5, sloConnectP99: 5000, connections: n, channels: c, publishers: Math.min(10, c), rates: [10] as number[] | "max" };
+    }
+  }
+}
+
+/** The directory results go to unless --out says otherwise: `loadtest-results` in the project (where package.json is), whatever the current directory. */
+export function defaultOutDir(from: string = __dirname): string {
+  for (let dir = resolve(from); ; dir = dirname(dir)) {
+    if (existsSync(join(dir, "package.json"))) return join(dir, "loadtest-results");
+    if (dirname(dir) === dir) return resolve("loadtest-results"); // not inside a project: the current directory's
   }
 }
 
@@ -255,7 +312,12 @@ export function buildOptions(raw: RawOptions, env: Record<string, string | undef
     throw new OptionsError(key, issue.message);
   }
   const o = parsed.data;
-  const defaults = scenarioDefaults(o.scenario, o.connections);
+  if (o.connections && o.connections.length > 1 && o.scenario !== "connections") {
+    throw new OptionsError("connections", "a list of levels is for --scenario connections; the other scenarios take one number");
+  }
+  const levels = o.scenario === "connections" ? levelsOf(o.connections) : undefined;
+  const connections = levels ? levels[levels.length - 1]! : o.connections?.[0];
+  const defaults = scenarioDefaults(o.scenario, connections);
   const rates = o.rate ?? defaults.rates;
   const options: LoadtestOptions = {
     url: o.url.replace(/\/+$/, ""),
@@ -263,7 +325,8 @@ export function buildOptions(raw: RawOptions, env: Record<string, string | undef
     scenario: o.scenario,
     engine: o.engine,
     transport: o.transport,
-    connections: o.connections ?? defaults.connections,
+    connections: connections ?? defaults.connections,
+    connectionLevels: levels ?? [connections ?? defaults.connections],
     channels: o.channels ?? defaults.channels,
     publishers: o.publishers ?? defaults.publishers,
     rates,
@@ -283,9 +346,12 @@ export function buildOptions(raw: RawOptions, env: Record<string, string | undef
     ackTimeoutMs: o.ackTimeout,
     ack: o.ack,
     sloP99Ms: o.sloP99,
+    sloAckP99Ms: o.sloAckP99,
+    sloConnectP99Ms: o.sloConnectP99 ?? defaults.sloConnectP99,
+    maxRssBytes: o.maxRss === undefined ? undefined : Math.round(o.maxRss * 2 ** 20),
     stormEveryS: o.stormEvery,
     dropFraction: o.dropFraction,
-    outDir: o.out,
+    outDir: o.out ?? defaultOutDir(),
     name: o.name,
     html: o.html,
     serverPid: o.serverPid,
@@ -322,10 +388,21 @@ function checkCombinations(o: LoadtestOptions): void {
   if ((o.scenario === "chat" || o.scenario === "presence-churn") && o.channels > o.connections) {
     throw new OptionsError("channels", `at most one channel per connection (${o.connections})`);
   }
+  if (o.scenario === "connections") {
+    if (o.rates === "max" || o.rates.length > 1) {
+      throw new OptionsError("rate", "the connections scenario ramps connections (--connections 1000,2000,4000); --rate is its one steady publish rate");
+    }
+    if (o.connectionLevels.some((level) => !Number.isInteger(level) || level > 1_000_000)) {
+      throw new OptionsError("connections", "levels are whole numbers of connections, at most 1,000,000");
+    }
+    if (o.connectionLevels.some((level, i) => i > 0 && level <= o.connectionLevels[i - 1]!)) {
+      throw new OptionsError("connections", "the levels must rise (1000,2000,4000)");
+    }
+  }
   if (o.procs > o.connections + o.publishers) {
     throw new OptionsError("procs", "more generator processes than connections");
   }
-  const stages = o.rates === "max" ? 1 : o.rates.length;
+  const stages = stageRates(o).length;
   const total = stages * (o.durationS + o.warmupS);
   if (total > 24 * 3600) throw new OptionsError("duration", "the stages add up to more than 24 hours");
 }
@@ -335,8 +412,9 @@ export function redactedOptions(o: LoadtestOptions): Record<string, unknown> {
   return { ...o, apiKey: o.apiKey ? "(set)" : undefined, token: o.token ? "(set)" : undefined };
 }
 
-/** Number of stages the options describe. */
-export function stageRates(o: LoadtestOptions): Array<number | "max"> {
+/** The rate of each stage the options describe (connections: the one rate at every level). */
+export function stageRates(o: Pick<LoadtestOptions, "scenario" | "rates" | "connectionLevels">): Array<number | "max"> {
+  if (o.scenario === "connections") return o.connectionLevels.map(() => (o.rates === "max" ? "max" : o.rates[0]!));
   return o.rates === "max" ? ["max"] : [...o.rates];
 }
 
@@ -347,22 +425,26 @@ Ctrl-C stops early and still prints and writes what was measured.
 
   --url URL                 server URL (http, https, ws or wss)            [http://127.0.0.1:8001]
   --scenario NAME           fan-out | chat | connect-storm | presence-churn |
-                            recovery-storm | persistence-throughput          [fan-out]
+                            recovery-storm | persistence-throughput |
+                            connections                                      [fan-out]
   --engine raw|sio          raw: Engine.IO/Socket.IO framing over ws (cheap);
                             sio: socket.io-client (realistic, ~1 core per 100k msgs/s)   [raw]
   --transport T             websocket | polling | upgrade (polling and upgrade need sio) [websocket]
   --connections N           subscribers / members / connects in the storm  [per scenario]
+                            connections: the levels of the ramp, 1000,2000,4000, or N
+                            for ${CONNECTION_STEPS} equal steps up to N                       [2000]
   --channels C              channels (or presence sets)                    [per scenario]
   --publishers P            publishing connections                         [per scenario]
   --rate R                  per second in total: publishes (connects for connect-storm,
                             presence ops for presence-churn); 100,200,400 runs a ramp of
                             stages; max keeps --inflight messages outstanding per publisher
+                            (connections: one steady publish rate, default 10)
   --inflight W              outstanding messages per publisher with --rate max
                             [8; 64 for persistence-throughput]
   --window-by ack|delivery  what completes a message with --rate max              [ack]
   --duration S              measured seconds per stage                               [30]
   --warmup S                unmeasured seconds at the start of each stage
-                            [2; 0 for connect-storm]
+                            [2; 0 for connect-storm, 5 for connections]
   --drain S                 longest wait for the last deliveries after publishing     [5]
   --payload B               bytes of JSON per published content                     [100]
   --procs K                 generator processes                                       [1]
@@ -372,12 +454,19 @@ Ctrl-C stops early and still prints and writes what was measured.
   --connect-rate R          connects/s while setting up                             [500]
   --connect-concurrency N   connects in progress at once                            [100]
   --connect-timeout MS      a connect with no answer by then is hung              [10000]
-  --ack-timeout MS          an ack with no answer by then is an error             [10000]
+  --ack-timeout MS          an ack with no answer by then counts against the ack
+                            limit                                          [10000]
   --no-ack                  publish without asking for acks
-  --slo-p99 MS              p99 a stage must hold to count as sustained            [100]
+  --slo-p99 MS              objective of the scenario's main latency (delivery; ack for
+                            persistence-throughput, connect for connect-storm), p99 [100]
+  --slo-ack-p99 MS          objective of publish acks where they are not the main  [1000]
+  --slo-connect-p99 MS      objective of connects where they are not the main
+                            [1000; 5000 for connections]
+  --max-rss MIB             a stage past this server RSS reached the memory limit
+                            (the host below 10% memory available always does)
   --storm-every S           recovery-storm: seconds between storms                    [5]
   --drop-fraction F         recovery-storm: share of subscribers dropped per storm    [1]
-  --out DIR                 result directory                       [loadtest-results]
+  --out DIR                 result directory       [loadtest-results in the project]
   --name NAME               result file base name          [<scenario>-<timestamp>]
   --no-html                 skip the HTML report
   --server-pid PID          server primary pid (default: found from the port, local only)

@@ -15,17 +15,21 @@ export interface ConnectPlan<T> {
   open(index: number): Promise<{ result: ConnectResult; value: T | undefined }>;
 }
 
-/** Records one connect outcome: latency on success, an error or a hang otherwise. */
-export function recordConnect(metrics: ShardMetrics, result: ConnectResult): void {
+/**
+ * Records one connect outcome: latency on success, a failed or hung connect otherwise (counters
+ * of their own: they judge a stage as the connects limit, not as errors). With `stage`, the
+ * outcome counts in that stage wherever the clock is.
+ */
+export function recordConnect(metrics: ShardMetrics, result: ConnectResult, stage?: number): void {
   if (result.ok) {
-    metrics.count("connects");
-    metrics.latency("connect", result.ms);
+    metrics.count("connects", 1, stage);
+    metrics.latency("connect", result.ms, stage);
   } else if (result.hung) {
-    metrics.count("hung");
-    metrics.error(`connect hung: ${result.error}`);
+    metrics.count("hung", 1, stage);
+    metrics.note(`connect hung: ${result.error}`);
   } else {
-    metrics.count("connectErrors");
-    metrics.error(`connect: ${result.error}`);
+    metrics.count("connectErrors", 1, stage);
+    metrics.note(`connect failed: ${result.error}`);
   }
 }
 

@@ -1,11 +1,11 @@
 import { sleep, wallMs } from "./clock.js";
-import type { AckOutcome, LoadClient } from "./engines/client.js";
+import { OVERLOADED, type AckOutcome, type LoadClient } from "./engines/client.js";
 import type { DeliveryBook, DeliveryListener } from "./deliveries.js";
 import type { Runtime, StageTimes } from "./runtime.js";
 import type { SentTally } from "./sequence.js";
 
 /** Error codes with which the server refuses a message outright: it was not broadcast. */
-export const REFUSED_CODES: ReadonlySet<string> = new Set(["OVERLOADED", "RATE_LIMITED", "INVALID_ARGUMENT", "INVALID_CHANNEL", "PAYLOAD_TOO_LARGE"]);
+export const REFUSED_CODES: ReadonlySet<string> = new Set([OVERLOADED, "RATE_LIMITED", "INVALID_ARGUMENT", "INVALID_CHANNEL", "PAYLOAD_TOO_LARGE"]);
 
 /** Acks one publisher may wait on in open-loop mode; past it, due messages are skipped (and counted). */
 export const MAX_OUTSTANDING_PER_PUBLISHER = 5000;
@@ -43,11 +43,16 @@ export class PublisherSet implements DeliveryListener {
   private readonly awaiting = new Map<number, { remaining: number; sentAt: number; slot: SlotState }>();
   private windowOpen = false;
 
+  /**
+   * With `measuredOnly`, publishers are quiet in each stage's warm-up (the connections scenario
+   * opens its new connections then) and publish in its measured window only.
+   */
   constructor(
     private readonly rt: Runtime,
     slots: readonly PublisherSlot[],
     private readonly padding: string,
     private readonly book: DeliveryBook,
+    private readonly measuredOnly = false,
   ) {
     this.slots = slots.map((s) => ({ ...s, nextSeq: 1, outstanding: 0, tally: { sent: 0, refused: 0 } }));
     for (const s of this.slots) this.byP.set(s.p, s);
@@ -65,10 +70,14 @@ export class PublisherSet implements DeliveryListener {
   async run(): Promise<void> {
     for (const stage of this.rt.stages) {
       if (this.rt.signal.aborted) return;
-      await sleep(stage.warmupAt - Date.now(), this.rt.signal);
+      await sleep(this.startOf(stage) - Date.now(), this.rt.signal);
       if (stage.rate === "max") await this.runWindow(stage);
       else await this.runOpenLoop(stage, stage.rate);
     }
+  }
+
+  private startOf(stage: StageTimes): number {
+    return this.measuredOnly ? stage.measureAt : stage.warmupAt;
   }
 
   /** Waits (bounded) for the acks still outstanding. */
@@ -107,8 +116,18 @@ export class PublisherSet implements DeliveryListener {
       } else if (outcome.error !== undefined && REFUSED_CODES.has(outcome.error)) {
         slot.tally.refused++;
         metrics.count("refused");
-        metrics.error(`publish refused: ${outcome.error}`);
+        // OVERLOADED is the server at a bound (a capacity limit); the other codes say the
+        // publish itself was wrong (an error of the options, or of the server).
+        if (outcome.error === OVERLOADED) {
+          metrics.count("overloaded");
+          metrics.note(`publish refused: ${outcome.error}`);
+        } else {
+          metrics.error(`publish refused: ${outcome.error}`);
+        }
         this.complete(slot.p, seq); // never broadcast: nothing will be delivered
+      } else if (outcome.error === "TIMEOUT") {
+        metrics.count("ackTimeouts");
+        metrics.note("publish: no ack before --ack-timeout");
       } else {
         metrics.error(`publish: ${outcome.error ?? "failed"}`);
       }
@@ -121,7 +140,8 @@ export class PublisherSet implements DeliveryListener {
     const perPublisher = rate / this.rt.layout.publishers;
     const spacing = 1000 / perPublisher;
     // Spread the publishers over one spacing so that they do not all fire together.
-    const nextDue = this.slots.map((s) => stage.warmupAt + (s.p / this.rt.layout.publishers) * spacing);
+    const start = this.startOf(stage);
+    const nextDue = this.slots.map((s) => start + (s.p / this.rt.layout.publishers) * spacing);
     while (!signal.aborted) {
       const now = wallMs(); // the clock receivers compare with; within a millisecond of Date.now()
       if (now >= stage.endAt) break;

@@ -1,183 +1,32 @@
 import { cpus, hostname } from "node:os";
-import type { RunData, TimelinePoint } from "./coordinator.js";
-import { capacitySummary, type CapacitySummary } from "./capacity.js";
-import { logBuckets, mergeEncoded, newHistogram, percentileCurve, summarize, type Histogram, type LatencySummary } from "./hdr.js";
-import { LATENCY_KINDS, addCounters, zeroCounters, type Counters, type EncodedWindow, type LatencyKind } from "./metrics.js";
-import { redactedOptions, type Scenario } from "./options.js";
-import { tallyDeliveries, type DeliveryTally, type ReceivedTally, type SentTally } from "./sequence.js";
-import { cpuBetween, type ServerSample } from "./server-stats.js";
+import { capacitySummary } from "./capacity.js";
+import { logBuckets, newHistogram, percentileCurve, summarize } from "./hdr.js";
+import type { Counters } from "./metrics.js";
+import { runOutcome } from "./outcome.js";
+import { redactedOptions } from "./options.js";
+import { RESULT_SCHEMA, type LoadtestResult, type ServerResult } from "./result-schema.js";
+import type { RunData } from "./run-data.js";
+import { tallyDeliveries, type ReceivedTally, type SentTally } from "./sequence.js";
+import { cpuBetween, isRedisPeer } from "./server-stats.js";
+import { mergeWindows, primaryLatencyOf, shapeStage, summaries, type StageResult } from "./stage-result.js";
 
-export const RESULT_SCHEMA = 1;
-
-/** The latency that judges a scenario (the capacity summary's p99 and the timeline's). */
-export function primaryLatencyOf(scenario: Scenario): LatencyKind {
-  switch (scenario) {
-    case "persistence-throughput":
-      return "ack";
-    case "connect-storm":
-      return "connect";
-    case "presence-churn":
-      return "presence";
-    default:
-      return "delivery";
-  }
-}
-
-export type Latencies = Record<LatencyKind, LatencySummary>;
-
-export interface StageResult {
-  index: number;
-  /** Per second, in total (publishes, connects or presence operations), or "max". */
-  rate: number | "max";
-  warmupS: number;
-  durationS: number;
-  counters: Counters;
-  perSecond: { published: number; deliveries: number; acked: number; connects: number; presenceOps: number; presenceEvents: number };
-  latencyMs: Latencies;
-  /** The scenario's main latency p99 in this stage, ms. */
-  p99Ms: number;
-  server?: {
-    cpuS: number;
-    cores: number;
-    cpuUsPerDelivery: number | undefined;
-    /** Server CPU per unit of the scenario's throughput (delivery, connect, presence op, durable message), µs. */
-    cpuUsPerUnit: number | undefined;
-    rssBytes: number | undefined;
-  };
-}
-
-export interface ServerResult {
-  rootPid: number;
-  processes: Array<{ pid: number; ppid: number; name: string; rssBytes: number; cpuS: number }>;
-  idleRssBytes: number | undefined;
-  connectedRssBytes: number | undefined;
-  /** (RSS with the connections open − RSS before them) ÷ connections, all server processes summed. */
-  rssPerConnectionBytes: number | undefined;
-  peakRssBytes: number;
-  /** Server CPU over every measured stage ÷ deliveries in them, µs. */
-  cpuUsPerDelivery: number | undefined;
-  /** Share of the server CPU of the measured stages per process. */
-  cpuShare: Array<{ pid: number; name: string; share: number }>;
-}
-
-export interface LoadtestResult {
-  tool: "cerebellum-loadtest";
-  schema: number;
-  runId: string;
-  startedAt: string;
-  endedAt: string;
-  interrupted: boolean;
-  failures: string[];
-  options: Record<string, unknown>;
-  host: { hostname: string; cpus: number; cpuModel: string; node: string; platform: string };
-  connections: {
-    planned: number;
-    openAtReady: number;
-    openAtEnd: number;
-    connects: number;
-    errors: number;
-    hung: number;
-    disconnects: number;
-    latencyMs: LatencySummary;
-    /** connect-storm: connects ÷ seconds from the first connect started to the last finished. */
-    connectsPerSec?: number;
-  };
-  stages: StageResult[];
-  /** Every event of the run, warm-up and drain included. */
-  totals: Counters;
-  delivery: DeliveryTally;
-  /** Over the measured windows of every stage. */
-  latencyMs: Latencies;
-  recovery?: { attempts: number; recovered: number; notRecovered: number; latencyMs: LatencySummary };
-  presence?: { ops: number; events: number; setsChecked: number; expectedMembers: number; observedMembers: number; ghosts: number; missing: number };
-  errors: Record<string, number>;
-  server: ServerResult | null;
-  charts: {
-    kind: LatencyKind;
-    percentiles: Array<{ percentile: number; ms: number }>;
-    buckets: Array<{ fromMs: number; toMs: number; count: number }>;
-  };
-  timeline: TimelinePoint[];
-  capacity: CapacitySummary;
-}
-
-function mergeWindows(windows: readonly EncodedWindow[]): { counters: Counters; latency: Record<LatencyKind, Histogram> } {
-  const counters = zeroCounters();
-  const latency = Object.fromEntries(LATENCY_KINDS.map((k) => [k, newHistogram()])) as Record<LatencyKind, Histogram>;
-  for (const w of windows) {
-    addCounters(counters, w.counters);
-    for (const k of LATENCY_KINDS) mergeEncoded(latency[k], w.latency[k]);
-  }
-  return { counters, latency };
-}
-
-const summaries = (latency: Record<LatencyKind, Histogram>): Latencies =>
-  Object.fromEntries(LATENCY_KINDS.map((k) => [k, summarize(latency[k])])) as Latencies;
+export { RESULT_SCHEMA, type CapacitySummary, type LoadtestResult, type RunOutcome, type ServerResult } from "./result-schema.js";
+export { primaryLatencyOf, unitsOf, type Latencies, type StageResult } from "./stage-result.js";
 
 const perSec = (n: number, s: number) => (s > 0 ? Math.round((n / s) * 10) / 10 : 0);
-
-const usPer = (cpuS: number, n: number) => (n > 0 ? Math.round((cpuS * 1e6 * 100) / n) / 100 : undefined);
-
-/** How many units of the scenario's throughput a window's counters hold. */
-export function unitsOf(scenario: Scenario, c: Counters): number {
-  switch (scenario) {
-    case "connect-storm":
-      return c.connects;
-    case "presence-churn":
-      return c.presenceOps;
-    case "persistence-throughput":
-      return c.acked;
-    default:
-      return c.deliveries;
-  }
-}
-
-function stageServer(start: ServerSample | undefined, end: ServerSample | undefined, seconds: number, deliveries: number, units: number) {
-  if (!start || !end) return undefined;
-  const { totalS } = cpuBetween(start, end);
-  return {
-    cpuS: Math.round(totalS * 1000) / 1000,
-    cores: seconds > 0 ? Math.round((totalS / seconds) * 1000) / 1000 : 0,
-    cpuUsPerDelivery: usPer(totalS, deliveries),
-    cpuUsPerUnit: usPer(totalS, units),
-    rssBytes: end.rssBytes,
-  };
-}
 
 /** Shapes a run's data into the result file's JSON. */
 export function buildResult(run: RunData): LoadtestResult {
   const { options, finals } = run;
   const primary = primaryLatencyOf(options.scenario);
 
-  const stages: StageResult[] = run.stages.map((stage) => {
-    const merged = mergeWindows(finals.flatMap((f) => (f.stages[stage.index] ? [f.stages[stage.index]!] : [])));
-    // An interrupted run measured each stage only up to the interruption.
-    const seconds = Math.max(0, (Math.min(stage.endAt, run.interruptedAt ?? Infinity) - stage.measureAt) / 1000);
-    const c = merged.counters;
-    const latencyMs = summaries(merged.latency);
-    const readings = run.server?.stages[stage.index];
-    const server = stageServer(readings?.start, readings?.end, seconds, c.deliveries, unitsOf(options.scenario, c));
-    return {
-      index: stage.index,
-      rate: stage.rate,
-      warmupS: (stage.measureAt - stage.warmupAt) / 1000,
-      durationS: seconds,
-      counters: c,
-      perSecond: {
-        published: perSec(c.published, seconds),
-        deliveries: perSec(c.deliveries, seconds),
-        acked: perSec(c.acked, seconds),
-        connects: perSec(c.connects, seconds),
-        presenceOps: perSec(c.presenceOps, seconds),
-        presenceEvents: perSec(c.presenceEvents, seconds),
-      },
-      latencyMs,
-      p99Ms: latencyMs[primary].p99,
-      ...(server ? { server } : {}),
-    };
-  });
+  const zeroAt = run.stages[0]?.warmupAt ?? run.startedAt;
+  const mergedStages = run.stages.map((stage) => mergeWindows(finals.flatMap((f) => (f.stages[stage.index] ? [f.stages[stage.index]!] : []))));
+  const stages: StageResult[] = run.stages.map((stage, i) =>
+    shapeStage({ options, stage, zeroAt, merged: mergedStages[i]!, readings: run.server?.stages[stage.index], timeline: run.timeline, interruptedAt: run.interruptedAt }),
+  );
 
-  const measured = mergeWindows(finals.flatMap((f) => f.stages));
+  const measured = mergeWindows(finals.flatMap((f) => f.stages.slice(0, run.stages.length)));
   const total = mergeWindows(finals.map((f) => f.total));
   const setup = mergeWindows(finals.map((f) => f.setup));
   const connectLatency = newHistogram();
@@ -215,6 +64,9 @@ export function buildResult(run: RunData): LoadtestResult {
     endedAt: new Date(run.endedAt).toISOString(),
     interrupted: run.interrupted,
     failures: run.failures,
+    ...(run.abandoned !== undefined ? { abandoned: run.abandoned } : {}),
+    ...(run.stoppedAfter !== undefined ? { stoppedAfter: run.stoppedAfter } : {}),
+    outcome: { ok: true },
     options: redactedOptions(options),
     host: {
       hostname: hostname(),
@@ -222,9 +74,10 @@ export function buildResult(run: RunData): LoadtestResult {
       cpuModel: cpus()[0]?.model ?? "unknown",
       node: process.version,
       platform: `${process.platform} ${process.arch}`,
+      ...(hostMemory(run) !== undefined ? { memoryBytes: hostMemory(run) } : {}),
     },
     connections: {
-      planned: options.connections + (options.scenario === "fan-out" || options.scenario === "recovery-storm" || options.scenario === "persistence-throughput" ? options.publishers : 0),
+      planned: options.connections + (DEDICATED_PUBLISHERS.has(options.scenario) ? options.publishers : 0),
       openAtReady: run.openAtReady,
       openAtEnd: run.openAtRan,
       connects: total.counters.connects,
@@ -239,14 +92,13 @@ export function buildResult(run: RunData): LoadtestResult {
     delivery,
     latencyMs: summaries(measured.latency),
     errors,
-    server: serverResult(run, stages, measured.counters.deliveries),
+    server: serverResult(run),
     charts: {
       kind: primary,
-      percentiles: percentileCurve(measured.latency[primary]),
-      buckets: logBuckets(measured.latency[primary]),
+      stages: mergedStages.map((m, index) => ({ index, percentiles: percentileCurve(m.latency[primary]), buckets: logBuckets(m.latency[primary]) })),
     },
     timeline: run.timeline,
-    capacity: undefined as unknown as CapacitySummary,
+    capacity: undefined as unknown as LoadtestResult["capacity"],
   };
   if (options.scenario === "recovery-storm") {
     result.recovery = {
@@ -257,8 +109,18 @@ export function buildResult(run: RunData): LoadtestResult {
     };
   }
   if (options.scenario === "presence-churn") result.presence = presenceResult(run, total.counters);
+  result.outcome = runOutcome(result);
   result.capacity = capacitySummary(result);
   return result;
+}
+
+/** Scenarios whose publishers are connections of their own, beside --connections. */
+const DEDICATED_PUBLISHERS: ReadonlySet<string> = new Set(["fan-out", "recovery-storm", "persistence-throughput", "connections"]);
+
+/** The host's memory, from any server reading. */
+function hostMemory(run: RunData): number | undefined {
+  const s = run.server;
+  return (s?.connected ?? s?.idle ?? s?.ran)?.host?.totalBytes;
 }
 
 function presenceResult(run: RunData, counters: Counters): NonNullable<LoadtestResult["presence"]> {
@@ -291,11 +153,11 @@ function presenceResult(run: RunData, counters: Counters): NonNullable<LoadtestR
   };
 }
 
-function serverResult(run: RunData, stages: StageResult[], measuredDeliveries: number): ServerResult | null {
+function serverResult(run: RunData): ServerResult | null {
   const s = run.server;
   if (!s) return null;
   const last = s.ran ?? s.connected ?? s.idle;
-  const steady = run.options.scenario !== "connect-storm";
+  const steady = run.options.scenario !== "connect-storm" && run.options.scenario !== "connections";
   const held = steady ? s.connected : s.ran;
   const connections = steady ? run.openAtReady : run.openAtRan;
   const rssPerConnectionBytes =
@@ -309,14 +171,17 @@ function serverResult(run: RunData, stages: StageResult[], measuredDeliveries: n
     for (const [pid, v] of used.byPid) byPid.set(pid, (byPid.get(pid) ?? 0) + v);
   }
   const names = new Map((last?.processes ?? []).map((p) => [p.pid, p.name]));
+  const processes = last?.processes ?? [];
+  const mode = s.peers.some(isRedisPeer) ? "clustered" : processes.some((p) => p.name.startsWith("cerebellum-prim")) ? "embedded" : "unknown";
   return {
     rootPid: s.rootPid,
-    processes: (last?.processes ?? []).map((p) => ({ pid: p.pid, ppid: p.ppid, name: p.name, rssBytes: p.rssBytes, cpuS: p.cpuS })),
+    mode,
+    peers: s.peers,
+    processes: processes.map((p) => ({ pid: p.pid, ppid: p.ppid, name: p.name, rssBytes: p.rssBytes, cpuS: p.cpuS })),
     idleRssBytes: s.idle?.rssBytes,
     connectedRssBytes: held?.rssBytes,
     rssPerConnectionBytes,
     peakRssBytes: Math.max(s.peakRssBytes, held?.rssBytes ?? 0),
-    cpuUsPerDelivery: measuredDeliveries > 0 && stages.some((st) => st.server) ? Math.round((cpuS * 1e6 * 100) / measuredDeliveries) / 100 : undefined,
     cpuShare: [...byPid].map(([pid, v]) => ({ pid, name: names.get(pid) ?? "?", share: cpuS > 0 ? Math.round((v / cpuS) * 1000) / 1000 : 0 })),
   };
 }

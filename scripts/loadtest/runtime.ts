@@ -12,19 +12,30 @@ export type Phase = "setup" | "warmup" | "measure" | "drain" | "done";
 export interface StageTimes {
   index: number;
   rate: number | "max";
+  /** connections: the open connections the stage holds. */
+  level?: number;
   warmupAt: number;
   measureAt: number;
   endAt: number;
 }
 
-/** The stages laid on the wall clock from a common start, so every generator process changes rate together. */
-export function stagePlan(options: Pick<LoadtestOptions, "rates" | "warmupS" | "durationS">, startAt: number): StageTimes[] {
+type PlanOptions = Pick<LoadtestOptions, "scenario" | "rates" | "connectionLevels" | "connectRate" | "warmupS" | "durationS">;
+
+/**
+ * The stages laid on the wall clock from a common start, so every generator process changes rate
+ * together. A stage of the connections scenario opens its new connections in its warm-up, which
+ * is stretched by the time they take at --connect-rate.
+ */
+export function stagePlan(options: PlanOptions, startAt: number): StageTimes[] {
   const stages: StageTimes[] = [];
+  const ramp = options.scenario === "connections";
   let at = startAt;
-  for (const [index, rate] of stageRates(options as LoadtestOptions).entries()) {
-    const measureAt = at + options.warmupS * 1000;
+  for (const [index, rate] of stageRates(options).entries()) {
+    const level = ramp ? options.connectionLevels[index] : undefined;
+    const opening = level === undefined ? 0 : ((level - (options.connectionLevels[index - 1] ?? 0)) / options.connectRate) * 1000;
+    const measureAt = at + opening + options.warmupS * 1000;
     const endAt = measureAt + options.durationS * 1000;
-    stages.push({ index, rate, warmupAt: at, measureAt, endAt });
+    stages.push({ index, rate, ...(level !== undefined ? { level } : {}), warmupAt: at, measureAt, endAt });
     at = endAt;
   }
   return stages;

@@ -20,6 +20,8 @@ export type ParentCommand =
   | { type: "go"; at: number }
   /** Every process has run: drain, count, report. */
   | { type: "finish" }
+  /** Run only the first `stages` stages (the ramp reached a limit): later ones end now. */
+  | { type: "truncate"; stages: number }
   /** Ctrl-C: stop early. */
   | { type: "stop" };
 
@@ -35,11 +37,16 @@ export interface ShardFinal extends ScenarioFinal {
 export type ShardReport =
   | { type: "ready"; shard: number; open: number }
   | { type: "tick"; shard: number; open: number; interval: EncodedWindow }
+  /** A stage's measured window has ended: its figures so far (the final ones come with `done`). */
+  | { type: "stage"; shard: number; index: number; window: EncodedWindow }
   | { type: "ran"; shard: number }
   | { type: "done"; shard: number; final: ShardFinal }
   | { type: "failed"; shard: number; message: string };
 
 export const TICK_MS = 1000;
+
+/** A stage's window is reported this long after it ends (events of its last moment still arriving). */
+const STAGE_REPORT_DELAY_MS = 100;
 
 /**
  * One generator process's share of the run: its connections, publishers and measurements,
@@ -53,6 +60,7 @@ export class Shard {
   private finishNow: (() => void) | undefined;
   private readonly goAt: Promise<number>;
   private readonly finishCalled: Promise<void>;
+  private readonly stageTimers: NodeJS.Timeout[] = [];
 
   constructor(
     private readonly init: ShardInit,
@@ -84,6 +92,18 @@ export class Shard {
       case "finish":
         this.finishNow?.();
         break;
+      case "truncate": {
+        // Later stages end before they start, so every loop waiting on them moves on.
+        const now = Date.now();
+        for (const stage of this.rt.stages.slice(command.stages)) {
+          stage.warmupAt = Math.min(stage.warmupAt, now);
+          stage.measureAt = Math.min(stage.measureAt, now);
+          stage.endAt = Math.min(stage.endAt, now);
+        }
+        this.rt.stages.splice(command.stages);
+        this.metrics.plan(this.rt.stages);
+        break;
+      }
       case "stop":
         this.metrics.cut(Date.now());
         this.abort.abort();
@@ -104,6 +124,14 @@ export class Shard {
       const at = await this.goAt;
       this.rt.stages = stagePlan(this.rt.options, at);
       this.metrics.plan(this.rt.stages);
+      for (const stage of this.rt.stages) {
+        // Just after the window closes, so that its last events are in.
+        const timer = setTimeout(() => {
+          if (!this.rt.stages.includes(stage) || this.abort.signal.aborted) return;
+          this.send({ type: "stage", shard: this.init.shard, index: stage.index, window: this.metrics.stages[stage.index]!.encode() });
+        }, stage.endAt + STAGE_REPORT_DELAY_MS - Date.now());
+        this.stageTimers.push(timer);
+      }
       await scenario.run();
       this.send({ type: "ran", shard: this.init.shard });
       await this.finishCalled;
@@ -124,6 +152,7 @@ export class Shard {
       this.send({ type: "failed", shard: this.init.shard, message: (err as Error).stack ?? String(err) });
     } finally {
       clearInterval(tick);
+      for (const timer of this.stageTimers) clearTimeout(timer);
       scenario.close();
       // Let the close frames leave before the process (or the caller) moves on.
       await sleep(100);

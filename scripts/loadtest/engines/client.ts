@@ -26,6 +26,9 @@ export type ConnectResult =
   | { ok: true; ms: number; sid: string; recovered: boolean }
   | { ok: false; ms: number; hung: boolean; error: string };
 
+/** The code with which the server refuses work because it is at a bound (a full queue): a capacity limit. */
+export const OVERLOADED = "OVERLOADED";
+
 /** A failed or refused ack: the server's `{success: false, error}` or a timeout. */
 export interface AckOutcome {
   ok: boolean;

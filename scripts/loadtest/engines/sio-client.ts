@@ -79,7 +79,11 @@ export class SioClient implements LoadClient {
         this.lastSid = s.id;
         finish({ ok: true, ms: wallMs() - started, sid: s.id ?? "", recovered: recover && s.recovered && s.id === previousSid });
       };
-      const onError = (err: Error) => finish({ ok: false, ms: wallMs() - started, hung: false, error: err.message });
+      const onError = (err: Error) => {
+        // The server's reason code rides in `data.code` (the raw engine reports it the same way).
+        const code = (err as Error & { data?: { code?: unknown } }).data?.code;
+        finish({ ok: false, ms: wallMs() - started, hung: false, error: typeof code === "string" ? `${err.message} (${code})` : err.message });
+      };
       // socket.io-client's own `timeout` reports as a connect_error; this one catches anything else.
       const timer = setTimeout(() => {
         s.close();

@@ -16,12 +16,14 @@ import { waitQuiet } from "./quiet.js";
  *   lose their connection at once and come back with connection state recovery.
  */
 export class ChannelScenario implements ScenarioRun {
-  private readonly clients = new Map<number, LoadClient>();
-  private readonly book: DeliveryBook;
-  private publishers: PublisherSet | undefined;
+  protected readonly clients = new Map<number, LoadClient>();
+  protected readonly book: DeliveryBook;
+  protected publishers: PublisherSet | undefined;
   private closed = false;
+  /** Subscribers are owed every message of their channel, and their misses are losses. */
+  protected tracksLoss = true;
 
-  constructor(private readonly rt: Runtime) {
+  constructor(protected readonly rt: Runtime) {
     this.book = new DeliveryBook(rt.metrics);
   }
 
@@ -31,7 +33,7 @@ export class ChannelScenario implements ScenarioRun {
     return n;
   }
 
-  private newClient(index: number): LoadClient {
+  protected newClient(index: number): LoadClient {
     const { metrics } = this.rt;
     return this.rt.newClient({
       probe: this.book.onProbe(index),
@@ -39,20 +41,21 @@ export class ChannelScenario implements ScenarioRun {
       closed: (reason) => {
         if (this.closed) return;
         metrics.count("disconnects");
-        metrics.error(`disconnected: ${reason}`);
+        metrics.note(`disconnected: ${reason}`);
       },
     });
   }
 
-  private async subscribe(index: number, client: LoadClient): Promise<boolean> {
+  /** Subscribes connection `index` to its channel; a failure is an error (of `stage`, when given). */
+  protected async subscribe(index: number, client: LoadClient, stage?: number): Promise<boolean> {
     const { layout, metrics, options } = this.rt;
     const channel = layout.channelOfConnection(index);
     const ack = await client.request("channel:subscribe", [layout.channelName(channel)], options.ackTimeoutMs);
     if (!ack.ok) {
-      metrics.error(`subscribe: ${ack.error}`);
+      metrics.error(`subscribe: ${ack.error}`, stage);
       return false;
     }
-    this.book.add(index, channel);
+    if (this.tracksLoss) this.book.add(index, channel);
     return true;
   }
 
@@ -81,6 +84,12 @@ export class ChannelScenario implements ScenarioRun {
         return { result, value: client };
       },
     });
+    this.preparePublishers(false);
+  }
+
+  /** This process's publishers, on the connections opened for them. */
+  protected preparePublishers(measuredOnly: boolean): void {
+    const { layout, options } = this.rt;
     const slots: PublisherSlot[] = [];
     for (let p = 0; p < layout.publishers; p++) {
       const client = this.clients.get(layout.publisherConnection(p));
@@ -88,7 +97,7 @@ export class ChannelScenario implements ScenarioRun {
       const channel = layout.channelOfPublisher(p);
       slots.push({ p, client, channel, channelName: layout.channelName(channel) });
     }
-    this.publishers = new PublisherSet(this.rt, slots, paddingFor(options.payloadBytes), this.book);
+    this.publishers = new PublisherSet(this.rt, slots, paddingFor(options.payloadBytes), this.book, measuredOnly);
     this.book.listener = this.publishers;
   }
 

@@ -48,7 +48,7 @@ export class ConnectStorm implements ScenarioRun {
             closed: (reason) => {
               if (this.closed) return;
               metrics.count("disconnects");
-              metrics.error(`disconnected: ${reason}`);
+              metrics.note(`disconnected: ${reason}`);
             },
           });
           this.clients.push(client);

@@ -2,6 +2,7 @@ import type { Runtime } from "../runtime.js";
 import type { ReceivedTally, SentTally } from "../sequence.js";
 import { ChannelScenario } from "./channels.js";
 import { ConnectStorm } from "./connect-storm.js";
+import { ConnectionsRamp } from "./connections.js";
 import { PresenceChurn } from "./presence-churn.js";
 
 /** What a scenario hands back at the end, from one generator process. */
@@ -36,5 +37,7 @@ export function createScenario(rt: Runtime): ScenarioRun {
       return new ConnectStorm(rt);
     case "presence-churn":
       return new PresenceChurn(rt);
+    case "connections":
+      return new ConnectionsRamp(rt);
   }
 }

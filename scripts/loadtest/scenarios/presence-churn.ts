@@ -1,5 +1,5 @@
 import { sleep, wallMs } from "../clock.js";
-import type { LoadClient } from "../engines/client.js";
+import { OVERLOADED, type LoadClient } from "../engines/client.js";
 import { connectMany, recordConnect } from "../pool.js";
 import type { Runtime, StageTimes } from "../runtime.js";
 import type { ScenarioFinal, ScenarioRun } from "./index.js";
@@ -71,7 +71,7 @@ export class PresenceChurn implements ScenarioRun {
           closed: (reason) => {
             if (this.closed) return;
             metrics.count("disconnects");
-            metrics.error(`disconnected: ${reason}`);
+            metrics.note(`disconnected: ${reason}`);
             if (member) member.inSet = false; // the server removes a member whose socket is gone for good
           },
         });
@@ -110,7 +110,21 @@ export class PresenceChurn implements ScenarioRun {
     member.busy = false;
     metrics.count("presenceOps");
     if (outcome.ok) metrics.latency("ack", wallMs() - started);
-    else metrics.error(`presence ${op}: ${outcome.error}`);
+    else this.failed(`presence ${op}`, outcome.error);
+  }
+
+  /** A refused or unanswered operation: OVERLOADED and timeouts are limits, anything else an error. */
+  private failed(what: string, error: string | undefined): void {
+    const { metrics } = this.rt;
+    if (error === OVERLOADED) {
+      metrics.count("overloaded");
+      metrics.note(`${what} refused: ${error}`);
+    } else if (error === "TIMEOUT") {
+      metrics.count("ackTimeouts");
+      metrics.note(`${what}: no answer before --ack-timeout`);
+    } else {
+      metrics.error(`${what}: ${error}`);
+    }
   }
 
   private async membersList(member: Member): Promise<void> {
@@ -120,7 +134,7 @@ export class PresenceChurn implements ScenarioRun {
     const outcome = await member.client.request("presence:members:get", [this.setName(set)], options.ackTimeoutMs);
     metrics.count("presenceOps");
     if (outcome.ok) metrics.latency("ack", wallMs() - started);
-    else metrics.error(`presence members: ${outcome.error}`);
+    else this.failed("presence members", outcome.error);
   }
 
   async run(): Promise<void> {
