@@ -114,21 +114,18 @@ async function main(): Promise<void> {
   const onAnyEvent = function (this: AppSocket, event: unknown, ...args: unknown[]) {
     dispatch(this, event, args);
   };
-  const trackPresence = presenceTracker(ctx);
+  const trackPresence = presenceTracker(ctx, (reason) => workerMetrics.disconnects.inc({ reason }));
   const nsp = io.of("/");
   observeWorker({
     connections: () => nsp.sockets.size,
     rooms: () => nsp.adapter.rooms,
     persistenceQueueDepth: () => sink.pending,
   });
-  // Shared by every socket, like onAnyEvent: no closure per connection.
-  const onDisconnect = (reason: string) => workerMetrics.disconnects.inc({ reason });
   io.on("connection", (socket) => {
     workerMetrics.connects.inc();
     // A client that asks to recover sends its previous session id (Socket.IO's `pid`).
     if (socket.recovered) workerMetrics.recoveries.inc({ recovered: "true" });
     else if (typeof (socket.handshake.auth as { pid?: unknown }).pid === "string") workerMetrics.recoveries.inc({ recovered: "false" });
-    socket.on("disconnect", onDisconnect);
     // The token has done its job (a recovered connection skipped it): not kept for the
     // connection's life, for memory and one secret fewer in a heap dump. Assigned rather than
     // deleted, so the object keeps its shape (a delete can turn it into a slower dictionary).
