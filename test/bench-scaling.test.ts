@@ -10,6 +10,7 @@ describe("bench flags", () => {
     expect(parseBenchArgs([])).toMatchObject({ suite: "main", help: false, runs: 3, connections: 1000, memoryConnections: 10_000, latencySubscribers: 500, durationS: 8, out: "loadtest-results" });
     expect(parseBenchArgs(["--targets", "baseline,embedded-w2", "--runs", "5"])).toMatchObject({ targets: ["baseline", "embedded-w2"], runs: 5 });
     expect(parseBenchArgs(["--help", "--suite", "scaling"])).toEqual({ suite: "scaling", help: true });
+    expect(parseBenchArgs(["--suite", "metrics", "--scrape-every", "2", "--targets", "embedded-w2"])).toMatchObject({ suite: "metrics", scrapeEveryS: 2, targets: ["embedded-w2"], runs: 3, connections: 1000 });
   });
 
   it("gives the scaling suite its defaults", () => {
@@ -35,6 +36,9 @@ describe("bench flags", () => {
     expect(refused(["--suite", "fast"])).toMatch(/--suite must be one of main, scaling/);
     expect(refused(["--suite", "scaling", "--targets", "baseline"])).toMatch(/--targets is not a flag of --suite scaling/);
     expect(refused(["--workers", "1,2"])).toMatch(/--workers is not a flag of --suite main/);
+    expect(refused(["--scrape-every", "1"])).toMatch(/--scrape-every is not a flag of --suite main/);
+    expect(refused(["--suite", "metrics", "--targets", "baseline"])).toMatch(/--suite metrics runs embedded-w2, clustered-w2/);
+    expect(refused(["--suite", "metrics", "--memory-connections", "10"])).toMatch(/--memory-connections is not a flag of --suite metrics/);
     expect(refused(["--suite", "scaling", "--workers", "2,4"])).toMatch(/must include 1/);
     expect(refused(["--suite", "scaling", "--workers", "1,2,2"])).toMatch(/twice/);
     expect(refused(["--suite", "scaling", "--workers", "1,x"])).toMatch(/--workers must be an integer/);

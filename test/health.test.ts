@@ -50,6 +50,12 @@ describe("health endpoints", () => {
     expect((await fetch(`${server.healthUrl}/`, { method: "DELETE" })).status).toBe(404);
   });
 
+  it("serves GET /metrics without a token when METRICS_TOKEN is unset", async () => {
+    const res = await get(`${server.healthUrl}/metrics`);
+    expect(res.status).toBe(200);
+    expect(res.body).toMatch(/^# HELP cerebellum_/m);
+  });
+
   it("has no /login unless LOGIN_ROUTE enables it", async () => {
     expect((await login(server, { username: "alice" })).status).toBe(404);
   });

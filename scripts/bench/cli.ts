@@ -7,7 +7,7 @@ import { TARGETS, type TargetName } from "./targets.js";
  * small rooms). Each suite has its own flags; a flag of the other suite is refused, not ignored.
  */
 
-export const SUITES = ["main", "scaling"] as const;
+export const SUITES = ["main", "scaling", "metrics"] as const;
 export type Suite = (typeof SUITES)[number];
 
 export interface MainArgs {
@@ -44,7 +44,23 @@ export interface ScalingArgs {
   out: string;
 }
 
-export type BenchArgs = { suite: Suite; help: true } | (MainArgs & { help: false }) | (ScalingArgs & { help: false });
+/** `--suite metrics`: fan-out and latency with GET /metrics scraped every few seconds, against none. */
+export interface MetricsArgs {
+  suite: "metrics";
+  runs: number;
+  connections: number;
+  latencySubscribers: number;
+  durationS: number;
+  scrapeEveryS: number;
+  targets: Array<"embedded-w2" | "clustered-w2">;
+  out: string;
+}
+
+export type BenchArgs =
+  | { suite: Suite; help: true }
+  | (MainArgs & { help: false })
+  | (ScalingArgs & { help: false })
+  | (MetricsArgs & { help: false });
 
 export class BenchArgsError extends Error {
   override name = "BenchArgsError";
@@ -52,6 +68,13 @@ export class BenchArgsError extends Error {
 
 const MAIN_FLAGS = ["connections", "memory-connections", "latency-subscribers", "targets", "cpu-prof"] as const;
 const SCALING_FLAGS = ["workers", "modes", "clients", "inflight", "room5-clients", "room5-workers", "connect-rate", "warmup"] as const;
+const METRICS_FLAGS = ["scrape-every"] as const;
+/** Flags of each suite beyond --runs, --duration and --out (the metrics suite shares some of main's). */
+const SUITE_FLAGS: Record<Suite, readonly string[]> = {
+  main: MAIN_FLAGS,
+  scaling: SCALING_FLAGS,
+  metrics: ["connections", "latency-subscribers", "targets", ...METRICS_FLAGS],
+};
 
 function int(name: string, raw: string, min: number, max: number): number {
   const n = Number(raw);
@@ -89,6 +112,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
         help: { type: "boolean", short: "h", default: false },
         ...Object.fromEntries(MAIN_FLAGS.map((f) => [f, { type: "string" as const }])),
         ...Object.fromEntries(SCALING_FLAGS.map((f) => [f, { type: "string" as const }])),
+        ...Object.fromEntries(METRICS_FLAGS.map((f) => [f, { type: "string" as const }])),
       },
     }));
   } catch (err) {
@@ -98,7 +122,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
   if (!suite) throw new BenchArgsError(`--suite must be one of ${SUITES.join(", ")} (got ${String(values.suite)})`);
   if (values.help === true) return { suite, help: true };
   const str = (name: string): string | undefined => values[name] as string | undefined;
-  const foreign = (suite === "main" ? SCALING_FLAGS : MAIN_FLAGS).find((f) => str(f) !== undefined);
+  const foreign = [...MAIN_FLAGS, ...SCALING_FLAGS, ...METRICS_FLAGS].find((f) => str(f) !== undefined && !SUITE_FLAGS[suite].includes(f));
   if (foreign) throw new BenchArgsError(`--${foreign} is not a flag of --suite ${suite}`);
   const out = str("out")!;
   const runs = int("runs", str("runs") ?? "3", 1, 100);
@@ -116,6 +140,22 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
       durationS: int("duration", str("duration") ?? "8", 1, 3600),
       targets: targets as TargetName[],
       cpuProf: str("cpu-prof"),
+      out,
+    };
+  }
+  if (suite === "metrics") {
+    const known = ["embedded-w2", "clustered-w2"];
+    const targets = (str("targets") ?? known.join(",")).split(",").map((t) => t.trim());
+    for (const t of targets) if (!known.includes(t)) throw new BenchArgsError(`--targets: --suite metrics runs ${known.join(", ")} (got ${t})`);
+    return {
+      suite,
+      help: false,
+      runs,
+      connections: int("connections", str("connections") ?? "1000", 1, 1_000_000),
+      latencySubscribers: int("latency-subscribers", str("latency-subscribers") ?? "500", 1, 1_000_000),
+      durationS: int("duration", str("duration") ?? "8", 1, 3600),
+      scrapeEveryS: seconds("scrape-every", str("scrape-every") ?? "1", 0.1, 60),
+      targets: [...new Set(targets)] as MetricsArgs["targets"],
       out,
     };
   }
@@ -182,6 +222,19 @@ least) and reports what it has.
   --connect-rate R          connects/s of each connect phase (fixed)                   [400]
   --warmup S                unmeasured seconds of broadcasts before the window         [2]
   --duration S              measured seconds of broadcasts                             [6]
+  --out DIR                 result directory                                           [loadtest-results]
+
+--suite metrics: what scraping GET /metrics costs delivery. Each round starts the product fresh
+twice per target, once scraped every --scrape-every seconds and once not (the order alternates
+round by round), and runs main's fan-out and latency tests; prints the medians and the ratios
+scraped ÷ not scraped.
+
+  --runs N                  rounds                                                     [3]
+  --connections N           subscribers of the fan-out test                            [1000]
+  --latency-subscribers N   subscribers of the latency test                            [500]
+  --duration S              measured seconds of the fan-out test (latency: 0.6×)       [8]
+  --scrape-every S          seconds between scrapes                                    [1]
+  --targets LIST            of embedded-w2, clustered-w2                               [both]
   --out DIR                 result directory                                           [loadtest-results]
 `;
 }

@@ -32,7 +32,8 @@ import { readOwnSchedstat, readProcess, type Schedstat } from "../loadtest/serve
 import { runLoadtest, type RunHooks } from "../loadtest/coordinator.js";
 import { buildOptions } from "../loadtest/options.js";
 import { buildResult, type LoadtestResult } from "../loadtest/result.js";
-import { parseBenchArgs, usage, type BenchArgs, type MainArgs, type ScalingArgs } from "./cli.js";
+import { parseBenchArgs, usage, type BenchArgs, type MainArgs, type MetricsArgs, type ScalingArgs } from "./cli.js";
+import { runMetricsBench } from "./metrics-scrape.js";
 import { formatBench, summarizeBench, type TargetRun } from "./report.js";
 import { DEADLINE_MIN_MS as SCALING_DEADLINE_MIN_MS, DEADLINE_PER_UNIT_MS as SCALING_DEADLINE_PER_UNIT_MS, runScaling, scalingUnits } from "./scaling.js";
 import { TARGETS, TARGET_LABELS, startRedis, startTarget, untilSettled, type RunningTarget } from "./targets.js";
@@ -68,7 +69,7 @@ process.on("SIGINT", () => {
 const deadlineMs =
   args.suite === "scaling"
     ? Math.max(SCALING_DEADLINE_MIN_MS, args.runs * scalingUnits(args).length * SCALING_DEADLINE_PER_UNIT_MS)
-    : Math.max(DEADLINE_MIN_MS, args.runs * args.targets.length * DEADLINE_PER_TARGET_ROUND_MS);
+    : Math.max(DEADLINE_MIN_MS, args.runs * args.targets.length * (args.suite === "metrics" ? 2 : 1) * DEADLINE_PER_TARGET_ROUND_MS);
 setTimeout(() => {
   process.stderr.write("\nbench deadline reached: stopping\n");
   abort.abort();
@@ -265,7 +266,33 @@ async function scalingSuite(a: ScalingArgs): Promise<number> {
   return 0;
 }
 
-(args.suite === "scaling" ? scalingSuite(args) : mainSuite(args)).then(
+/** The metrics suite: delivery with GET /metrics scraped against none (metrics-scrape.ts). */
+async function metricsSuite(a: MetricsArgs): Promise<number> {
+  const started = Date.now();
+  process.stdout.write(`Cerebellum bench, metrics suite, on ${machine()}\n`);
+  process.stdout.write(`${a.runs} rounds × ${a.targets.length} targets × (scraped every ${a.scrapeEveryS} s, not scraped); fan-out to ${a.connections}, latency with ${a.latencySubscribers}\n`);
+  const redis = a.targets.includes("clustered-w2") ? await startRedis() : undefined;
+  try {
+    const { runs, report, ratios } = await runMetricsBench(a, {
+      start: (name) => startTarget(name, { redisUrl: redis?.url }),
+      measure: (target, options) => measure(target, options),
+      signal: abort.signal,
+      write: (text) => process.stdout.write(text),
+    });
+    process.stdout.write(`${report}\n`);
+    process.stdout.write(`\nTotal time ${((Date.now() - started) / 1000).toFixed(0)} s.\n`);
+    const dir = resolve(a.out);
+    mkdirSync(dir, { recursive: true });
+    const file = join(dir, `bench-metrics-${new Date(started).toISOString().replace(/[:.]/g, "-")}.json`);
+    writeFileSync(file, JSON.stringify({ machine: machine(), suite: "metrics", settings: { ...a, help: undefined }, results: runs, ratios }, null, 2));
+    process.stdout.write(`wrote ${file}\n`);
+  } finally {
+    await redis?.stop();
+  }
+  return 0;
+}
+
+(args.suite === "scaling" ? scalingSuite(args) : args.suite === "metrics" ? metricsSuite(args) : mainSuite(args)).then(
   (code) => process.exit(code),
   (err: unknown) => {
     console.error("bench failed:", err);

@@ -37,6 +37,8 @@ export interface RunningTarget {
   pid: number;
   /** API key for tokens; undefined for the plain socket.io references (no authentication). */
   apiKey: string | undefined;
+  /** The side port (GET /metrics, /readyz); the product only. */
+  healthUrl?: string;
   stop(): Promise<void>;
 }
 
@@ -189,6 +191,7 @@ export async function startProduct(options: StartOptions & { workers: number }):
     url: `http://127.0.0.1:${port}`,
     pid: child.pid!,
     apiKey: BENCH_API_KEY,
+    healthUrl: `http://127.0.0.1:${healthPort}`,
     stop: async () => {
       await stopTree(child, 20_000);
       rmSync(dataDir, { recursive: true, force: true });

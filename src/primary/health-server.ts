@@ -1,3 +1,4 @@
+import { timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import jwt from "jsonwebtoken";
 import type { Config } from "../shared/config.js";
@@ -6,17 +7,38 @@ import type { Logger } from "../shared/logger.js";
 /** The largest `POST /login` body accepted. */
 const LOGIN_BODY_MAX = 4096;
 
+/** What `GET /metrics` serves: the host's metrics in Prometheus text format. */
+export interface MetricsSource {
+  scrape(): Promise<string>;
+  readonly contentType: string;
+}
+
 /**
  * The side HTTP port: `GET /` (the reference load balancer's check), `/healthz` (alive),
- * `/readyz` (every worker ready and not draining) and, when LOGIN_ROUTE enables it, `POST /login`.
+ * `/readyz` (every worker ready and not draining), `GET /metrics` (Prometheus; behind
+ * METRICS_TOKEN when set) and, when LOGIN_ROUTE enables it, `POST /login`.
  */
-export function createHealthServer(config: Config, isReady: () => boolean, log: Logger): Server {
+export function createHealthServer(config: Config, isReady: () => boolean, log: Logger, metrics?: MetricsSource): Server {
   const server = createServer((req, res) => {
     const path = (req.url ?? "/").split("?")[0];
     if (req.method === "GET" && path === "/") return text(res, 200, "Server is healthy");
     if (req.method === "GET" && path === "/healthz") return text(res, 200, "ok");
     if (req.method === "GET" && path === "/readyz") {
       return isReady() ? text(res, 200, "ready") : text(res, 503, "not ready");
+    }
+    if (req.method === "GET" && path === "/metrics" && metrics) {
+      if (config.metricsToken !== undefined && !bearerMatches(req, config.metricsToken)) {
+        res.writeHead(401, { "content-type": "text/plain; charset=utf-8", "www-authenticate": 'Bearer realm="metrics"' }).end("GET /metrics needs Authorization: Bearer <METRICS_TOKEN>");
+        return;
+      }
+      metrics.scrape().then(
+        (body) => res.writeHead(200, { "content-type": metrics.contentType }).end(body),
+        (err: unknown) => {
+          log.error({ err }, "could not collect the metrics");
+          text(res, 500, "could not collect the metrics");
+        },
+      );
+      return;
     }
     if (path === "/login" && config.loginRoute !== "off" && (req.method === "POST" || req.method === "OPTIONS")) {
       if (config.loginRoute === "loopback" && !isLoopback(req.socket.remoteAddress)) {
@@ -33,6 +55,15 @@ export function createHealthServer(config: Config, isReady: () => boolean, log: 
   });
   server.on("clientError", (_err, socket) => socket.destroy());
   return server;
+}
+
+/** Whether the request carries `Authorization: Bearer <token>` (compared in constant time). */
+function bearerMatches(req: IncomingMessage, token: string): boolean {
+  const header = req.headers.authorization ?? "";
+  if (!header.startsWith("Bearer ")) return false;
+  const given = Buffer.from(header.slice(7).trim(), "utf8");
+  const expected = Buffer.from(token, "utf8");
+  return given.length === expected.length && timingSafeEqual(given, expected);
 }
 
 /**

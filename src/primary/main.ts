@@ -11,6 +11,7 @@ import { Admission } from "./admission.js";
 import { Balancer } from "./balancer.js";
 import { loadRecoveryState, saveRecoveryState } from "./recovery-state.js";
 import { createHealthServer, loginRouteWhere } from "./health-server.js";
+import { HostMetrics } from "./metrics.js";
 import { hostPresence } from "./presence-host.js";
 import { Supervisor } from "./supervisor.js";
 import { keepPrimaryYoungGenerationSmall, workerExecArgv } from "./heap-tuning.js";
@@ -125,7 +126,8 @@ async function main(): Promise<void> {
     admission,
     log: log.child({ component: "balancer" }),
   });
-  const health = createHealthServer(config, () => !draining && supervisor.allReady(), log.child({ component: "health" }));
+  const metrics = new HostMetrics({ supervisor, refused: () => balancer.refusedTotal });
+  const health = createHealthServer(config, () => !draining && supervisor.allReady(), log.child({ component: "health" }), metrics);
 
   supervisor.start();
   const port = await balancer.listen(config.port, config.host);
@@ -136,7 +138,7 @@ async function main(): Promise<void> {
   // The ports bound (PORT or HEALTH_PORT 0 asks the system for a free one).
   const healthAddress = health.address();
   const healthPort = typeof healthAddress === "object" && healthAddress ? healthAddress.port : config.healthPort;
-  log.info({ port, healthPort, workers: config.workers, mode: config.mode }, "cerebellum listening");
+  log.info({ port, healthPort, workers: config.workers, mode: config.mode, metrics: config.metricsToken ? "bearer token" : "open" }, "cerebellum listening");
   // Whether the side port mints tokens, and for whom: said once, at every start.
   const loginWhere = loginRouteWhere(config);
   const loginLine = { loginRoute: config.loginRoute, url: `http://${config.host}:${healthPort}/login` };

@@ -66,6 +66,8 @@ export interface SupervisorEvents {
 export class Supervisor extends EventEmitter<SupervisorEvents> {
   private readonly slots: Slot[] = [];
   private stopping = false;
+  /** Workers forked again since start: after a crash (or kill), or replaced by a rolling restart (metrics). */
+  readonly restartsTotal = { crash: 0, rolling: 0 };
 
   constructor(
     private readonly config: Config,
@@ -145,6 +147,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     if (this.stopping) return;
     if (slot.replacing) {
       slot.replacing = false;
+      this.restartsTotal.rolling++;
       this.fork(slot);
       return;
     }
@@ -153,6 +156,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     const { restartDelayMs, restartMaxDelayMs } = this.config.supervisor;
     const delay = Math.min(restartDelayMs * 2 ** (slot.failures - 1), restartMaxDelayMs);
     this.log.warn({ worker: worker.id, slot: slot.index, code, signal, restartInMs: delay }, "worker exited");
+    this.restartsTotal.crash++;
     slot.restartTimer = setTimeout(() => this.fork(slot), delay);
   }
 

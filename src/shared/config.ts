@@ -39,6 +39,7 @@ const envSchema = z.object({
   PORT: z.preprocess(emptyToUndefined, port.default(8001)),
   HEALTH_PORT: z.preprocess(emptyToUndefined, port.default(3000)),
   LOGIN_ROUTE: z.preprocess(emptyToUndefined, z.enum(["off", "loopback", "on"]).default("off")),
+  METRICS_TOKEN: z.preprocess(emptyToUndefined, z.string().min(16, "must be at least 16 characters").optional()),
   WORKERS: z.preprocess(emptyToUndefined, int(1, 256).optional()),
   API_KEY: z.preprocess(emptyToUndefined, z.string().min(16, "must be at least 16 characters").optional()),
   JWT_PUBLIC_KEY: optionalString,
@@ -135,6 +136,8 @@ export interface Config {
    * loopback clients only, or anyone who reaches the port.
    */
   readonly loginRoute: "off" | "loopback" | "on";
+  /** `GET /metrics` on the side port asks for `Authorization: Bearer <token>` when set; open otherwise. */
+  readonly metricsToken: string | undefined;
   readonly workers: number;
   readonly mode: Mode;
   readonly apiKey: string;
@@ -346,6 +349,7 @@ export function loadConfig(
     port: v.PORT,
     healthPort: v.HEALTH_PORT,
     loginRoute: v.LOGIN_ROUTE,
+    metricsToken: v.METRICS_TOKEN,
     workers: v.WORKERS ?? availableParallelism(),
     mode: redisUrl ? "clustered" : "embedded",
     apiKey,

@@ -1,4 +1,5 @@
 import type { PresenceState } from "./contract.js";
+import type { MetricSnapshot } from "./metrics.js";
 import type { PresenceRefusal, Reentry, Removal } from "./presence-limits.js";
 
 /**
@@ -40,6 +41,8 @@ export type PrimaryMessage = Tagged<
   | { type: "presence:result"; id: number; result: PresenceOpResult }
   /** Clustered mode: a worker of this host died; end its presence lease after the crash grace. */
   | { type: "presence:owner-died"; owner: string }
+  /** A scrape of GET /metrics: answer with a `metrics` message carrying the same id. */
+  | { type: "metrics:collect"; id: number }
 >;
 
 /** Worker → primary. */
@@ -50,10 +53,12 @@ export type WorkerMessage = Tagged<
   | { type: "presence"; id: number; request: PresenceOp }
   /** How many client connections the worker holds (sent after changes, at most every 100 ms). */
   | { type: "connections"; count: number }
+  /** This worker's metrics, for the scrape `id`. */
+  | { type: "metrics"; id: number; metrics: MetricSnapshot }
 >;
 
-const PRIMARY_TYPES = new Set(["connection", "shutdown", "presence:result", "presence:owner-died"]);
-const WORKER_TYPES = new Set(["ready", "draining", "presence", "connections"]);
+const PRIMARY_TYPES = new Set(["connection", "shutdown", "presence:result", "presence:owner-died", "metrics:collect"]);
+const WORKER_TYPES = new Set(["ready", "draining", "presence", "connections", "metrics"]);
 
 export function isPrimaryMessage(value: unknown): value is PrimaryMessage {
   return isTagged(value) && PRIMARY_TYPES.has(value.type);

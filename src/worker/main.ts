@@ -27,6 +27,7 @@ import { createSocketServer } from "./socket-server.js";
 import { Evictions } from "./adapter/evictions.js";
 import { reportConnections } from "./connection-report.js";
 import { boundPrimaryBacklog, sendToPrimary } from "./primary-channel.js";
+import { observeWorker, workerMetrics, workerSnapshot } from "./metrics.js";
 
 
 async function main(): Promise<void> {
@@ -113,8 +114,18 @@ async function main(): Promise<void> {
   const onAnyEvent = function (this: AppSocket, event: unknown, ...args: unknown[]) {
     dispatch(this, event, args);
   };
-  const trackPresence = presenceTracker(ctx);
+  const trackPresence = presenceTracker(ctx, (reason) => workerMetrics.disconnects.inc({ reason }));
+  const nsp = io.of("/");
+  observeWorker({
+    connections: () => nsp.sockets.size,
+    rooms: () => nsp.adapter.rooms,
+    persistenceQueueDepth: () => sink.pending,
+  });
   io.on("connection", (socket) => {
+    workerMetrics.connects.inc();
+    // A client that asks to recover sends its previous session id (Socket.IO's `pid`).
+    if (socket.recovered) workerMetrics.recoveries.inc({ recovered: "true" });
+    else if (typeof (socket.handshake.auth as { pid?: unknown }).pid === "string") workerMetrics.recoveries.inc({ recovered: "false" });
     // The token has done its job (a recovered connection skipped it): not kept for the
     // connection's life, for memory and one secret fewer in a heap dump. Assigned rather than
     // deleted, so the object keeps its shape (a delete can turn it into a slower dictionary).
@@ -184,6 +195,13 @@ async function main(): Promise<void> {
         redisPresence
           ?.endLease(msg.owner, config.presence.crashGraceMs)
           .catch((err: unknown) => log.warn({ err }, "could not end a dead worker's presence lease"));
+        break;
+      case "metrics:collect":
+        workerSnapshot().then(
+          (metrics) => send({ source: IPC_SOURCE, type: "metrics", id: msg.id, metrics }),
+          // The primary stops waiting for this worker after its timeout and says so in the scrape.
+          (err: unknown) => log.warn({ err }, "could not collect metrics"),
+        );
         break;
       default:
         assertNever(msg);

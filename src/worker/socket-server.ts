@@ -14,6 +14,7 @@ import { createRedis } from "./redis.js";
 import { isSocketRoom } from "./rooms.js";
 import { BroadcastBatching, coalesceFlushedWrites } from "./write-coalescing.js";
 import { ClientQueueCap } from "./client-queue.js";
+import { workerMetrics } from "./metrics.js";
 
 /** Engine.IO session ids start with the owning worker's id, so the balancer routes them without state. */
 export function sessionIdFor(workerId: number): string {
@@ -97,10 +98,11 @@ export function createSocketServer(
   const io: AppServer = new Server(httpServer, options);
   io.engine.generateId = () => sessionIdFor(workerId);
   coalesceFlushedWrites(io.engine);
-  const queueCap = new ClientQueueCap(config.limits.clientQueueMaxBytes, (conn, heldBytes) =>
+  const queueCap = new ClientQueueCap(config.limits.clientQueueMaxBytes, (conn, heldBytes) => {
+    workerMetrics.slowConsumerDisconnects.inc();
     // Engine.IO's typings mark the session id private; it is the `sid` every request carries.
-    log.warn({ sid: (conn as unknown as { id: string }).id, heldBytes, cap: config.limits.clientQueueMaxBytes }, "closed a client that does not read: over CLIENT_QUEUE_MAX_BYTES"),
-  );
+    log.warn({ sid: (conn as unknown as { id: string }).id, heldBytes, cap: config.limits.clientQueueMaxBytes }, "closed a client that does not read: over CLIENT_QUEUE_MAX_BYTES");
+  });
   const batching = new BroadcastBatching(
     (problem) => log.error({ problem }, "broadcasts go through Engine.IO's send path: the direct write's private fields are missing (engine.io or ws changed)"),
     (conn) => queueCap.check(conn),

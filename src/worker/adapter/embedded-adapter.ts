@@ -28,6 +28,7 @@ import { sessionRecordOf, type RecoverableSocket } from "./session-record.js";
 import { hookBeforeLocalDelivery, PendingRestores, restoreStage, writeEventPacket } from "./pending-restores.js";
 import type { Evictions } from "./evictions.js";
 import { atBound, BroadcastDropped, notJson, pendingReceipt, type BroadcastReceipt, type ReceiptSettler, type ReportingAdapter } from "./broadcast-receipt.js";
+import { countDelivered } from "../metrics.js";
 import { deliverHere, EndOfTickDeliveries, type EventPacket, type OwnDelivery } from "./own-deliveries.js";
 import { primaryBacklogOver, sendToPrimary } from "../primary-channel.js";
 
@@ -201,12 +202,14 @@ export class EmbeddedAdapter extends ClusterAdapterWithHeartbeat implements Repo
         if (message.nsp !== this.nsp.name) break;
         if (this.log.isLevelEnabled("trace")) this.log.trace({ rooms: message.rooms }, "relayed broadcast");
         const at = this.hear(message.offset);
+        const data = JSON.parse(message.d) as unknown[];
         const msg = {
           uid: message.uid,
           nsp: message.nsp,
           type: MessageType.BROADCAST,
-          data: { packet: { type: 2, data: JSON.parse(message.d) as unknown[] }, opts: { rooms: message.rooms, except: message.except, flags: message.flags ?? {} } },
+          data: { packet: { type: 2, data }, opts: { rooms: message.rooms, except: message.except, flags: message.flags ?? {} } },
         } as ClusterMessage;
+        countDelivered(this.rooms, data[0], message.rooms);
         this.deliveringSeq = at?.seq;
         try {
           this.onMessage(msg, at ? this.position() : message.offset);
@@ -394,6 +397,7 @@ export class EmbeddedAdapter extends ClusterAdapterWithHeartbeat implements Repo
     // An own broadcast to rooms with no member here (routed elsewhere) is not encoded for nobody,
     // unless a restore being caught up may still want it.
     if (this.pendingRestores.idle && !hasLocalMember(this.rooms, opts.rooms)) return;
+    countDelivered(this.rooms, packet.data[0], opts.rooms);
     deliverHere(this, this.broadcastHere, packet, opts, offset);
   }
 

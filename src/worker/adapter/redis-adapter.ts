@@ -12,6 +12,7 @@ import type { SessionRecord } from "../../shared/adapter-ipc.js";
 import type { Logger } from "../../shared/logger.js";
 import type { BroadcastReceipt, ReportingAdapter } from "./broadcast-receipt.js";
 import { encodeLoggedBroadcast, LogChannels, PUBLISH_SCRIPT, type LoggedBroadcast } from "./broadcast-log.js";
+import { countDelivered } from "../metrics.js";
 import type { EventPacket } from "./own-deliveries.js";
 import type { RecoveryHost, RedisRecovery } from "./redis-recovery.js";
 import { ReservedRooms } from "./reserved-rooms.js";
@@ -159,6 +160,7 @@ export class RedisAdapter extends ClusterAdapterWithHeartbeat implements Reporti
    * stamps it (event packets without ack, not volatile; this server always runs with recovery).
    */
   private deliverHere(packet: EventPacket, opts: BroadcastOptions, offset: string | undefined): void {
+    countDelivered(this.rooms, packet.data[0], opts.rooms);
     const local: BroadcastOptions = { ...opts, flags: { ...opts.flags, local: true } };
     if (offset) {
       if (packet.type === 2 && packet.id === undefined && !opts.flags?.volatile) packet.data.push(offset);

@@ -4,6 +4,7 @@ import { channelRoom, messageEvent } from "../rooms.js";
 import { measureContent } from "../schemas.js";
 import type { ChannelMessage } from "../../shared/contract.js";
 import { BroadcastDropped } from "../adapter/broadcast-receipt.js";
+import { workerMetrics } from "../metrics.js";
 import type { AppSocket, HandlerContext } from "./context.js";
 import { fail, type Handler } from "./reply.js";
 
@@ -73,6 +74,7 @@ export function channelHandlers(ctx: HandlerContext): Record<string, Handler> {
       if (!sink.hasRoom()) return reply(fail(ErrorCode.OVERLOADED, "persistence queue is full, retry later"));
       const sent = ctx.publish(channelRoom(parsed.data), messageEvent(parsed.data), message);
       if (sent.refused) return reply(fail(sent.refused.code, sent.refused.message));
+      workerMetrics.published.inc();
       const queued = sink.enqueue(parsed.data, message);
       if (!queued.accepted) {
         // Cannot happen (the queue had room a moment ago); said loudly if it ever does.

@@ -107,12 +107,14 @@ export function presenceHandlers(ctx: HandlerContext): Record<string, Handler> {
 /**
  * What each connection gets: a dropped member is suspended (not announced), a recovered one
  * resumed. One disconnect listener for every socket of the worker (Socket.IO calls it with the
- * socket as `this`), so a connection costs no closure.
+ * socket as `this`), so a connection costs no closure; `alsoOnDisconnect` (the metrics) runs in
+ * that same listener rather than as a second one, which would cost every connection an array.
  */
-export function presenceTracker(ctx: HandlerContext): (socket: AppSocket) => void {
+export function presenceTracker(ctx: HandlerContext, alsoOnDisconnect?: (reason: string) => void): (socket: AppSocket) => void {
   const { io, log, presence } = ctx;
   const limits = ctx.config.presence;
   const onDisconnect = function (this: AppSocket, reason: string) {
+    alsoOnDisconnect?.(reason);
     const id = this.id;
     if (ctx.evictions.has(id)) return; // the session lives on in a newer connection
     if (!mayBeMembers.has(this)) return; // in no presence set: nothing to suspend or remove

@@ -4,6 +4,7 @@ import { ErrorCode } from "../../shared/errors.js";
 import type { Logger } from "../../shared/logger.js";
 import { writeEventPacket } from "../adapter/pending-restores.js";
 import { EventRateLimiter, REFUSAL_WINDOW_MS } from "../rate-limit.js";
+import { workerMetrics } from "../metrics.js";
 import type { AppSocket } from "./context.js";
 import { fail, type EventGate } from "./reply.js";
 
@@ -23,6 +24,7 @@ export function rateLimitGate(config: Config, log: Logger): EventGate | undefine
     refusal: fail(ErrorCode.RATE_LIMITED, message),
     exceeded(socket: AppSocket) {
       disconnected++;
+      workerMetrics.rateLimitedDisconnects.inc();
       log.warn(
         { socketId: socket.id, address: socket.handshake.address, disconnected },
         `disconnected a client that kept exceeding its event rate (more than ${maxRefusals} refusals in ${REFUSAL_WINDOW_MS / 1000} s)`,

@@ -2,6 +2,7 @@ import type { Logger } from "../../shared/logger.js";
 import { ErrorCode } from "../../shared/errors.js";
 import type { AppSocket } from "./context.js";
 import type { Admission } from "../rate-limit.js";
+import { workerMetrics } from "../metrics.js";
 
 export type AckFn = (response: unknown) => void;
 
@@ -53,6 +54,7 @@ export function dispatcher(
     if (!socket.connected) return;
     const admission = gate ? gate.admit(socket) : "admitted";
     if (admission !== "admitted") {
+      workerMetrics.rateLimitedEvents.inc();
       splitAck(args).ack?.(gate!.refusal);
       if (admission === "disconnect") gate!.exceeded(socket);
       return;
@@ -60,11 +62,14 @@ export function dispatcher(
     const handler = typeof event === "string" ? handlers.get(event) : undefined;
     if (!handler) return;
     const { data, ack } = splitAck(args);
+    const started = performance.now();
     let replied = false;
+    // Every handler replies once (a no-op without an ack): that moment ends the command's timing.
     const reply: AckFn = (response) => {
-      if (replied || !ack) return;
+      if (replied) return;
       replied = true;
-      ack(response);
+      observe(event as string, started, response);
+      ack?.(response);
     };
     const onError = (err: unknown) => {
       log.error({ err, event }, "handler failed");
@@ -77,4 +82,11 @@ export function dispatcher(
       onError(err);
     }
   };
+}
+
+/** A command's duration and, when it failed, its error code (a closed catalogue: a bounded label). */
+function observe(event: string, started: number, response: unknown): void {
+  workerMetrics.commandDuration.observe({ event }, (performance.now() - started) / 1000);
+  const outcome = response as { success?: unknown; error?: unknown } | null;
+  if (outcome?.success === false && typeof outcome.error === "string") workerMetrics.commandFailures.inc({ event, code: outcome.error });
 }

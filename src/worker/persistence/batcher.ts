@@ -1,6 +1,7 @@
 import type { Config } from "../../shared/config.js";
 import type { ChannelMessage } from "../../shared/contract.js";
 import type { Logger } from "../../shared/logger.js";
+import { workerMetrics } from "../metrics.js";
 import { backoffMs, errorText } from "./backoff.js";
 import { toStored, type StoredMessage } from "./record.js";
 import type { Enqueued, PersistenceSink } from "./sink.js";
@@ -174,6 +175,7 @@ export class BatchingSink implements PersistenceSink {
       outcome = { failed: batch.records.map((r) => r.messageId), rejected: [], error: errorText(err) };
     }
     if (batch.settled) return; // spilled at the shutdown deadline while this write was out
+    if (outcome.failed.length > 0) workerMetrics.storeErrors.inc();
     await this.setAside(batch, outcome);
     const failed = new Set(outcome.failed);
     const before = batch.records.length;
@@ -248,6 +250,7 @@ export class BatchingSink implements PersistenceSink {
     }
     if (batch.settled) return;
     if (spilled) {
+      workerMetrics.spilled.inc(count);
       this.queued -= count;
       batch.records = [];
       this.settle(batch);

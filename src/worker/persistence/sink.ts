@@ -14,6 +14,8 @@ export type Enqueued = { accepted: true; durable: Promise<void> } | { accepted: 
 
 /** Where published messages go after broadcast. Broadcast never waits for it. */
 export interface PersistenceSink {
+  /** Messages accepted and not yet durable (the metrics' queue depth). */
+  readonly pending: number;
   /** Whether `enqueue` would accept a message now (the bounded queue has room, the sink is open). */
   hasRoom(): boolean;
   /** Queues a message for storage; `accepted: false` when the bounded queue is full. */
@@ -35,6 +37,7 @@ export interface HistoryReader {
 const ALREADY_DURABLE: Enqueued = { accepted: true, durable: Promise.resolve() };
 
 export class OffSink implements PersistenceSink, HistoryReader {
+  readonly pending = 0;
   hasRoom(): boolean {
     return true;
   }

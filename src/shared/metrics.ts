@@ -1,0 +1,25 @@
+import { AggregatorRegistry, collectDefaultMetrics, type Registry } from "prom-client";
+
+/** Every metric this server exports starts with this. */
+export const METRIC_PREFIX = "cerebellum_";
+
+/** One process's metrics as it sends them to the primary (prom-client's JSON form; structured-clone safe). */
+export type MetricSnapshot = Awaited<ReturnType<Registry["getMetricsAsJSON"]>>;
+
+/**
+ * Node's process metrics (CPU, memory, handles, GC, event-loop lag) into `registry`, labelled
+ * with the role so that the primary's own stay apart from the workers' sum in the host's scrape.
+ * The event-loop monitor samples every 10 ms (prom-client's default): a timer, not hot-path work.
+ */
+export function collectProcessMetrics(registry: Registry, role: "primary" | "worker"): void {
+  collectDefaultMetrics({ register: registry, prefix: METRIC_PREFIX, labels: { process: role } });
+}
+
+/**
+ * The host's metrics from each process's snapshot, in Prometheus text format: counters and gauges
+ * are summed over the workers; event-loop lag is averaged (its max is the max), as prom-client's
+ * own metrics declare.
+ */
+export function aggregateMetrics(snapshots: MetricSnapshot[]): Promise<string> {
+  return AggregatorRegistry.aggregate(snapshots).metrics();
+}
