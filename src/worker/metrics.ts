@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
-import { channelRoom, messageEvent } from "../shared/rooms.js";
+import { channelRoom, messageEvent } from "./rooms.js";
 import { METRIC_PREFIX, collectProcessMetrics, type MetricSnapshot } from "../shared/metrics.js";
 
 /**
