@@ -29,7 +29,8 @@ import { messageItem } from "../src/worker/persistence/dynamo-ops.js";
 import { serializeStored, toStored } from "../src/worker/persistence/record.js";
 import { SpillFile } from "../src/worker/persistence/spill-file.js";
 import type { StoreSettings } from "../src/worker/persistence/store-ops.js";
-import { InlineStoreRunner, PooledStoreRunner, type StoreRunner } from "../src/worker/persistence/store-runner.js";
+import { InlineStoreRunner } from "../src/worker/persistence/inline-runner.js";
+import { PooledStoreRunner, type StoreRunner } from "../src/worker/persistence/store-runner.js";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -216,7 +217,7 @@ async function main(): Promise<void> {
     messagesTable: "messages",
     channelsTable: "channels",
     queueUrl: undefined,
-    embeddedStore: false,
+    embeddedStore: undefined,
     unprocessedRetries: 3,
     retryBaseMs: 100,
     retryMaxMs: 5000,
@@ -229,12 +230,11 @@ async function main(): Promise<void> {
   const { QueueUrl: queueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: "bench" }));
   const sqsSettings: StoreSettings = { ...base, target: "sqs", queueUrl };
 
-  // `embedded`: batch writes as the embedded sink sends them (no SDK); otherwise as the dynamodb sink.
-  const sinkVariant = (store: "dynamodb" | "sqs", pooled: boolean, embedded = false): Variant => ({
+  const sinkVariant = (store: "dynamodb" | "sqs", pooled: boolean): Variant => ({
     store,
-    name: `${store === "dynamodb" ? (embedded ? "embedded" : "dynamodb") : store} sink, ${pooled ? `pool (${THREADS} thread${THREADS > 1 ? "s" : ""})` : "inline"}`,
+    name: `${store} sink, ${pooled ? `pool (${THREADS} thread${THREADS > 1 ? "s" : ""})` : "inline"}`,
     async open() {
-      const settings = store === "sqs" ? sqsSettings : { ...base, embeddedStore: embedded };
+      const settings = store === "sqs" ? sqsSettings : base;
       const runner: StoreRunner = pooled ? new PooledStoreRunner(settings, THREADS) : new InlineStoreRunner(settings);
       return { run: (count, round) => throughSink(runner, count, `${store}-${pooled}-${round}`), close: () => runner.close() };
     },
@@ -256,8 +256,6 @@ async function main(): Promise<void> {
     },
     sinkVariant("dynamodb", false),
     sinkVariant("dynamodb", true),
-    sinkVariant("dynamodb", false, true),
-    sinkVariant("dynamodb", true, true),
     {
       store: "sqs",
       name: "SendMessage per message (original), inline",

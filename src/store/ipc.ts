@@ -5,16 +5,20 @@ export type ToStore =
   | {
       source: typeof IPC_SOURCE;
       type: "store:start";
-      /** Directory of the LevelDB files. */
+      /** Directory of the store's LevelDB. */
       path: string;
+      /** Loopback port (0: any free port). */
       port: number;
+      /** Clients must present it in their hello. */
+      secret: string;
+      /** fsync each write before answering it (the product always does; the benchmark measures both). */
+      sync: boolean;
       logLevel: string;
-      tables: { messages: string; channels: string };
     }
   | { source: typeof IPC_SOURCE; type: "store:stop" };
 
 export type FromStore =
-  | { source: typeof IPC_SOURCE; type: "store:ready"; port: number; createdTables: string[] }
+  | { source: typeof IPC_SOURCE; type: "store:ready"; port: number }
   | { source: typeof IPC_SOURCE; type: "store:failed"; error: string };
 
 function tagged(value: unknown): value is { source: string; type: string } {
