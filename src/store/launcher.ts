@@ -6,7 +6,7 @@ import { IPC_SOURCE } from "../shared/ipc.js";
 import type { Logger } from "../shared/logger.js";
 import { isFromStore, type FromStore, type ToStore } from "./ipc.js";
 
-/** The store must be ready within this long, in ms. */
+/** The store must be ready (or report migration progress) within this long, in ms. */
 const START_TIMEOUT_MS = 30_000;
 const RESTART_DELAY_MS = 500;
 const RESTART_MAX_DELAY_MS = 30_000;
@@ -58,7 +58,7 @@ export class EmbeddedStore {
         child.kill("SIGKILL");
         rejectStart(new Error(`embedded store did not start within ${START_TIMEOUT_MS} ms`));
       };
-      const timer = setTimeout(giveUp, START_TIMEOUT_MS);
+      let timer = setTimeout(giveUp, START_TIMEOUT_MS);
       child.on("message", (message: unknown) => {
         if (!isFromStore(message)) return;
         const msg: FromStore = message;
@@ -69,6 +69,12 @@ export class EmbeddedStore {
             this.port = msg.port;
             this.log.info({ port: msg.port }, "embedded store ready");
             resolveStart();
+            break;
+          case "store:progress":
+            // A migration copies for as long as the old store is large: it only has to keep going.
+            clearTimeout(timer);
+            timer = setTimeout(giveUp, START_TIMEOUT_MS);
+            this.log.info({ messages: msg.messages, channels: msg.channels }, "migrating the previous embedded store");
             break;
           case "store:failed":
             clearTimeout(timer);
@@ -89,12 +95,14 @@ export class EmbeddedStore {
         source: IPC_SOURCE,
         type: "store:start",
         path: join(this.config.dataDir, "history"),
+        legacyPath: join(this.config.dataDir, "store"),
         port: this.port,
         secret: this.secret,
         // "Stored" means on disk, as "spilled" does: one fsync per write, shared by the writes
         // that arrive together (LevelDB commits them as a group); docs/persistence.md has the cost.
         sync: true,
         logLevel: this.config.logLevel,
+        tables: { messages: this.config.persistence.messagesTable, channels: this.config.persistence.channelsTable },
       };
       child.send(start);
     });

@@ -1,9 +1,10 @@
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { IPC_SOURCE } from "../shared/ipc.js";
 import { createLogger, type Logger } from "../shared/logger.js";
 import { isToStore, type FromStore, type ToStore } from "./ipc.js";
 import { MessageDb } from "./message-db.js";
+import { hasLegacyStore, migrateDynalite } from "./migrate-dynalite.js";
 import { StoreServer } from "./server.js";
 
 /**
@@ -33,12 +34,37 @@ async function start(message: Extract<ToStore, { type: "store:start" }>): Promis
   mkdirSync(dirname(message.path), { recursive: true });
   const opened = await MessageDb.open(message.path, { sync: message.sync });
   db = opened;
+  if (hasLegacyStore(message.legacyPath)) {
+    log.info({ from: message.legacyPath }, "migrating the history of the previous embedded store (dynalite)");
+    const started = Date.now();
+    const result = await migrateDynalite({
+      legacyPath: message.legacyPath,
+      keepAs: keptName(message.legacyPath),
+      db: opened,
+      tables: message.tables,
+      log,
+      onProgress: (copied) => send({ source: IPC_SOURCE, type: "store:progress", ...copied }),
+    });
+    log.info(
+      { ...result, ms: Date.now() - started },
+      "migrated the previous embedded store; its files are kept at keptAt and can be deleted",
+    );
+    if (result.otherTables.length > 0) {
+      log.warn({ tables: result.otherTables, keptAt: result.keptAt }, "the previous store held other tables: not migrated");
+    }
+  }
   if (stopping) return;
   const listening = new StoreServer({ db: opened, secret: message.secret, log });
   server = listening;
   const port = await listening.listen(message.port);
   log.info({ port, path: message.path, sync: message.sync }, "store ready");
   send({ source: IPC_SOURCE, type: "store:ready", port });
+}
+
+/** `<path>.migrated`, or with a time stamp when that name is taken. */
+function keptName(legacyPath: string): string {
+  const plain = `${legacyPath}.migrated`;
+  return existsSync(plain) ? `${plain}-${Date.now()}` : plain;
 }
 
 function stop(reason: string): void {
