@@ -37,6 +37,13 @@ export const PAGE_MAX_BYTES = 1024 * 1024;
 /** Largest page limit the store serves. */
 export const PAGE_LIMIT_MAX = 1000;
 
+/**
+ * LevelDB's memtable, 16 MiB instead of its 4: compaction (a background thread) took a third of
+ * the store's CPU per message at the default, and about a fifth less in all with this (at most
+ * two memtables are held in memory).
+ */
+const WRITE_BUFFER_BYTES = 16 * 1024 * 1024;
+
 /** The layout version this code writes; a store written with another one is not opened. */
 const FORMAT = "1";
 const FORMAT_KEY = metaKey("format");
@@ -67,7 +74,7 @@ export class MessageDb {
 
   /** Opens (creating) the store at `path`; refuses one written in another layout version. */
   static async open(path: string, options: { sync: boolean }): Promise<MessageDb> {
-    const db = new ClassicLevel<Buffer, Buffer>(path, { keyEncoding: "buffer", valueEncoding: "buffer" });
+    const db = new ClassicLevel<Buffer, Buffer>(path, { keyEncoding: "buffer", valueEncoding: "buffer", writeBufferSize: WRITE_BUFFER_BYTES });
     await db.open();
     try {
       const format = (await db.get(FORMAT_KEY))?.toString("utf8");
