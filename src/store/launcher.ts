@@ -132,7 +132,14 @@ export class EmbeddedStore {
     }, delay);
   }
 
-  /** Stops the store (after the workers are gone); bounded by `deadlineMs`. */
+  /** Ends the store at once (SIGKILL), e.g. when the primary must exit before it stopped. */
+  kill(): void {
+    this.stopping = true;
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.child?.kill("SIGKILL");
+  }
+
+  /** Stops the store (after the workers are gone); bounded by `deadlineMs`, then SIGKILL. */
   async stop(deadlineMs = 5_000): Promise<void> {
     this.stopping = true;
     if (this.restartTimer) clearTimeout(this.restartTimer);
