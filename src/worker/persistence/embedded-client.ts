@@ -89,8 +89,8 @@ class Connection {
  * The worker's side of the embedded store: one loopback connection, requests pipelined on it
  * (batches, channel names, history pages), each answered by id or failed by its timeout or the
  * connection's end. A new connection is made on the first request after one ends, so a store
- * restarted by the primary is found again without a timer. Plain Node (no AWS SDK), so it runs
- * on a worker's event loop or on a pool thread (store-ops.ts) alike.
+ * restarted by the primary is found again without a timer. Plain Node (no AWS SDK): the worker
+ * runs it on its event loop (factory.ts); store-ops.ts can also run it on a pool thread.
  */
 export class EmbeddedStoreClient implements StoreRunner {
   private connection: Connection | undefined;
