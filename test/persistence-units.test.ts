@@ -11,7 +11,8 @@ import { createLogger } from "../src/shared/logger.js";
 import { BatchingSink, type BatcherTuning } from "../src/worker/persistence/batcher.js";
 import { parseCursor, HistoryRequestError } from "../src/worker/persistence/history-reader.js";
 import { SpillFile } from "../src/worker/persistence/spill-file.js";
-import { InlineStoreRunner, type StoreRunner } from "../src/worker/persistence/store-runner.js";
+import { InlineStoreRunner } from "../src/worker/persistence/inline-runner.js";
+import type { StoreRunner } from "../src/worker/persistence/store-runner.js";
 import type { StoreResults, StoreTask, StoreTaskOf, StoreSettings } from "../src/worker/persistence/store-ops.js";
 import type { StoredMessage } from "../src/worker/persistence/record.js";
 import type { ChannelMessage } from "../src/shared/contract.js";
@@ -246,7 +247,7 @@ describe("content in DynamoDB (dynalite)", () => {
       messagesTable: "messages",
       channelsTable: "channels",
       queueUrl: undefined,
-      embeddedStore: false,
+      embeddedStore: undefined,
       unprocessedRetries: 2,
       retryBaseMs: 10,
       retryMaxMs: 50,
@@ -254,14 +255,9 @@ describe("content in DynamoDB (dynalite)", () => {
   });
   afterAll(() => new Promise<void>((r) => (server ? server.close(() => r()) : r())));
 
-  // The dynamodb sink writes through the SDK; the embedded sink sends its BatchWriteItems itself.
-  describe.each([
-    { way: "through the SDK", embeddedStore: false },
-    { way: "as the embedded sink sends them", embeddedStore: true },
-  ])("batch writes $way", ({ embeddedStore }) => {
-  const ch = (name: string) => `${name}-${embeddedStore ? "embedded" : "sdk"}`;
+  const ch = (name: string) => `${name}-sdk`;
   it("round-trips every JSON shape, natively where DynamoDB can hold it", async () => {
-    const runner = new InlineStoreRunner({ ...settings, embeddedStore });
+    const runner = new InlineStoreRunner(settings);
     const nest = (levels: number, leaf: unknown = "bottom") => {
       let value = leaf;
       for (let i = 0; i < levels; i++) value = i % 2 ? [value] : { k: value };
@@ -296,7 +292,7 @@ describe("content in DynamoDB (dynalite)", () => {
   });
 
   it("isolates an item the table refuses and stores the rest of its batch", async () => {
-    const runner = new InlineStoreRunner({ ...settings, embeddedStore });
+    const runner = new InlineStoreRunner(settings);
     const records = [
       { channelName: ch("big"), messageId: "ok-1", content: "fine", createdAt: "2024-01-01T00:00:00.000Z" },
       { channelName: ch("big"), messageId: "too-big", content: "x".repeat(410 * 1024), createdAt: "2024-01-01T00:00:01.000Z" },
@@ -313,13 +309,12 @@ describe("content in DynamoDB (dynalite)", () => {
 
   it("reports every message as failed, with the cause, when the store does not answer", async () => {
     const closed = await freePort();
-    const runner = new InlineStoreRunner({ ...settings, embeddedStore, dynamodbEndpoint: `http://127.0.0.1:${closed}` });
+    const runner = new InlineStoreRunner({ ...settings, dynamodbEndpoint: `http://127.0.0.1:${closed}` });
     const records = ["a", "b"].map((id) => ({ channelName: ch("down"), messageId: id, content: id, createdAt: "2024-01-01T00:00:00.000Z" }));
     const outcome = await runner.run({ op: "write", records });
     expect(outcome.failed.sort()).toEqual(["a", "b"]);
     expect(outcome.rejected).toEqual([]);
     expect(outcome.error).toMatch(/ECONNREFUSED/);
     await runner.close();
-  });
   });
 });

@@ -44,7 +44,6 @@ const TARGETS: Array<{ name: string; mode: (typeof MODES)[number]; external?: st
 describe.each(TARGETS)("history ($name)", ({ mode, external }) => {
   let server: RunningServer;
   let redis: RedisInstance | undefined;
-  let storeEndpoint: string;
   let client: Socket;
   let seq = 0;
   const fresh = (prefix: string) => `${prefix}:${mode}:${++seq}`;
@@ -52,7 +51,6 @@ describe.each(TARGETS)("history ($name)", ({ mode, external }) => {
 
   beforeAll(async () => {
     const storePort = await freePort();
-    storeEndpoint = external ?? `http://127.0.0.1:${storePort}`;
     const env: Record<string, string> = external
       ? { PERSISTENCE: "dynamodb", DYNAMODB_ENDPOINT: external, DYNAMODB_MESSAGES_TABLE_NAME: tables.messages, DYNAMODB_CHANNELS_TABLE_NAME: tables.channels }
       : { STORE_PORT: String(storePort) };
@@ -75,8 +73,9 @@ describe.each(TARGETS)("history ($name)", ({ mode, external }) => {
     expect(received.success).toBe(true);
     expect(received.pastMessages).toEqual([{ content: "hello", createdAt: expect.stringMatching(/Z$/) }]);
     expect(received.lastEvaluatedKey).toBeUndefined();
-    // Stored in the contract's layout, in the embedded store.
-    const item = await dynamoClient(storeEndpoint).send(
+    if (!external) return; // the embedded store's own layout is checked in test/embedded-store.test.ts
+    // Stored in the contract's layout.
+    const item = await dynamoClient(external).send(
       new GetItemCommand({ TableName: tables.messages, Key: { channelName: { S: channel }, messageId: { S: ack.messageId! } } }),
     );
     expect(item.Item).toMatchObject({ channelName: { S: channel }, content: { S: "hello" }, createdAt: { S: received.pastMessages[0]!.createdAt } });
@@ -139,10 +138,11 @@ describe.each(TARGETS)("history ($name)", ({ mode, external }) => {
     expect(await history(client, fresh("nobody-wrote-here"))).toEqual({ success: true, pastMessages: [] });
   });
 
-  it("records subscribed channels in the channels table, off the ack's path", async () => {
+  // The embedded store's channel list is read from its files, after a stop (test/embedded-store.test.ts).
+  it.skipIf(!external)("records subscribed channels in the channels table, off the ack's path", async () => {
     const channel = fresh("bookkeeping");
     expect(await request(client, "channel:subscribe", channel)).toEqual({ success: true });
-    const store = dynamoClient(storeEndpoint);
+    const store = dynamoClient(external!);
     await waitFor(
       async () =>
         (await store.send(new GetItemCommand({ TableName: tables.channels, Key: { channelName: { S: channel } } }))).Item !== undefined,

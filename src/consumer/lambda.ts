@@ -1,7 +1,8 @@
 import { consumerConfigFromProcess, type ConsumerConfig } from "../shared/config.js";
 import { createLogger, type Logger } from "../shared/logger.js";
 import { storeSettingsFrom } from "../worker/persistence/store-settings.js";
-import { InlineStoreRunner, type StoreRunner } from "../worker/persistence/store-runner.js";
+import { InlineStoreRunner } from "../worker/persistence/inline-runner.js";
+import type { StoreRunner } from "../worker/persistence/store-runner.js";
 import { storeRecords, type QueueRecord } from "./store-records.js";
 
 /** The part of the Lambda SQS event the handler reads. */

@@ -4,7 +4,8 @@ import { createLogger, type Logger } from "../shared/logger.js";
 import { createSqsClient } from "../worker/persistence/aws-clients.js";
 import { backoffMs, errorText } from "../worker/persistence/backoff.js";
 import { storeSettingsFrom } from "../worker/persistence/store-settings.js";
-import { InlineStoreRunner, type StoreRunner } from "../worker/persistence/store-runner.js";
+import { InlineStoreRunner } from "../worker/persistence/inline-runner.js";
+import type { StoreRunner } from "../worker/persistence/store-runner.js";
 import { storeRecords } from "./store-records.js";
 
 /**

@@ -150,14 +150,18 @@ async function main(): Promise<void> {
     if (draining) return;
     draining = true;
     log.info({ signal }, "shutting down");
+    const hardDeadlineAt = Date.now() + config.shutdownTimeoutMs + 2000;
     const hardDeadline = setTimeout(() => {
       log.error("shutdown deadline passed, exiting");
+      // A store that did not stop (hung) must not outlive us holding its files' lock.
+      store?.kill();
       process.exit(1);
-    }, config.shutdownTimeoutMs + 2000);
+    }, hardDeadlineAt - Date.now());
     hardDeadline.unref();
     await balancer.close();
     await supervisor.stop(config.shutdownTimeoutMs);
-    await store?.stop(); // after the workers: their last flush goes to it
+    // After the workers: their last flush goes to it. What is left of the budget bounds it.
+    await store?.stop(Math.max(500, hardDeadlineAt - Date.now() - 500));
     if (adapterHost) {
       adapterHost.close();
       saveRecoveryState(config, adapterHost.log, adapterHost.sessions, log.child({ component: "recovery" }));

@@ -224,9 +224,18 @@ export interface Config {
     readonly channelsTable: string;
     readonly queueUrl: string | undefined;
     readonly sqsEndpoint: string | undefined;
+    /** Set by the primary for its workers once the embedded store runs (PERSISTENCE=embedded). */
+    readonly embeddedStore?: EmbeddedStoreEndpoint | undefined;
     /** Hide the AWS SDK's notice that its releases after January 2027 need Node 22 (README, "Requirements"). */
     readonly hideSdkNodeVersionNotice: boolean;
   } & PersistenceTuning;
+}
+
+/** Where a worker reaches the embedded store, and the secret it proves itself with. */
+export interface EmbeddedStoreEndpoint {
+  readonly host: string;
+  readonly port: number;
+  readonly secret: string;
 }
 
 /** How the persistence pipeline batches, bounds, retries and spills (docs/persistence.md). */

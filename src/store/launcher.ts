@@ -1,24 +1,28 @@
 import { fork, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { join, resolve } from "node:path";
-import type { Config } from "../shared/config.js";
+import type { Config, EmbeddedStoreEndpoint } from "../shared/config.js";
 import { IPC_SOURCE } from "../shared/ipc.js";
 import type { Logger } from "../shared/logger.js";
 import { isFromStore, type FromStore, type ToStore } from "./ipc.js";
 
+/** The store must be ready (or report migration progress) within this long, in ms. */
 const START_TIMEOUT_MS = 30_000;
 const RESTART_DELAY_MS = 500;
 const RESTART_MAX_DELAY_MS = 30_000;
 
 /**
  * The primary's handle on the embedded store process ("cerebellum-store"): started before any
- * worker (workers get its endpoint in their configuration), restarted on the same port if it
- * dies (workers spill meanwhile), stopped after the workers have flushed.
+ * worker (workers get its endpoint and secret in their configuration), restarted on the same
+ * port if it dies (workers retry, then spill, meanwhile), stopped after the workers have flushed.
  */
 export class EmbeddedStore {
   private child: ChildProcess | undefined;
   private stopping = false;
   private failures = 0;
   private restartTimer: NodeJS.Timeout | undefined;
+  /** Shared with the workers only: any local process can reach a loopback port. */
+  private readonly secret = randomBytes(24).toString("base64url");
 
   private constructor(
     private readonly config: Config,
@@ -26,7 +30,7 @@ export class EmbeddedStore {
     private port: number,
   ) {}
 
-  /** Starts the store and resolves once its tables exist; rejects if it cannot start. */
+  /** Starts the store and resolves once it listens; rejects if it cannot start. */
   static async start(config: Config, log: Logger): Promise<EmbeddedStore> {
     if (config.mode === "clustered") {
       log.warn("PERSISTENCE=embedded with REDIS_URL: history is kept per host; several hosts need PERSISTENCE=dynamodb or sqs");
@@ -36,13 +40,13 @@ export class EmbeddedStore {
     return store;
   }
 
-  get endpoint(): string {
-    return `http://127.0.0.1:${this.port}`;
+  get endpoint(): EmbeddedStoreEndpoint {
+    return { host: "127.0.0.1", port: this.port, secret: this.secret };
   }
 
-  /** The workers' configuration: the embedded sink's DynamoDB endpoint is this store. */
+  /** The workers' configuration: the embedded sink's endpoint is this store. */
   workerConfig(config: Config): Config {
-    return { ...config, persistence: { ...config.persistence, dynamodbEndpoint: this.endpoint } };
+    return { ...config, persistence: { ...config.persistence, embeddedStore: this.endpoint } };
   }
 
   private launch(): Promise<void> {
@@ -50,22 +54,36 @@ export class EmbeddedStore {
     this.child = child;
     return new Promise<void>((resolveStart, rejectStart) => {
       let started = false;
-      const timer = setTimeout(() => {
+      const giveUp = () => {
         child.kill("SIGKILL");
         rejectStart(new Error(`embedded store did not start within ${START_TIMEOUT_MS} ms`));
-      }, START_TIMEOUT_MS);
+      };
+      let timer = setTimeout(giveUp, START_TIMEOUT_MS);
       child.on("message", (message: unknown) => {
         if (!isFromStore(message)) return;
         const msg: FromStore = message;
-        if (msg.type === "store:ready") {
-          started = true;
-          clearTimeout(timer);
-          this.port = msg.port;
-          this.log.info({ endpoint: this.endpoint, createdTables: msg.createdTables }, "embedded store ready");
-          resolveStart();
-        } else {
-          clearTimeout(timer);
-          rejectStart(new Error(`embedded store failed to start: ${msg.error}`));
+        switch (msg.type) {
+          case "store:ready":
+            started = true;
+            clearTimeout(timer);
+            this.port = msg.port;
+            this.log.info({ port: msg.port }, "embedded store ready");
+            resolveStart();
+            break;
+          case "store:progress":
+            // A migration copies for as long as the old store is large: it only has to keep going.
+            clearTimeout(timer);
+            timer = setTimeout(giveUp, START_TIMEOUT_MS);
+            this.log.info({ messages: msg.messages, channels: msg.channels }, "migrating the previous embedded store");
+            break;
+          case "store:failed":
+            clearTimeout(timer);
+            rejectStart(new Error(`embedded store failed to start: ${msg.error}`));
+            break;
+          default: {
+            const never: never = msg;
+            this.log.warn({ message: never }, "unknown message from the embedded store");
+          }
         }
       });
       child.once("exit", (code, signal) => {
@@ -76,8 +94,13 @@ export class EmbeddedStore {
       const start: ToStore = {
         source: IPC_SOURCE,
         type: "store:start",
-        path: join(this.config.dataDir, "store"),
+        path: join(this.config.dataDir, "history"),
+        legacyPath: join(this.config.dataDir, "store"),
         port: this.port,
+        secret: this.secret,
+        // "Stored" means on disk, as "spilled" does: one fsync per write, shared by the writes
+        // that arrive together (LevelDB commits them as a group); docs/persistence.md has the cost.
+        sync: true,
         logLevel: this.config.logLevel,
         tables: { messages: this.config.persistence.messagesTable, channels: this.config.persistence.channelsTable },
       };
@@ -109,7 +132,14 @@ export class EmbeddedStore {
     }, delay);
   }
 
-  /** Stops the store (after the workers are gone); bounded by `deadlineMs`. */
+  /** Ends the store at once (SIGKILL), e.g. when the primary must exit before it stopped. */
+  kill(): void {
+    this.stopping = true;
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.child?.kill("SIGKILL");
+  }
+
+  /** Stops the store (after the workers are gone); bounded by `deadlineMs`, then SIGKILL. */
   async stop(deadlineMs = 5_000): Promise<void> {
     this.stopping = true;
     if (this.restartTimer) clearTimeout(this.restartTimer);

@@ -1,22 +1,27 @@
-import type { Server } from "node:http";
-import type { AddressInfo } from "node:net";
-import { mkdirSync } from "node:fs";
-import dynalite from "dynalite";
+import { existsSync, mkdirSync } from "node:fs";
+import { dirname } from "node:path";
 import { IPC_SOURCE } from "../shared/ipc.js";
 import { createLogger, type Logger } from "../shared/logger.js";
-import { createDynamoClient } from "../worker/persistence/aws-clients.js";
 import { isToStore, type FromStore, type ToStore } from "./ipc.js";
-import { ensureTables } from "./tables.js";
+import { MessageDb } from "./message-db.js";
+import { hasLegacyStore, migrateDynalite } from "./migrate-dynalite.js";
+import { StoreServer } from "./server.js";
 
 /**
- * The embedded message store: dynalite (a DynamoDB-compatible server) over LevelDB files under
- * DATA_DIR, on a loopback port, in its own process so that it never competes with the
- * primary's accept path. Started and stopped by the primary over IPC; it ignores terminal
- * signals (Ctrl-C reaches the whole process group) so that it outlives the workers' last flush.
+ * The embedded message store: LevelDB under DATA_DIR, served on a loopback port (wire.ts), in
+ * its own process so that it never competes with the primary's accept path and outlives the
+ * workers' last flush. Started and stopped by the primary over IPC; it ignores terminal signals
+ * (Ctrl-C reaches the whole process group) until the primary asks it to stop.
  */
 process.title = "cerebellum-store";
 
-let server: Server | undefined;
+/** Requests in progress at stop get this long to finish, in ms. */
+const DRAIN_MS = 5_000;
+/** Past this, a stop that has not finished exits anyway, in ms. */
+const STOP_DEADLINE_MS = 10_000;
+
+let db: MessageDb | undefined;
+let server: StoreServer | undefined;
 let log: Logger = createLogger("info", { role: "store" });
 let stopping = false;
 
@@ -26,44 +31,60 @@ const send = (message: FromStore) => {
 
 async function start(message: Extract<ToStore, { type: "store:start" }>): Promise<void> {
   log = createLogger(message.logLevel, { role: "store" });
-  mkdirSync(message.path, { recursive: true });
-  // Tables become ACTIVE at once: there is no provisioning to wait for here.
-  const instance = dynalite({ path: message.path, createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
-  server = instance;
-  await new Promise<void>((resolve, reject) => {
-    instance.once("error", reject);
-    instance.listen(message.port, "127.0.0.1", () => resolve());
-  });
-  const port = (instance.address() as AddressInfo).port;
-  const client = createDynamoClient({
-    region: "us-east-1",
-    dynamodbEndpoint: `http://127.0.0.1:${port}`,
-    sqsEndpoint: undefined,
-    requestTimeoutMs: 10_000,
-    localCredentials: true,
-  });
-  try {
-    const createdTables = await ensureTables(client, message.tables);
-    log.info({ port, path: message.path, createdTables }, "store ready");
-    send({ source: IPC_SOURCE, type: "store:ready", port, createdTables });
-  } finally {
-    client.destroy();
+  mkdirSync(dirname(message.path), { recursive: true });
+  const opened = await MessageDb.open(message.path, { sync: message.sync });
+  db = opened;
+  if (hasLegacyStore(message.legacyPath)) {
+    log.info({ from: message.legacyPath }, "migrating the history of the previous embedded store (dynalite)");
+    const started = Date.now();
+    const result = await migrateDynalite({
+      legacyPath: message.legacyPath,
+      keepAs: keptName(message.legacyPath),
+      db: opened,
+      tables: message.tables,
+      log,
+      onProgress: (copied) => send({ source: IPC_SOURCE, type: "store:progress", ...copied }),
+    });
+    log.info(
+      { ...result, ms: Date.now() - started },
+      "migrated the previous embedded store; its files are kept at keptAt and can be deleted",
+    );
+    if (result.otherTables.length > 0) {
+      log.warn({ tables: result.otherTables, keptAt: result.keptAt }, "the previous store held other tables: not migrated");
+    }
   }
+  if (stopping) return;
+  const listening = new StoreServer({ db: opened, secret: message.secret, log });
+  server = listening;
+  const port = await listening.listen(message.port);
+  log.info({ port, path: message.path, sync: message.sync }, "store ready");
+  send({ source: IPC_SOURCE, type: "store:ready", port });
+}
+
+/** `<path>.migrated`, or with a time stamp when that name is taken. */
+function keptName(legacyPath: string): string {
+  const plain = `${legacyPath}.migrated`;
+  return existsSync(plain) ? `${plain}-${Date.now()}` : plain;
 }
 
 function stop(reason: string): void {
   if (stopping) return;
   stopping = true;
   log.info({ reason }, "store stopping");
-  const exit = () => process.exit(0);
-  if (!server) return exit();
-  // Workers are gone by now; close what keep-alive connections remain so close() can finish.
-  server.closeAllConnections();
-  server.close(() => exit());
   setTimeout(() => {
     log.error("store did not close in time");
     process.exit(1);
-  }, 10_000).unref();
+  }, STOP_DEADLINE_MS).unref();
+  (async () => {
+    await server?.close(DRAIN_MS);
+    await db?.close();
+  })().then(
+    () => process.exit(0),
+    (err: unknown) => {
+      log.error({ err }, "store did not close cleanly");
+      process.exit(1);
+    },
+  );
 }
 
 process.on("message", (message: unknown) => {

@@ -5,7 +5,7 @@ import {
   type DynamoDBClient,
 } from "@aws-sdk/client-dynamodb";
 
-/** The local secondary index history reads through (PROTOCOL.md, "Storage layout"). */
+/** The local secondary index history reads through (docs/protocol.md, "Storage layout"). */
 export const CREATED_AT_INDEX = "createdAtIndex";
 
 /** `messages`: key (channelName, messageId), LSI createdAtIndex on (channelName, createdAt), projection ALL. */

@@ -200,7 +200,9 @@ export class BatchingSink implements PersistenceSink {
   private retryLater(batch: Batch, delayMs: number): void {
     const timer = setTimeout(() => {
       this.retrying.delete(batch);
-      this.ready.push(batch);
+      // First in line: behind the batches formed meanwhile, a store that times out would see
+      // its retries only after theirs, and the batcher would take that long to call it down.
+      this.ready.unshift(batch);
       this.pump();
     }, delayMs);
     this.retrying.set(batch, timer);
@@ -345,6 +347,14 @@ export class BatchingSink implements PersistenceSink {
       });
   }
 
+  /** Records the channel names still queued (shutdown), one task after another. */
+  private async lastChannels(): Promise<void> {
+    while (this.channelFlush || this.channelQueue.length > 0) {
+      await this.channelFlush;
+      if (this.channelQueue.length > 0) this.flushChannels();
+    }
+  }
+
   private async shutdown(): Promise<void> {
     const { log, flushTimeoutMs, spill, runner } = this.options;
     this.closed = true;
@@ -362,7 +372,7 @@ export class BatchingSink implements PersistenceSink {
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, flushTimeoutMs)));
     const settled = Promise.allSettled([...this.outstanding].map((b) => b.promise)).then(() => undefined);
-    await Promise.race([settled, deadline]);
+    await Promise.race([Promise.all([settled, this.lastChannels()]), deadline]);
     clearTimeout(timer);
 
     // The store was too slow: spill what is still out. A write that lands later is harmless (same key).

@@ -18,8 +18,8 @@ export interface BatchWriteAnswer {
 }
 
 /**
- * Sends one BatchWriteItem (through the SDK, or the embedded store's direct way); rejects with
- * an Error named like the DynamoDB error type (`ValidationException`).
+ * Sends one BatchWriteItem (through the SDK, or some other way); rejects with an Error named
+ * like the DynamoDB error type (`ValidationException`).
  */
 export type BatchWrite = (table: string, requests: WriteRequest[]) => Promise<BatchWriteAnswer>;
 
@@ -53,8 +53,8 @@ const keyOf = (channelName: string, messageId: string) => `${channelName}\u0000$
  * Stores messages with BatchWriteItem (≤ 25 per request, requests in parallel), retrying
  * UnprocessedItems with backoff and jitter. A ValidationException fails a whole request, so the
  * request is split into single PutItems to find the item at fault, which is `rejected`.
- * `batchWrite` sends the BatchWriteItems another way (the embedded store's); the client still
- * does everything else.
+ * `batchWrite` sends the BatchWriteItems another way than the SDK; the client still does
+ * everything else.
  */
 export async function writeMessages(
   client: DynamoDBClient,

@@ -3,7 +3,7 @@ import type { ChannelMessage } from "../../shared/contract.js";
 
 /**
  * A message as it is stored: the `messages` item, the SQS body and a spill-file line all have
- * this shape (PROTOCOL.md, "Storage layout"). `messageId` is the key, so writing it twice is harmless.
+ * this shape (docs/protocol.md, "Storage layout"). `messageId` is the key, so writing it twice is harmless.
  */
 export interface StoredMessage {
   channelName: string;

@@ -5,18 +5,19 @@ import { createDynamoClient, createSqsClient, type AwsSettings } from "./aws-cli
 import { queryPage, writeChannels, writeMessages, type HistoryCursor, type QueryPage } from "./dynamo-ops.js";
 import type { StoredMessage } from "./record.js";
 import { sendMessages } from "./sqs-ops.js";
-import { EmbeddedBatchWriter } from "./embedded-batch-write.js";
+import type { EmbeddedStoreEndpoint } from "../../shared/config.js";
+import { EmbeddedStoreClient } from "./embedded-client.js";
 import type { WriteOutcome } from "./write-outcome.js";
 
 /** Everything a store operation needs; plain data, handed to each pool thread as workerData. */
 export interface StoreSettings extends AwsSettings {
-  /** Where messages go: a DynamoDB table (embedded store, DynamoDB) or an SQS queue. */
-  target: "dynamodb" | "sqs";
+  /** Where messages go: the embedded store, a DynamoDB table or an SQS queue. */
+  target: "embedded" | "dynamodb" | "sqs";
   messagesTable: string;
   channelsTable: string;
   queueUrl: string | undefined;
-  /** The DynamoDB endpoint is the embedded store: batch writes skip the SDK (embedded-batch-write.ts). */
-  embeddedStore: boolean;
+  /** The embedded store's endpoint (target `embedded`). */
+  embeddedStore: EmbeddedStoreEndpoint | undefined;
   /** Retries of throttled UnprocessedItems inside one attempt. */
   unprocessedRetries: number;
   retryBaseMs: number;
@@ -43,30 +44,29 @@ export interface StoreResults {
 export type StoreTaskOf<K extends StoreTask["op"]> = Extract<StoreTask, { op: K }>;
 
 /**
- * Runs store tasks against DynamoDB or SQS. Histories and channel bookkeeping always use
- * DynamoDB (in `sqs` mode the consumer fills the `messages` table the server reads).
+ * Runs store tasks against the embedded store, DynamoDB or SQS. With SQS, histories and channel
+ * bookkeeping use DynamoDB (the consumer fills the `messages` table the server reads).
  * Clients are created on first use, so a thread that only reads never builds an SQS client.
  */
 export class StoreOps {
   private dynamo: DynamoDBClient | undefined;
   private sqs: SQSClient | undefined;
-  private embedded: EmbeddedBatchWriter | undefined;
+  private embedded: EmbeddedStoreClient | undefined;
 
   constructor(private readonly settings: StoreSettings) {}
 
   run<K extends StoreTask["op"]>(task: StoreTaskOf<K>): Promise<StoreResults[K]>;
   async run(task: StoreTask): Promise<StoreResults[StoreTask["op"]]> {
     const s = this.settings;
+    if (s.target === "embedded") return this.embeddedClient().run(task);
     switch (task.op) {
       case "write":
         if (s.target === "sqs") return sendMessages(this.sqsClient(), s.queueUrl!, task.records);
-        return writeMessages(
-          this.dynamoClient(),
-          s.messagesTable,
-          task.records,
-          { unprocessedRetries: s.unprocessedRetries, baseMs: s.retryBaseMs, maxMs: s.retryMaxMs },
-          this.embeddedWriter()?.write,
-        );
+        return writeMessages(this.dynamoClient(), s.messagesTable, task.records, {
+          unprocessedRetries: s.unprocessedRetries,
+          baseMs: s.retryBaseMs,
+          maxMs: s.retryMaxMs,
+        });
       case "channels":
         return { failed: await writeChannels(this.dynamoClient(), s.channelsTable, task.names) };
       case "page":
@@ -75,10 +75,7 @@ export class StoreOps {
         return { created: await ensureTables(this.dynamoClient(), { messages: s.messagesTable, channels: s.channelsTable }) };
       case "warm":
         if (s.target === "sqs") this.sqsClient();
-        else {
-          this.dynamoClient();
-          this.embeddedWriter();
-        }
+        else this.dynamoClient();
         return {};
       default: {
         const never: never = task;
@@ -87,16 +84,16 @@ export class StoreOps {
     }
   }
 
-  destroy(): void {
+  async destroy(): Promise<void> {
     this.dynamo?.destroy();
     this.sqs?.destroy();
-    this.embedded?.destroy();
+    await this.embedded?.close();
   }
 
-  private embeddedWriter(): EmbeddedBatchWriter | undefined {
-    const s = this.settings;
-    if (!s.embeddedStore || !s.dynamodbEndpoint) return undefined;
-    return (this.embedded ??= new EmbeddedBatchWriter(s.dynamodbEndpoint, s.requestTimeoutMs));
+  private embeddedClient(): EmbeddedStoreClient {
+    const endpoint = this.settings.embeddedStore;
+    if (!endpoint) throw new Error("the embedded store's endpoint is not configured");
+    return (this.embedded ??= new EmbeddedStoreClient(endpoint, this.settings.requestTimeoutMs));
   }
 
   private dynamoClient(): DynamoDBClient {

@@ -1,8 +1,12 @@
 import { resolve } from "node:path";
 import Piscina from "piscina";
-import { StoreOps, type StoreResults, type StoreSettings, type StoreTask, type StoreTaskOf } from "./store-ops.js";
+import type { StoreResults, StoreSettings, StoreTask, StoreTaskOf } from "./store-ops.js";
 
-/** Runs store tasks somewhere: on a piscina pool (the server) or inline (benchmarks, the consumer). */
+/**
+ * Runs store tasks somewhere: on a piscina pool (the AWS sinks), on the calling thread
+ * (inline-runner.ts: benchmarks, the consumer), or over the embedded store's connection
+ * (embedded-client.ts).
+ */
 export interface StoreRunner {
   run<K extends StoreTask["op"]>(task: StoreTaskOf<K>): Promise<StoreResults[K]>;
   close(): Promise<void>;
@@ -39,24 +43,5 @@ export class PooledStoreRunner implements StoreRunner {
   async close(): Promise<void> {
     this.closing = true;
     await this.pool.destroy();
-  }
-}
-
-/** The same operations on the calling thread's event loop. */
-export class InlineStoreRunner implements StoreRunner {
-  private readonly ops: StoreOps;
-  closing = false;
-
-  constructor(settings: StoreSettings) {
-    this.ops = new StoreOps(settings);
-  }
-
-  run<K extends StoreTask["op"]>(task: StoreTaskOf<K>): Promise<StoreResults[K]> {
-    return this.ops.run(task);
-  }
-
-  async close(): Promise<void> {
-    this.closing = true;
-    this.ops.destroy();
   }
 }

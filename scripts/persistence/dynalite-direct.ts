@@ -1,23 +1,19 @@
 import { Agent, request } from "node:http";
-import type { BatchWrite, BatchWriteAnswer } from "./dynamo-ops.js";
+import type { BatchWrite, BatchWriteAnswer } from "../../src/worker/persistence/dynamo-ops.js";
 
-/** Connections kept open to the embedded store per pool thread (one per batch in flight). */
+/** Connections kept open to dynalite (one per batch in flight). */
 const MAX_SOCKETS = 16;
 
 /** dynalite checks that a request is signed, not by whom (it has no users). */
 const AUTHORIZATION = "AWS4-HMAC-SHA256 Credential=local/20260101/local/dynamodb/aws4_request, SignedHeaders=host, Signature=0";
 
 /**
- * BatchWriteItem to the embedded store (dynalite on loopback), spoken directly: the request is
- * DynamoDB's JSON protocol, one POST. The AWS SDK's middleware stack (serialization, endpoint
- * rules, signing, checksums) costs 1.3–2.4 ms of CPU per request (0.3–0.6 ms here), as much as
- * the store's own write of a few items, and a publish rate that leaves small batches pays it per
- * batch on the cores that deliver messages (docs/benchmarks.md). Only the happy path is handled
- * here: any error answer is surfaced by name, and the caller falls back to its usual handling
- * (single PutItems through the SDK on a ValidationException). DynamoDB itself is always reached
- * through the SDK.
+ * The persistence benchmark's baseline for the embedded store: BatchWriteItem to dynalite on
+ * loopback, spoken directly as the embedded sink did when the embedded store was dynalite (one
+ * POST of DynamoDB's JSON protocol, no SDK middleware). Only the happy path is handled: an error
+ * answer is surfaced by name for writeMessages' usual handling.
  */
-export class EmbeddedBatchWriter {
+export class DynaliteDirectWriter {
   private readonly url: URL;
   private readonly agent = new Agent({ keepAlive: true, maxSockets: MAX_SOCKETS });
 
