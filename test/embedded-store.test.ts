@@ -31,6 +31,8 @@ afterAll(() => {
 
 /** Short retries, timeouts and replays, so that an outage plays out in seconds. */
 const FAST = {
+  // The publishers here send far past the per-connection event rate made for apps' clients.
+  CLIENT_RATE_LIMIT_PER_SEC: "0",
   PERSISTENCE_BATCH_WAIT_MS: "5",
   PERSISTENCE_RETRIES: "2",
   PERSISTENCE_RETRY_BASE_MS: "50",
@@ -192,7 +194,7 @@ describe("the embedded store process", () => {
 describe("the embedded store's files", () => {
   it("hold history and the channel list in DATA_DIR/history after a graceful stop", async () => {
     const dataDir = tempDataDir();
-    const server = await startServer({ workers: 2, env: { DATA_DIR: dataDir, PERSISTENCE_BATCH_WAIT_MS: "5" } });
+    const server = await startServer({ workers: 2, env: { DATA_DIR: dataDir, PERSISTENCE_BATCH_WAIT_MS: "5", CLIENT_RATE_LIMIT_PER_SEC: "0" } });
     const client = await connect(server.url, server.token(), { transports: ["websocket"] });
     expect(await request(client, "channel:subscribe", "files:room")).toEqual({ success: true });
     expect(await request<Ack>(client, "message:queue", "files:room", { z: 1, a: [true, null] })).toMatchObject({ success: true });
