@@ -178,11 +178,14 @@ describe("the embedded store process", () => {
     const server = await startServer({ workers: 2, env: { DATA_DIR: tempDataDir(), ...FAST } });
     const [a, b] = await oneOnEachWorker(server);
     const run = publishUntilStopped([a, b], "worker-crash");
-    await new Promise((r) => setTimeout(r, 700)); // duration of a scenario phase
+    // Enough publishes under way from both before the kill (the victim's are checked below).
+    await waitFor(() => run.sent.filter((x) => x.content.startsWith("p0-")).length >= 100, { what: "publishing under way" });
     const victim = logLines<{ pid: number }>(server, "worker ready").find((l) => l.worker === workerOf(a))!.pid;
     process.kill(victim, "SIGKILL");
     await waitFor(() => !a.connected, { what: "the victim's client dropped" });
-    await new Promise((r) => setTimeout(r, 500)); // the survivor keeps publishing meanwhile
+    // The survivor keeps publishing meanwhile.
+    const survivorBefore = run.sent.length;
+    await waitFor(() => run.sent.length >= survivorBefore + 50, { what: "the survivor publishing after the kill" });
     const results = await run.stop();
     // The survivor's publishes are all acked; the victim's up to its death.
     expect(results.filter((r) => r.content.startsWith("p1-") && !r.ack?.success)).toEqual([]);
