@@ -3,7 +3,8 @@ import { connect as netConnect, createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { createLogger } from "../src/shared/logger.js";
+import pino from "pino";
+import { createLogger, type Logger } from "../src/shared/logger.js";
 import { channelRange, messageKey, splitMessageKey } from "../src/store/keys.js";
 import { MessageDb, PAGE_MAX_BYTES } from "../src/store/message-db.js";
 import { StoreServer } from "../src/store/server.js";
@@ -72,10 +73,10 @@ describe("key layout", () => {
 });
 
 /** A store process's parts in this process: LevelDB, its server on a free port, and a worker's client. */
-async function startStore(secret = "s3cret") {
+async function startStore(secret = "s3cret", storeLog: Logger = log) {
   const path = join(tempDir(), "history");
   const db = await MessageDb.open(path, { sync: true });
-  const server = new StoreServer({ db, secret, log });
+  const server = new StoreServer({ db, secret, log: storeLog });
   const port = await server.listen(0);
   const clients: EmbeddedStoreClient[] = [];
   const client = (overrides: { secret?: string; timeoutMs?: number } = {}) => {
@@ -271,12 +272,20 @@ describe("the embedded store client when the store is not there", () => {
   });
 
   it("closes a connection that does not speak the protocol", async () => {
-    const store = await startStore();
+    const warnings: string[] = [];
+    const store = await startStore("s3cret", pino({ level: "warn" }, { write: (line: string) => void warnings.push(JSON.parse(line).msg) }));
     stores.push(store);
     const socket = netConnect({ host: "127.0.0.1", port: store.port });
     const closed = new Promise<void>((r) => socket.once("close", () => r()));
     socket.write("GET / HTTP/1.1\r\nHost: x\r\n\r\n"); // "GET " read as a length: past the frame bound
     await closed;
+    // Before its hello, a peer may not even announce a big frame.
+    const stranger = netConnect({ host: "127.0.0.1", port: store.port });
+    const strangerClosed = new Promise<void>((r) => stranger.once("close", () => r()));
+    stranger.write(new FrameWriter(16).u32(1 << 20).finish().subarray(4)); // a length prefix of 1 MiB, nothing else
+    await strangerClosed;
+    // Both for what they sent, not for a hello that never came.
+    expect(warnings).toEqual(["bad frame from a client: connection closed", "bad frame from a client: connection closed"]);
     // The store still serves its clients.
     expect((await store.client().write([record("after-garbage", 1)])).failed).toEqual([]);
   });

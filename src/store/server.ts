@@ -3,10 +3,12 @@ import { createServer, type Server, type Socket } from "node:net";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "../shared/logger.js";
 import type { MessageDb, MessageRecord } from "./message-db.js";
-import { FrameDecoder, FrameError, FrameReader, FrameWriter, Op, PAGE_ASCENDING, PAGE_CURSOR, PROTOCOL_VERSION, Status } from "./wire.js";
+import { FRAME_MAX_BYTES, FrameDecoder, FrameError, FrameReader, FrameWriter, Op, PAGE_ASCENDING, PAGE_CURSOR, PROTOCOL_VERSION, Status } from "./wire.js";
 
 /** A client must say hello (the shared secret) this soon after connecting, in ms. */
 const HELLO_TIMEOUT_MS = 5_000;
+/** Largest frame before the hello is accepted: a stranger cannot make the store buffer 64 MiB. */
+const HELLO_MAX_BYTES = 4096;
 /** Requests one connection may have in progress; past it the store stops reading that socket. */
 const IN_FLIGHT_PER_CONNECTION = 64;
 /** Records in one write request (a worker sends at most PERSISTENCE_BATCH_SIZE, ≤ 1,000). */
@@ -75,7 +77,7 @@ export class StoreServer {
     }
     this.sockets.add(socket);
     socket.setNoDelay(true);
-    const decoder = new FrameDecoder();
+    const decoder = new FrameDecoder(HELLO_MAX_BYTES);
     const state = { authenticated: false, refused: false, inFlight: 0, paused: false };
     const hello = setTimeout(() => {
       log.warn({ remotePort: socket.remotePort }, "a client did not say hello in time: closed");
@@ -88,6 +90,7 @@ export class StoreServer {
           if (!state.authenticated) {
             state.authenticated = this.hello(socket, body);
             state.refused = !state.authenticated;
+            if (state.authenticated) decoder.maxBytes = FRAME_MAX_BYTES;
             clearTimeout(hello);
             return;
           }

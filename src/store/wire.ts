@@ -156,7 +156,8 @@ export class FrameDecoder {
   /** Body length of the frame being assembled, once its prefix is in. */
   private expected = -1;
 
-  constructor(private readonly maxBytes = FRAME_MAX_BYTES) {}
+  /** `maxBytes` bounds each frame's body; it may be raised later (a peer's first frame gets less). */
+  constructor(public maxBytes = FRAME_MAX_BYTES) {}
 
   /** Feeds a chunk; calls `onFrame` for each complete body. Throws FrameError on an oversized frame. */
   push(chunk: Buffer, onFrame: (body: Buffer) => void): void {
