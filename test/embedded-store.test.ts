@@ -5,6 +5,7 @@ import { afterAll, afterEach, describe, expect, it } from "vitest";
 import type { Socket } from "socket.io-client";
 import { MessageDb } from "../src/store/message-db.js";
 import { closeAllClients, connect, request } from "./helpers/client.js";
+import { readAll } from "./helpers/history.js";
 import { startServer, stopAllServers, type RunningServer } from "./helpers/server.js";
 import { isAlive, waitFor } from "./helpers/wait.js";
 import { logLines, oneOnEachWorker, workerOf } from "./helpers/workers.js";
@@ -43,19 +44,6 @@ const FAST = {
 
 /** Pids of the store processes that reported ready, oldest first. */
 const storePids = (server: RunningServer) => logLines<{ pid: number }>(server, "store ready").map((l) => l.pid);
-
-/** Every message of a channel, paging through history; throws if a page fails. */
-async function readAll(s: Socket, channel: string): Promise<unknown[]> {
-  const seen: unknown[] = [];
-  let key: unknown = null;
-  do {
-    const page = await request<Page>(s, "channel:history", channel, 100, "ascending", key);
-    if (!page.success) throw new Error(`history failed: ${page.error}`);
-    seen.push(...page.pastMessages.map((m) => m.content));
-    key = page.lastEvaluatedKey;
-  } while (key !== undefined);
-  return seen;
-}
 
 /**
  * Publishes from each socket, with acks, `burst` messages every 20 ms (a publishing rate, not a

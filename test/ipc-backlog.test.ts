@@ -3,21 +3,16 @@
  * a long pause alike) makes the primary hold every relay for it. Past the bound the primary
  * replaces it, and its clients recover on the others with nothing lost.
  */
-import { readFileSync } from "node:fs";
 import type { Socket } from "socket.io-client";
 import { afterEach, describe, expect, it } from "vitest";
 import { request } from "./helpers/client.js";
 import { closeAllRecoveringClients, nextConnect, record, recoveringClient } from "./helpers/recovering-client.js";
 import { startServer, stopAllServers } from "./helpers/server.js";
+import { rssBytes } from "./helpers/proc.js";
 import { waitFor } from "./helpers/wait.js";
 import { logLines, workerOf } from "./helpers/workers.js";
 
 const CONTENT = "x".repeat(8 * 1024);
-
-function rssBytes(pid: number): number {
-  const line = readFileSync(`/proc/${pid}/status`, "utf8").split("\n").find((l) => l.startsWith("VmRSS:"))!;
-  return Number(line.split(/\s+/)[1]) * 1024;
-}
 
 describe("a worker that stops reading its IPC channel (IPC_QUEUE_MAX_BYTES)", () => {
   afterEach(async () => {

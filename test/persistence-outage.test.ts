@@ -5,6 +5,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import type { Socket } from "socket.io-client";
 import { startDynalite, stopAllDynalites } from "./helpers/aws.js";
 import { closeAllClients, connect, request } from "./helpers/client.js";
+import { readAll } from "./helpers/history.js";
 import { freePort } from "./helpers/ports.js";
 import { startServer, stopAllServers } from "./helpers/server.js";
 import { latch, waitFor } from "./helpers/wait.js";
@@ -44,19 +45,6 @@ function dynamoEnv(endpoint: string, dataDir: string, extra: Record<string, stri
     PERSISTENCE_BATCH_WAIT_MS: "20",
     ...extra,
   };
-}
-
-/** Every message of a channel, paging through history; throws if a page fails. */
-async function readAll(s: Socket, channel: string): Promise<unknown[]> {
-  const seen: unknown[] = [];
-  let key: unknown = null;
-  do {
-    const page = await request<Page>(s, "channel:history", channel, 100, "ascending", key);
-    if (!page.success) throw new Error(`history failed: ${page.error}`);
-    seen.push(...page.pastMessages.map((m) => m.content));
-    key = page.lastEvaluatedKey;
-  } while (key !== undefined);
-  return seen;
 }
 
 const workerOf = (s: Socket) => s.io.engine.id.split(".")[0];

@@ -3,21 +3,16 @@
  * the cap for it, on the direct websocket path and on Engine.IO's queue (a polling client that
  * stops polling), while a healthy subscriber of the same channel gets every message.
  */
-import { readFileSync } from "node:fs";
 import type { Socket as NetSocket } from "node:net";
 import type { Socket } from "socket.io-client";
 import { afterEach, describe, expect, it } from "vitest";
 import { closeAllClients, connect, request } from "./helpers/client.js";
 import { startServer, stopAllServers, type RunningServer } from "./helpers/server.js";
+import { rssBytes } from "./helpers/proc.js";
 import { waitFor } from "./helpers/wait.js";
 import { logLines } from "./helpers/workers.js";
 
 const CONTENT = "x".repeat(8 * 1024);
-
-function rssBytes(pid: number): number {
-  const line = readFileSync(`/proc/${pid}/status`, "utf8").split("\n").find((l) => l.startsWith("VmRSS:"))!;
-  return Number(line.split(/\s+/)[1]) * 1024;
-}
 
 /** Publishes `count` messages, `window` acks outstanding at a time; every ack must be a success. */
 async function publishMany(socket: Socket, channel: string, count: number, window = 64): Promise<void> {
