@@ -2,8 +2,10 @@
  * GET /metrics on the side port (README, "Metrics"): one Prometheus scrape for the whole host,
  * summed over the workers and the primary, moved by real traffic.
  */
+import { Registry } from "prom-client";
 import type { Socket } from "socket.io-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { aggregateMetrics, collectProcessMetrics } from "../src/shared/metrics.js";
 import { closeAllClients, connect, request } from "./helpers/client.js";
 import { MODES, modeServers } from "./helpers/modes.js";
 import { closeAllRecoveringClients, nextConnect, recoveringClient } from "./helpers/recovering-client.js";
@@ -157,5 +159,27 @@ describe.each(MODES)("GET /metrics (%s mode)", (mode) => {
       expect(label).not.toContain(channel);
       for (const id of ids) expect(label).not.toContain(id);
     }
+  });
+});
+
+describe("aggregateMetrics", () => {
+  it("leaves out an event-loop lag window with no samples instead of printing NaN", async () => {
+    const registry = new Registry();
+    collectProcessMetrics(registry, "worker");
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const full = await registry.getMetricsAsJSON();
+    // prom-client resets the delay histogram at each read: read at once again, the window is empty.
+    const empty = await registry.getMetricsAsJSON();
+    const mean = (snapshot: typeof full) => snapshot.find((m) => m.name === "cerebellum_nodejs_eventloop_lag_mean_seconds")!.values[0]?.value;
+    expect(mean(full)).toBeGreaterThan(0);
+    expect(mean(empty)).toBeNaN();
+
+    const emptyOnly = parse(await aggregateMetrics([empty]));
+    expect([...emptyOnly.samples.keys()].filter((k) => k.includes("eventloop_lag_mean"))).toEqual([]);
+    expect([...emptyOnly.samples.values()].some((v) => Number.isNaN(v))).toBe(false);
+
+    const both = parse(await aggregateMetrics([full, empty]));
+    expect(both.samples.get('cerebellum_nodejs_eventloop_lag_mean_seconds{process="worker"}')).toBe(mean(full));
+    expect(both.samples.get('cerebellum_nodejs_eventloop_lag_min_seconds{process="worker"}')).toBeLessThan(1);
   });
 });

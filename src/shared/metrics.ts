@@ -21,5 +21,19 @@ export function collectProcessMetrics(registry: Registry, role: "primary" | "wor
  * own metrics declare.
  */
 export function aggregateMetrics(snapshots: MetricSnapshot[]): Promise<string> {
-  return AggregatorRegistry.aggregate(snapshots).metrics();
+  return AggregatorRegistry.aggregate(snapshots.map(withoutEmptyLagWindow)).metrics();
+}
+
+const LAG_WINDOW = /^cerebellum_nodejs_eventloop_lag_(min|max|mean|stddev|p50|p90|p99)_seconds$/;
+
+/**
+ * prom-client reads Node's event-loop delay histogram and resets it at every scrape, so a process
+ * scraped twice within one sampling interval (10 ms) has an empty window: its mean is NaN, its
+ * min 9.2e9 s and its max 0. That says nothing about the process and would poison the average
+ * over the workers, so such a window is left out (its mean being NaN is what marks it empty).
+ */
+function withoutEmptyLagWindow(snapshot: MetricSnapshot): MetricSnapshot {
+  const mean = snapshot.find((m) => m.name === `${METRIC_PREFIX}nodejs_eventloop_lag_mean_seconds`);
+  if (!mean?.values.some((v) => Number.isNaN(v.value))) return snapshot;
+  return snapshot.map((m) => (LAG_WINDOW.test(m.name) ? { ...m, values: [] } : m));
 }
