@@ -16,11 +16,12 @@ describe("bench flags", () => {
   it("gives the scaling suite its defaults", () => {
     expect(parseBenchArgs(["--suite", "scaling"])).toEqual({
       suite: "scaling", help: false, runs: 3, workers: [1, 2, 4, 8], modes: ["embedded", "clustered"], clients: 256, inflight: 32,
-      room5Clients: 2000, room5Workers: [1, 2], connectRate: 400, warmupS: 2, durationS: 6, out: "loadtest-results",
+      room5Clients: 2000, room5Workers: [1, 2], room5Persistence: ["off"], connectRate: 400, warmupS: 2, durationS: 6, out: "loadtest-results",
     });
     expect(parseBenchArgs(["--suite", "scaling", "--workers", "4,1", "--modes", "clustered", "--room5-clients", "0", "--duration", "1.5"])).toMatchObject({
       workers: [1, 4], modes: ["clustered"], room5Clients: 0, durationS: 1.5,
     });
+    expect(parseBenchArgs(["--suite", "scaling", "--room5-persistence", "embedded,off"])).toMatchObject({ room5Persistence: ["off", "embedded"] });
   });
 
   it("refuses bad values and the other suite's flags with one line", () => {
@@ -44,17 +45,23 @@ describe("bench flags", () => {
     expect(refused(["--suite", "scaling", "--workers", "1,x"])).toMatch(/--workers must be an integer/);
     expect(refused(["--suite", "scaling", "--room5-clients", "2001"])).toMatch(/multiple of 5/);
     expect(refused(["--suite", "scaling", "--modes", "embedded,cloud"])).toMatch(/unknown mode cloud/);
+    expect(refused(["--suite", "scaling", "--room5-persistence", "dynamodb"])).toMatch(/--room5-persistence: unknown value dynamodb/);
     expect(refused(["--runs", "0"])).toMatch(/--runs must be an integer from 1/);
     expect(refused(["--targets", "nope"])).toMatch(/unknown target nope/);
     expect(refused(["--frobnicate"])).toMatch(/frobnicate/);
   });
 
   it("plans one measurement per workload and shape, the plain process first", () => {
-    const units = scalingUnits({ workers: [1, 2, 4, 8], modes: ["embedded", "clustered"], room5Clients: 2000, room5Workers: [1, 2] });
+    const units = scalingUnits({ workers: [1, 2, 4, 8], modes: ["embedded", "clustered"], room5Clients: 2000, room5Workers: [1, 2], room5Persistence: ["off"] });
     expect(units).toHaveLength(1 + 8 + 1 + 4);
-    expect(units[0]).toEqual({ workload: "rooms-1", mode: "plain", workers: 1 });
+    expect(units[0]).toEqual({ workload: "rooms-1", mode: "plain", workers: 1, persistence: "off" });
     expect(units.filter((u) => u.workload === "rooms-5").map((u) => `${u.mode}${u.workers}`)).toEqual(["plain1", "embedded1", "embedded2", "clustered1", "clustered2"]);
-    expect(scalingUnits({ workers: [1], modes: ["embedded"], room5Clients: 0, room5Workers: [1] })).toHaveLength(2);
+    expect(scalingUnits({ workers: [1], modes: ["embedded"], room5Clients: 0, room5Workers: [1], room5Persistence: ["off", "embedded"] })).toHaveLength(2);
+    const stored = scalingUnits({ workers: [1], modes: ["embedded"], room5Clients: 200, room5Workers: [2], room5Persistence: ["off", "embedded"] });
+    // Persistence only varies for the product's rooms of 5; rooms of one member and the plain process stay off.
+    expect(stored.map((u) => `${u.workload} ${u.mode}${u.workers} ${u.persistence}`)).toEqual([
+      "rooms-1 plain1 off", "rooms-1 embedded1 off", "rooms-5 plain1 off", "rooms-5 embedded2 off", "rooms-5 embedded2 embedded",
+    ]);
   });
 });
 
@@ -122,7 +129,7 @@ describe("CPU by part", () => {
 describe("scaling summary", () => {
   const parts = (primary: number, workers: number, redis: number | null = null): PartCpu => ({ primary, workers, other: 0, redis });
   const run = (workload: Workload, mode: Mode, workers: number, round: number, us: PartCpu, connect?: PartCpu): ScalingRun => ({
-    workload, mode, workers, round, clients: workload === "rooms-1" ? 256 : 2000, roomSize: workload === "rooms-1" ? 1 : 5,
+    workload, mode, workers, round, persistence: "off", refused: 0, clients: workload === "rooms-1" ? 256 : 2000, roomSize: workload === "rooms-1" ? 1 : 5,
     broadcasts: 10_000, measuredS: 5, usPerBroadcast: us, generatorUsPerBroadcast: 50, connect: connect ? { connects: 2000, usPerConnect: connect } : null,
     lost: 0, duplicated: 0, misrouted: 0, hung: 0, connectErrors: 0, errors: {},
   });
@@ -174,5 +181,18 @@ describe("scaling summary", () => {
     expect(formatScaling(summary, { cores: "2 cores" })).toContain("nothing to judge");
     const missing = summarizeScaling([run("rooms-1", "embedded", 1, 1, parts(40, 70)), { ...run("rooms-1", "embedded", 2, 1, parts(0, 0)), usPerBroadcast: null, broadcasts: 0 }]);
     expect(missing.verdicts.map((v) => [v.value, v.pass])).toEqual([[null, false], [null, false]]);
+  });
+
+  it("judges the stored history's cost per message against the same shape without it, and its refusals", () => {
+    const off = (r: number) => run("rooms-5", "embedded", 2, r, parts(20, 180));
+    const stored = (r: number, refused: number) => ({ ...run("rooms-5", "embedded", 2, r, { primary: 20, workers: 200, other: 10 + r, redis: null }), persistence: "embedded" as const, refused, errors: refused ? { "publish: OVERLOADED": refused } : {} });
+    const summary = summarizeScaling([off(1), off(2), off(3), stored(1, 0), stored(2, 0), stored(3, 2)]);
+    expect(summary.shapes.map((s) => s.persistence)).toEqual(["off", "embedded"]);
+    const byMeasure = Object.fromEntries(summary.verdicts.map((v) => [v.measure, v]));
+    expect(byMeasure["rooms of 5, embedded 2w: CPU per message, history stored ÷ off"]).toMatchObject({ value: 232 / 200, pass: true });
+    expect(byMeasure["rooms of 5, embedded 2w, history stored: publishes refused"]).toMatchObject({ value: 2, pass: false });
+    const text = formatScaling(summary, { cores: "2 cores" });
+    expect(text).toMatch(/embedded, WORKERS=2, stored +2,000 +20\.0 +200\.0 +12\.0 +232\.0/);
+    expect(text).toMatch(/history stored: publishes refused +2 +bar = 0 +MISS/);
   });
 });

@@ -24,6 +24,9 @@ export interface MainArgs {
 
 export const SCALING_MODES = ["embedded", "clustered"] as const;
 export type ScalingMode = (typeof SCALING_MODES)[number];
+/** History storage of the rooms-of-5 measurements: none, or the default embedded store. */
+export const SCALING_PERSISTENCE = ["off", "embedded"] as const;
+export type ScalingPersistence = (typeof SCALING_PERSISTENCE)[number];
 
 export interface ScalingArgs {
   suite: "scaling";
@@ -37,6 +40,8 @@ export interface ScalingArgs {
   /** Rooms of 5: clients (a multiple of 5; 0 skips the workload) and the worker counts it runs at. */
   room5Clients: number;
   room5Workers: number[];
+  /** Rooms of 5 with PERSISTENCE=off and/or the embedded store (every message stored for history). */
+  room5Persistence: ScalingPersistence[];
   /** Connects/s of every connect phase (the measured one of rooms of 5 included). */
   connectRate: number;
   warmupS: number;
@@ -67,7 +72,7 @@ export class BenchArgsError extends Error {
 }
 
 const MAIN_FLAGS = ["connections", "memory-connections", "latency-subscribers", "targets", "cpu-prof"] as const;
-const SCALING_FLAGS = ["workers", "modes", "clients", "inflight", "room5-clients", "room5-workers", "connect-rate", "warmup"] as const;
+const SCALING_FLAGS = ["workers", "modes", "clients", "inflight", "room5-clients", "room5-workers", "room5-persistence", "connect-rate", "warmup"] as const;
 const METRICS_FLAGS = ["scrape-every"] as const;
 /** Flags of each suite beyond --runs, --duration and --out (the metrics suite shares some of main's). */
 const SUITE_FLAGS: Record<Suite, readonly string[]> = {
@@ -164,6 +169,10 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
   if (workers[0] !== 1) throw new BenchArgsError("--workers must include 1: the ratios are to one worker");
   const modes = (str("modes") ?? SCALING_MODES.join(",")).split(",").map((m) => m.trim());
   for (const m of modes) if (!(SCALING_MODES as readonly string[]).includes(m)) throw new BenchArgsError(`--modes: unknown mode ${m} (known: ${SCALING_MODES.join(", ")})`);
+  const room5Persistence = (str("room5-persistence") ?? "off").split(",").map((m) => m.trim());
+  for (const m of room5Persistence) {
+    if (!(SCALING_PERSISTENCE as readonly string[]).includes(m)) throw new BenchArgsError(`--room5-persistence: unknown value ${m} (known: ${SCALING_PERSISTENCE.join(", ")})`);
+  }
   const room5Clients = int("room5-clients", str("room5-clients") ?? "2000", 0, 100_000);
   if (room5Clients % 5 !== 0) throw new BenchArgsError(`--room5-clients must be a multiple of 5 (got ${room5Clients})`);
   return {
@@ -176,6 +185,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
     inflight: int("inflight", str("inflight") ?? "32", 1, 10_000),
     room5Clients,
     room5Workers,
+    room5Persistence: SCALING_PERSISTENCE.filter((m) => room5Persistence.includes(m)),
     connectRate: int("connect-rate", str("connect-rate") ?? "400", 1, 100_000),
     warmupS: seconds("warmup", str("warmup") ?? "2", 0, 600),
     durationS: seconds("duration", str("duration") ?? "6", 0.5, 3600),
@@ -199,7 +209,8 @@ against the baseline with the bar (docs/benchmarks.md).
   --cpu-prof DIR            V8 CPU profiles of the server processes into DIR
   --out DIR                 result directory                                      [loadtest-results]
 
---suite scaling: many small rooms. The product with PERSISTENCE=off, started fresh for
+--suite scaling: many small rooms. The product with PERSISTENCE=off (rooms of 5: also with the
+embedded store, --room5-persistence), started fresh for
 every measurement, in embedded mode and clustered over a private redis-server, and the plain
 socket.io process (scripts/bench/baseline-server.ts). Clients alone in their room (rooms of
 one member) or in rooms of 5; random clients publish to random rooms, a fixed number of
@@ -219,6 +230,8 @@ least) and reports what it has.
   --inflight N              broadcasts in flight (window by delivery)                  [32]
   --room5-clients N         rooms of 5: clients (multiple of 5; 0 skips it)            [2000]
   --room5-workers LIST      rooms of 5: worker counts                                  [1,2]
+  --room5-persistence LIST  rooms of 5: off and/or embedded (every message stored, the   [off]
+                            default store); with both, prints stored ÷ off per message
   --connect-rate R          connects/s of each connect phase (fixed)                   [400]
   --warmup S                unmeasured seconds of broadcasts before the window         [2]
   --duration S              measured seconds of broadcasts                             [6]

@@ -9,11 +9,14 @@ import { median } from "./report.js";
 export type Mode = "plain" | "embedded" | "clustered";
 export const WORKLOADS = ["rooms-1", "rooms-5"] as const;
 export type Workload = (typeof WORKLOADS)[number];
+export type Persistence = "off" | "embedded";
 
 /** One workload against one freshly started server shape, in one round. */
 export interface ScalingRun {
   workload: Workload;
   mode: Mode;
+  /** History storage: off, or the embedded store (rooms of 5 only); the plain process: off. */
+  persistence: Persistence;
   /** Product workers; 1 for the plain process. */
   workers: number;
   round: number;
@@ -34,6 +37,8 @@ export interface ScalingRun {
   hung: number;
   connectErrors: number;
   errors: Record<string, number>;
+  /** Publishes the server refused (OVERLOADED, STORE_UNAVAILABLE, RATE_LIMITED): also in errors. */
+  refused: number;
 }
 
 /** The scaling suite's bars. */
@@ -54,6 +59,8 @@ export const SCALING_BARS = {
    * per broadcast. 5 µs is also small beside the workers' figure (150 µs and more here).
    */
   growthFloorUs: 5,
+  /** Rooms of 5, the same shape: server CPU per message with every message stored ÷ with none. */
+  storedVsOff: { max: 1.3 },
 } as const;
 
 /** Every measured part together: the server's processes and redis-server where measured. */
@@ -62,6 +69,7 @@ export const allParts = (p: PartCpu) => p.primary + p.workers + p.other + (p.red
 export interface ShapeMedians {
   workload: Workload;
   mode: Mode;
+  persistence: Persistence;
   workers: number;
   rounds: number;
   clients: number;
@@ -79,12 +87,13 @@ export interface ShapeMedians {
   hung: number;
   connectErrors: number;
   errors: number;
+  refused: number;
 }
 
 export interface ScalingVerdict {
   measure: string;
   value: number | null;
-  unit: "×" | "µs";
+  unit: "×" | "µs" | "";
   bar: string;
   pass: boolean;
   /** Why the figure is not a plain ratio (the growth floor applied). */
@@ -120,7 +129,7 @@ function medianParts(parts: ReadonlyArray<PartCpu | null | undefined>): PartCpu 
 export const ratioOf = (a: number | null | undefined, b: number | null | undefined): number | null =>
   a !== null && a !== undefined && b !== null && b !== undefined && b > 0 ? a / b : null;
 
-const shapeKey = (r: { workload: Workload; mode: Mode; workers: number }) => `${r.workload}/${r.mode}/${r.workers}`;
+const shapeKey = (r: { workload: Workload; mode: Mode; workers: number; persistence: Persistence }) => `${r.workload}/${r.mode}/${r.workers}/${r.persistence}`;
 const MODE_ORDER: Record<Mode, number> = { plain: 0, embedded: 1, clustered: 2 };
 
 export function summarizeScaling(runs: readonly ScalingRun[]): ScalingSummary {
@@ -132,6 +141,7 @@ export function summarizeScaling(runs: readonly ScalingRun[]): ScalingSummary {
     return {
       workload: first.workload,
       mode: first.mode,
+      persistence: first.persistence,
       workers: first.workers,
       rounds: mine.length,
       clients: first.clients,
@@ -148,11 +158,15 @@ export function summarizeScaling(runs: readonly ScalingRun[]): ScalingSummary {
       hung: sum((r) => r.hung),
       connectErrors: sum((r) => r.connectErrors),
       errors: sum((r) => Object.values(r.errors).reduce((a, b) => a + b, 0)),
+      refused: sum((r) => r.refused),
     };
   });
-  shapes.sort((a, b) => a.workload.localeCompare(b.workload) || MODE_ORDER[a.mode] - MODE_ORDER[b.mode] || a.workers - b.workers);
+  shapes.sort(
+    (a, b) => a.workload.localeCompare(b.workload) || MODE_ORDER[a.mode] - MODE_ORDER[b.mode] || a.workers - b.workers || a.persistence.localeCompare(b.persistence) * -1,
+  );
 
-  const find = (workload: Workload, mode: Mode, workers: number) => shapes.find((s) => s.workload === workload && s.mode === mode && s.workers === workers);
+  const find = (workload: Workload, mode: Mode, workers: number) =>
+    shapes.find((s) => s.workload === workload && s.mode === mode && s.workers === workers && s.persistence === "off");
   const verdicts: ScalingVerdict[] = [];
   const judge = (measure: string, value: number | null, unit: ScalingVerdict["unit"], max: number) =>
     verdicts.push({ measure, value, unit, bar: `≤ ${max}${unit === "×" ? "×" : " µs"}`, pass: value !== null && value <= max });
@@ -192,6 +206,19 @@ export function summarizeScaling(runs: readonly ScalingRun[]): ScalingSummary {
   if (productConnect) {
     judge("CPU per connect, the primary (embedded, 1 worker)", productConnect.connectUs?.primary ?? null, "µs", SCALING_BARS.primaryPerConnectUs.max);
   }
+  for (const stored of shapes.filter((s) => s.persistence === "embedded")) {
+    const off = find(stored.workload, stored.mode, stored.workers);
+    if (!off) continue;
+    const shape = `rooms of 5, ${stored.mode} ${stored.workers}w`;
+    judge(`${shape}: CPU per message, history stored ÷ off`, ratioOf(stored.allUsPerBroadcast, off.allUsPerBroadcast), "×", SCALING_BARS.storedVsOff.max);
+    verdicts.push({
+      measure: `${shape}, history stored: publishes refused`,
+      value: stored.refused,
+      unit: "",
+      bar: "= 0",
+      pass: stored.refused === 0,
+    });
+  }
   return { shapes, verdicts, pass: verdicts.length > 0 && verdicts.every((v) => v.pass) };
 }
 
@@ -209,7 +236,8 @@ function roundsText(shapes: readonly ShapeMedians[]): string {
   return `${lo === hi ? lo : `${lo}–${hi}`} round${hi === 1 ? "" : "s"}`;
 }
 
-const shapeLabel = (s: { mode: Mode; workers: number }) => (s.mode === "plain" ? "plain socket.io, 1 process" : `${s.mode}, WORKERS=${s.workers}`);
+const shapeLabel = (s: { mode: Mode; workers: number; persistence: Persistence }) =>
+  s.mode === "plain" ? "plain socket.io, 1 process" : `${s.mode}, WORKERS=${s.workers}${s.persistence === "embedded" ? ", stored" : ""}`;
 
 /** The printed report: the per-part table of each workload, the connect costs, the bars. */
 export function formatScaling(summary: ScalingSummary, context: { cores: string }): string {
@@ -227,7 +255,7 @@ export function formatScaling(summary: ScalingSummary, context: { cores: string 
     const widths = [28, 8, 8, 8, 6, 7, 8, 8, 8, 9, 7, 5, 6];
     const rows = [head];
     for (const s of mine) {
-      const one = mine.find((o) => o.mode === s.mode && o.workers === 1);
+      const one = mine.find((o) => o.mode === s.mode && o.workers === 1 && o.persistence === s.persistence);
       const p = s.usPerBroadcast;
       const grow = (part: keyof PartCpu) => (s.mode === "plain" ? "" : times(ratioOf(p?.[part], one?.usPerBroadcast?.[part])));
       rows.push([
@@ -249,7 +277,7 @@ export function formatScaling(summary: ScalingSummary, context: { cores: string 
     lines.push(...table(rows, widths));
     const plain = mine.find((s) => s.mode === "plain");
     if (plain?.allUsPerBroadcast) {
-      const against = mine.filter((s) => s.mode !== "plain" && s.workers <= 2);
+      const against = mine.filter((s) => s.mode !== "plain" && s.workers <= 2 && s.persistence === "off");
       lines.push(`  CPU per broadcast against the plain process (all parts): ${against.map((s) => `${shapeLabel(s)} ${times(ratioOf(s.allUsPerBroadcast, plain.allUsPerBroadcast))}`).join(", ")}`);
     }
   }
@@ -276,11 +304,14 @@ export function formatScaling(summary: ScalingSummary, context: { cores: string 
     `Each part's CPU is utime + stime from /proc/<pid>/stat over the measured window (10 ms ticks). This machine has ${context.cores}:`,
     "more workers than cores oversubscribe them, so CPU per broadcast is the measure here, not throughput (bcast/s is for reference).",
     "gen µs: the generator's own CPU per broadcast (this process, sharing the same cores).",
+    ...(summary.shapes.some((s) => s.persistence === "embedded")
+      ? ["stored: PERSISTENCE=embedded, every message written to the embedded store (other: the store process) and acked once on disk."]
+      : []),
     "",
     `Targets, medians of ${roundsText(summary.shapes)}:`,
   );
   for (const v of summary.verdicts) {
-    const value = v.unit === "×" ? times(v.value) : `${fmt(v.value, 0)} µs`;
+    const value = v.unit === "×" ? times(v.value) : v.unit === "µs" ? `${fmt(v.value, 0)} µs` : fmt(v.value, 0);
     lines.push(`  ${v.measure.padEnd(70)} ${value.padStart(9)}   bar ${v.bar.padEnd(9)} ${v.pass ? "PASS" : "MISS"}${v.note ? `  (${v.note})` : ""}`);
   }
   if (summary.verdicts.length === 0) lines.push("  nothing to judge (a bar needs its shapes: 1 and more workers, the plain process)");

@@ -1,7 +1,7 @@
 import type { ScalingArgs } from "./cli.js";
 import { perUnitUs } from "./parts.js";
 import { runRooms } from "./rooms.js";
-import { allParts, formatScaling, summarizeScaling, type Mode, type ScalingRun, type ScalingSummary, type Workload } from "./scaling-report.js";
+import { allParts, formatScaling, summarizeScaling, type Mode, type Persistence, type ScalingRun, type ScalingSummary, type Workload } from "./scaling-report.js";
 import { startPlain, startProduct, startRedis, untilSettled, type ServerProcess } from "./targets.js";
 
 /**
@@ -15,15 +15,18 @@ export interface ScalingUnit {
   workload: Workload;
   mode: Mode;
   workers: number;
+  persistence: Persistence;
 }
 
 /** The measurements of one round, in the order of round 1. */
-export function scalingUnits(args: Pick<ScalingArgs, "workers" | "modes" | "room5Clients" | "room5Workers">): ScalingUnit[] {
-  const units: ScalingUnit[] = [{ workload: "rooms-1", mode: "plain", workers: 1 }];
-  for (const mode of args.modes) for (const workers of args.workers) units.push({ workload: "rooms-1", mode, workers });
+export function scalingUnits(args: Pick<ScalingArgs, "workers" | "modes" | "room5Clients" | "room5Workers" | "room5Persistence">): ScalingUnit[] {
+  const units: ScalingUnit[] = [{ workload: "rooms-1", mode: "plain", workers: 1, persistence: "off" }];
+  for (const mode of args.modes) for (const workers of args.workers) units.push({ workload: "rooms-1", mode, workers, persistence: "off" });
   if (args.room5Clients > 0) {
-    units.push({ workload: "rooms-5", mode: "plain", workers: 1 });
-    for (const mode of args.modes) for (const workers of args.room5Workers) units.push({ workload: "rooms-5", mode, workers });
+    units.push({ workload: "rooms-5", mode: "plain", workers: 1, persistence: "off" });
+    for (const mode of args.modes) {
+      for (const workers of args.room5Workers) for (const persistence of args.room5Persistence) units.push({ workload: "rooms-5", mode, workers, persistence });
+    }
   }
   return units;
 }
@@ -32,12 +35,17 @@ export function scalingUnits(args: Pick<ScalingArgs, "workers" | "modes" | "room
 export const DEADLINE_PER_UNIT_MS = 30_000;
 export const DEADLINE_MIN_MS = 10 * 60_000;
 
-/** Product settings of every shape: persistence off, so a broadcast's cost is the broadcast's. */
-const PRODUCT_ENV = { PERSISTENCE: "off" };
+/**
+ * Product settings of every shape: persistence off, so a broadcast's cost is the broadcast's;
+ * rooms of 5 also with the default embedded store when asked (--room5-persistence).
+ */
+const PRODUCT_ENV: Record<Persistence, Record<string, string>> = { off: { PERSISTENCE: "off" }, embedded: { PERSISTENCE: "embedded" } };
+/** Publish refusals among the workload's error kinds (rooms.ts counts them as `publish: <code>`). */
+const REFUSAL = /^publish: (OVERLOADED|STORE_UNAVAILABLE|RATE_LIMITED)$/;
 const CONNECT_CONCURRENCY = 50;
 const PAYLOAD_BYTES = 100;
 
-const unitLabel = (u: ScalingUnit) => `${u.workload} ${u.mode === "plain" ? "plain" : `${u.mode} w${u.workers}`}`;
+const unitLabel = (u: ScalingUnit) => `${u.workload} ${u.mode === "plain" ? "plain" : `${u.mode} w${u.workers}${u.persistence === "embedded" ? " stored" : ""}`}`;
 
 async function measureUnit(unit: ScalingUnit, round: number, args: ScalingArgs, redis: { url: string; pid: number } | undefined, signal: AbortSignal): Promise<ScalingRun> {
   const roomSize = unit.workload === "rooms-1" ? 1 : 5;
@@ -46,7 +54,7 @@ async function measureUnit(unit: ScalingUnit, round: number, args: ScalingArgs, 
   const measureConnects = unit.workload === "rooms-5";
   const clustered = unit.mode === "clustered";
   const server: ServerProcess =
-    unit.mode === "plain" ? await startPlain(1) : await startProduct({ workers: unit.workers, redisUrl: clustered ? redis?.url : undefined, env: PRODUCT_ENV });
+    unit.mode === "plain" ? await startPlain(1) : await startProduct({ workers: unit.workers, redisUrl: clustered ? redis?.url : undefined, env: PRODUCT_ENV[unit.persistence] });
   try {
     if (measureConnects) await untilSettled(server.pid, 10_000, signal);
     const outcome = await runRooms({
@@ -83,6 +91,7 @@ async function measureUnit(unit: ScalingUnit, round: number, args: ScalingArgs, 
       hung: outcome.hung,
       connectErrors: outcome.connectErrors,
       errors: outcome.errors,
+      refused: Object.entries(outcome.errors).reduce((n, [kind, count]) => (REFUSAL.test(kind) ? n + count : n), 0),
     };
   } finally {
     await server.stop();
@@ -100,7 +109,9 @@ export async function runScaling(
   write(
     `${args.runs} rounds × ${units.length} measurements; rooms of one member: ${args.clients} clients, WORKERS ${args.workers.join(", ")}` +
       (args.room5Clients > 0 ? `; rooms of 5: ${args.room5Clients} clients, WORKERS ${args.room5Workers.join(", ")}` : "") +
-      `; modes ${args.modes.join(", ")}; ${args.inflight} broadcasts in flight; ${args.warmupS} s warm-up, ${args.durationS} s measured; PERSISTENCE=off\n`,
+      `; modes ${args.modes.join(", ")}; ${args.inflight} broadcasts in flight; ${args.warmupS} s warm-up, ${args.durationS} s measured; PERSISTENCE=off` +
+      (args.room5Persistence.includes("embedded") && args.room5Clients > 0 ? " (rooms of 5: also embedded, every message stored)" : "") +
+      "\n",
   );
   const redis = args.modes.includes("clustered") ? await startRedis() : undefined;
   const runs: ScalingRun[] = [];
