@@ -1,5 +1,5 @@
 /**
- * GET /metrics on the side port (README, "Metrics"): one Prometheus scrape for the whole host,
+ * GET /metrics on the side port (docs/metrics.md): one Prometheus scrape for the whole host,
  * summed over the workers and the primary, moved by real traffic.
  */
 import { Registry } from "prom-client";

@@ -226,7 +226,7 @@ export interface Config {
     readonly sqsEndpoint: string | undefined;
     /** Set by the primary for its workers once the embedded store runs (PERSISTENCE=embedded). */
     readonly embeddedStore?: EmbeddedStoreEndpoint | undefined;
-    /** Hide the AWS SDK's notice that its releases after January 2027 need Node 22 (README, "Requirements"). */
+    /** Hide the AWS SDK's notice that its releases after January 2027 need Node 22 (README, "Quick start"). */
     readonly hideSdkNodeVersionNotice: boolean;
   } & PersistenceTuning;
 }

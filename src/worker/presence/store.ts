@@ -2,7 +2,7 @@ import type { PresenceState } from "../../shared/contract.js";
 import type { PresenceRefusal, Reentry, Removal } from "../../shared/presence-limits.js";
 
 /**
- * The six presence operations (docs/protocol.md, "Presence"; README, "Presence semantics") plus the lifecycle that keeps
+ * The six presence operations (docs/protocol.md, "Presence"; docs/presence.md) plus the lifecycle that keeps
  * lists free of flapping and ghosts, behind one interface with an embedded implementation (held
  * by the primary) and a Redis one. Members are identified by socket id; every write is atomic.
  */
