@@ -255,4 +255,22 @@ describe.each(MODES)("server API (%s)", (mode) => {
     // Twice: nothing left to do.
     expect((await api(hostA, "unsubscribe", { channel, user: `carol-${mode}` })).json).toEqual({ result: { unsubscribed: 0 } });
   });
+
+  it.runIf(mode === "clustered")("answers with the servers that did not answer, rather than hang, when one is stuck", async () => {
+    const stuck = hostB.liveWorkerPids()[0]!;
+    process.kill(stuck, "SIGSTOP");
+    try {
+      const started = Date.now();
+      const res = await api(hostA, "info");
+      const took = Date.now() - started;
+      expect(res.status).toBe(200);
+      expect(res.json.result.nodes).toHaveLength(workersInCluster() - 1);
+      expect(res.json.result.missing).toEqual([expect.objectContaining({ pid: stuck, uid: expect.any(String), name: expect.any(String) })]);
+      // The gather's timeout (5 s), not longer.
+      expect(took).toBeGreaterThanOrEqual(4500);
+      expect(took).toBeLessThan(8000);
+    } finally {
+      process.kill(stuck, "SIGCONT");
+    }
+  });
 });

@@ -50,6 +50,8 @@ const EVENTS = {
   channels: "cerebellum:api:channels",
   disconnect: "cerebellum:api:disconnect",
   unsubscribe: "cerebellum:api:unsubscribe",
+  /** A worker says who it is (`fresh`: it just started, and every other worker says so back). */
+  hello: "cerebellum:api:hello",
 } as const;
 
 type Answer<T> = { server: ServerIdentity } & T;
@@ -124,6 +126,17 @@ export class ClusterOps {
     on(EVENTS.channels, (p) => this.localChannels((p as { pattern?: string }).pattern));
     on(EVENTS.disconnect, (p) => this.localDisconnect(p as Target));
     on(EVENTS.unsubscribe, (p) => this.localUnsubscribe(p as Target & { channel: string }));
+    // Every worker knows who the others are, so that one that does not answer can be named.
+    io.on(EVENTS.hello as never, ((hello: { server?: ServerIdentity; fresh?: boolean }) => {
+      if (typeof hello?.server?.uid !== "string") return;
+      this.known.set(hello.server.uid, hello.server);
+      if (hello.fresh) this.hello(false);
+    }) as never);
+    this.hello(true);
+  }
+
+  private hello(fresh: boolean): void {
+    (this.io.serverSideEmit as (ev: string, ...args: unknown[]) => boolean)(EVENTS.hello, { server: this.self, fresh });
   }
 
   private get adapter(): { uid: string; nodesMap?: Map<string, number> } {
