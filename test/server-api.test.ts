@@ -225,6 +225,12 @@ describe.each(MODES)("server API (%s)", (mode) => {
     // Presence as after any server-side disconnect: the member leaves at once.
     expect(await left).toEqual({ socketId: id });
     expect(alice.filter((s) => s.connected)).toHaveLength(alice.length - 1);
+    // Its session is over, not suspended: connecting again (the client still holds its session
+    // id and offset) starts a new one, so a disconnect cannot be undone by recovering.
+    target.connect();
+    await nextEvent(target, "connect");
+    expect(target.recovered).toBe(false);
+    expect(target.id).not.toBe(id);
 
     const rest = alice.filter((s) => s.connected);
     const all = await api(hostA, "disconnect", { user: `alice-${mode}` });
