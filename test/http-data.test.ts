@@ -139,6 +139,18 @@ describe.each(MODES)("HTTP API /data (%s)", (mode) => {
     await polling.text();
     expect((await http(server, "/elsewhere")).status).toBe(404);
   });
+
+  it("counts its requests by route and status in /metrics", async () => {
+    const channel = fresh("metered");
+    expect((await post({ channelName: channel, content: 1 })).status).toBe(200);
+    expect((await post({ channelName: channel, content: 1 }, null)).status).toBe(401);
+    const text = await (await fetch(`${server.healthUrl}/metrics`)).text();
+    const count = (labels: string) => Number(new RegExp(`^cerebellum_http_api_requests_total\\{${labels}\\} (\\d+)`, "m").exec(text)?.[1] ?? 0);
+    expect(count('route="POST /data",status="200"')).toBeGreaterThanOrEqual(1);
+    expect(count('route="POST /data",status="401"')).toBeGreaterThanOrEqual(1);
+    expect(count('route="GET /data",status="404"')).toBeGreaterThanOrEqual(1);
+    expect(text).toMatch(/^cerebellum_http_api_duration_seconds_count\{route="POST \/data"\} \d+/m);
+  });
 });
 
 describe("HTTP API /data with HTTP_API_AUTH=off and its own HTTP_API_KEY", () => {

@@ -5,6 +5,7 @@ import type { HandlerContext } from "../handlers/context.js";
 import { publishMessage, type PublishOutcome } from "../handlers/publish.js";
 import { HistoryRequestError } from "../persistence/history-reader.js";
 import { measureContent } from "../schemas.js";
+import { workerMetrics } from "../metrics.js";
 import { ClusterOps, type Gathered } from "./cluster.js";
 import { API_PREFIX, BodyTooLarge, DATA_PATHS, drainAndClose, keyChecker, pathOf, readBody, sendJson, sendText } from "./http.js";
 
@@ -287,6 +288,14 @@ export function createHttpApi(ctx: HandlerContext, workerId: number): (req: Inco
     const path = pathOf(req.url);
     const isData = DATA_PATHS.has(path);
     if (!isData && !path.startsWith(API_PREFIX)) return false;
+    // Labels from closed sets only: the route is a known method or "other", never the raw path.
+    const method = path.slice(API_PREFIX.length);
+    const route = isData ? `${req.method === "POST" ? "POST" : "GET"} /data` : Object.hasOwn(methods, method) ? `/api/${method}` : "/api/other";
+    const started = performance.now();
+    res.once("finish", () => {
+      workerMetrics.httpApiRequests.inc({ route, status: String(res.statusCode) });
+      workerMetrics.httpApiDuration.observe({ route }, (performance.now() - started) / 1000);
+    });
     if (!authorized(req)) {
       drainAndClose(req, res);
       const message = "an API key is required (X-API-Key, or Authorization: Bearer)";
