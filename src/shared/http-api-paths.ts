@@ -2,7 +2,7 @@
  * The paths of the HTTP API for backends on PORT: the worker serves them, the balancer routes
  * them without counting them as new Socket.IO sessions.
  */
-export const DATA_PATHS: ReadonlySet<string> = new Set(["/data", "/prod/data"]);
+export const DATA_PATHS: ReadonlySet<string> = new Set(["/data", "/data/", "/prod/data", "/prod/data/"]);
 export const API_PREFIX = "/api/";
 
 /** Whether a request path (no query) belongs to the HTTP API: `/data`, `/prod/data`, `/api/<method>`. */

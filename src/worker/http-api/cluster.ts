@@ -146,9 +146,11 @@ export class ClusterOps {
   /** Asks every worker (this one included) and waits for their answers, at most GATHER_TIMEOUT_MS. */
   private gather<T extends object>(event: string, payload: object, local: () => T): Promise<Gathered<T>> {
     const expected = [...(this.adapter.nodesMap?.keys() ?? [])];
+    // This worker's part at once (a disconnect here does not wait for the others' answers).
+    const mine = { server: this.self, ...local() };
     return new Promise((done) => {
       const finish = (err: unknown, responses: unknown) => {
-        const answers = [{ server: this.self, ...local() }, ...((Array.isArray(responses) ? responses : []) as Answer<T>[])];
+        const answers = [mine, ...((Array.isArray(responses) ? responses : []) as Answer<T>[])];
         for (const a of answers) this.known.set(a.server.uid, a.server);
         const answered = new Set(answers.map((a) => a.server.uid));
         const missing = expected.filter((uid) => !answered.has(uid)).map((uid): Gathered<T>["missing"][number] => this.known.get(uid) ?? { uid });
