@@ -185,14 +185,25 @@ describe("scaling summary", () => {
 
   it("judges the stored history's cost per message against the same shape without it, and its refusals", () => {
     const off = (r: number) => run("rooms-5", "embedded", 2, r, parts(20, 180));
-    const stored = (r: number, refused: number) => ({ ...run("rooms-5", "embedded", 2, r, { primary: 20, workers: 200, other: 10 + r, redis: null }), persistence: "embedded" as const, refused, errors: refused ? { "publish: OVERLOADED": refused } : {} });
+    const stored = (r: number, refused: number) => ({
+      ...run("rooms-5", "embedded", 2, r, { primary: 20, workers: 200, other: 10 + r, redis: null }),
+      persistence: "embedded" as const, refused, errors: refused ? { "publish: OVERLOADED": refused } : {},
+      // Pages read in each round: the summary takes the percentiles over all of them.
+      historyMs: [r, r + 0.5, 10 * r],
+    });
     const summary = summarizeScaling([off(1), off(2), off(3), stored(1, 0), stored(2, 0), stored(3, 2)]);
     expect(summary.shapes.map((s) => s.persistence)).toEqual(["off", "embedded"]);
     const byMeasure = Object.fromEntries(summary.verdicts.map((v) => [v.measure, v]));
     expect(byMeasure["rooms of 5, embedded 2w: CPU per message, history stored ÷ off"]).toMatchObject({ value: 232 / 200, pass: true });
     expect(byMeasure["rooms of 5, embedded 2w, history stored: publishes refused"]).toMatchObject({ value: 2, pass: false });
+    // Reads 1, 1.5, 10, 2, 2.5, 20, 3, 3.5, 30: sorted, the fifth of nine is 3 ms.
+    expect(summary.shapes[1]!.history).toEqual({ reads: 9, p50: 3, p99: 30 });
+    expect(byMeasure["rooms of 5, embedded 2w, history stored: page of 50 read under the load, p50"]).toMatchObject({ value: 3, unit: "ms", pass: false });
+    expect(summary.shapes[0]!.history).toBeNull();
     const text = formatScaling(summary, { cores: "2 cores" });
     expect(text).toMatch(/embedded, WORKERS=2, stored +2,000 +20\.0 +200\.0 +12\.0 +232\.0/);
     expect(text).toMatch(/history stored: publishes refused +2 +bar = 0 +MISS/);
+    expect(text).toMatch(/page of 50 read under the load, p50 +3\.00 ms +bar ≤ 2 ms +MISS/);
+    expect(text).toContain("embedded, WORKERS=2, stored 9 pages, p50 3.00 ms, p99 30.00 ms");
   });
 });

@@ -1,3 +1,4 @@
+import { performance } from "node:perf_hooks";
 import { sleep, wallMs } from "../loadtest/clock.js";
 import { paddingFor, type ClientHandlers } from "../loadtest/engines/client.js";
 import { RawClient, websocketUrl } from "../loadtest/engines/raw-client.js";
@@ -79,6 +80,11 @@ export interface RoomsPlan {
   /** The server's top process, and a redis-server to measure with it. */
   rootPid: number;
   redisPid: number | undefined;
+  /**
+   * When set, one client reads a history page of HISTORY_PAGE messages of a random live room
+   * every so many ms during the measured window (persistence on: what a page costs under load).
+   */
+  historyEveryMs?: number;
   signal: AbortSignal;
 }
 
@@ -97,6 +103,8 @@ export interface RoomsOutcome {
   /** This process's CPU seconds (user + system, every thread) over the measured window. */
   generatorCpuS: number;
   published: number;
+  /** Milliseconds of each history page read in the measured window (empty unless asked for). */
+  historyMs: number[];
   /** Broadcasts that did not reach every member within the timeout (or by the end). */
   lost: number;
   /** Deliveries to a member that already had that broadcast. */
@@ -112,6 +120,8 @@ export interface RoomsOutcome {
 const DELIVERY_TIMEOUT_MS = 5000;
 const CONNECT_TIMEOUT_MS = 10_000;
 const ACK_TIMEOUT_MS = 10_000;
+/** Messages per history page read (the page the persistence targets name). */
+export const HISTORY_PAGE = 50;
 /** After the window: longest wait for the last broadcasts. */
 const DRAIN_MS = 3000;
 /** Distinct error kinds kept; more are counted as "other". */
@@ -135,7 +145,7 @@ export async function runRooms(plan: RoomsPlan): Promise<RoomsOutcome> {
   const padding = paddingFor(plan.payloadBytes);
   const outcome: RoomsOutcome = {
     connected: 0, subscribed: 0, connectErrors: 0, hung: 0, connect: null, broadcasts: 0, measuredS: 0, cpu: null,
-    generatorCpuS: 0, published: 0, lost: 0, duplicated: 0, misrouted: 0, unexpected: 0, errors: {},
+    generatorCpuS: 0, published: 0, historyMs: [], lost: 0, duplicated: 0, misrouted: 0, unexpected: 0, errors: {},
   };
   const error = (kind: string) => {
     const key = kind in outcome.errors || Object.keys(outcome.errors).length < MAX_ERROR_KINDS ? kind : "other";
@@ -241,6 +251,33 @@ export async function runRooms(plan: RoomsPlan): Promise<RoomsOutcome> {
     send();
   }
 
+  /** Reads a page of a random live room's history every `everyMs`, one at a time, until stopped. */
+  function readHistory(everyMs: number): { stop: () => Promise<void> } {
+    let reading = true;
+    // A PRNG of its own, so the publishes draw the same senders and rooms with or without reads.
+    const pick = seededRandom(plan.seed ^ 0x27d4eb2d);
+    const loop = (async () => {
+      while (reading && !plan.signal.aborted) {
+        const reader = senders[Math.floor(pick() * senders.length)]!;
+        const room = liveRooms[Math.floor(pick() * liveRooms.length)]!;
+        const t0 = performance.now();
+        const page = await reader.request("channel:history", [channel(room), HISTORY_PAGE, "descending", null], ACK_TIMEOUT_MS);
+        const ms = performance.now() - t0;
+        const got = (page.value as { pastMessages?: unknown[] } | undefined)?.pastMessages?.length ?? 0;
+        if (!page.ok) error(`history: ${page.error ?? "failed"}`);
+        // A page of fewer messages (a room with little history yet) is not the page measured.
+        else if (got === HISTORY_PAGE) outcome.historyMs.push(ms);
+        await sleep(everyMs, plan.signal);
+      }
+    })();
+    return {
+      stop: async () => {
+        reading = false;
+        await loop;
+      },
+    };
+  }
+
   const sweep = setInterval(() => {
     const cutoff = Date.now() - DELIVERY_TIMEOUT_MS;
     for (const [s, entry] of awaiting) {
@@ -257,11 +294,13 @@ export async function runRooms(plan: RoomsPlan): Promise<RoomsOutcome> {
     sending = true;
     for (let i = 0; i < plan.inflight; i++) send();
     await sleep(plan.warmupMs, plan.signal);
+    const reader = plan.historyEveryMs ? readHistory(plan.historyEveryMs) : undefined;
     // The window's two readings, each taken with the count of broadcasts done at that moment.
     const start: { sample: PartSample; done: number; cpu: NodeJS.CpuUsage } = { sample: samplePartCpu(plan.rootPid, plan.redisPid), done, cpu: process.cpuUsage() };
     await sleep(plan.measureMs, plan.signal);
     const end = { sample: samplePartCpu(plan.rootPid, plan.redisPid), done, cpu: process.cpuUsage(start.cpu) };
     sending = false;
+    await reader?.stop();
     outcome.broadcasts = end.done - start.done;
     outcome.measuredS = (end.sample.at - start.sample.at) / 1000;
     outcome.cpu = partCpuBetween(start.sample, end.sample);

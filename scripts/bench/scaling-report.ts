@@ -39,6 +39,8 @@ export interface ScalingRun {
   errors: Record<string, number>;
   /** Publishes the server refused (OVERLOADED, STORE_UNAVAILABLE, RATE_LIMITED): also in errors. */
   refused: number;
+  /** History pages of 50 read during the window (history stored only), ms each. */
+  historyMs?: number[];
 }
 
 /** The scaling suite's bars. */
@@ -61,6 +63,8 @@ export const SCALING_BARS = {
   growthFloorUs: 5,
   /** Rooms of 5, the same shape: server CPU per message with every message stored ÷ with none. */
   storedVsOff: { max: 1.3 },
+  /** Rooms of 5 with history stored: a page of 50 read during the load, p50 in ms. */
+  historyPageP50Ms: { max: 2 },
 } as const;
 
 /** Every measured part together: the server's processes and redis-server where measured. */
@@ -88,12 +92,14 @@ export interface ShapeMedians {
   connectErrors: number;
   errors: number;
   refused: number;
+  /** History pages read over every round: how many, p50 and p99 ms (null when none). */
+  history: { reads: number; p50: number; p99: number } | null;
 }
 
 export interface ScalingVerdict {
   measure: string;
   value: number | null;
-  unit: "×" | "µs" | "";
+  unit: "×" | "µs" | "ms" | "";
   bar: string;
   pass: boolean;
   /** Why the figure is not a plain ratio (the growth floor applied). */
@@ -132,6 +138,13 @@ export const ratioOf = (a: number | null | undefined, b: number | null | undefin
 const shapeKey = (r: { workload: Workload; mode: Mode; workers: number; persistence: Persistence }) => `${r.workload}/${r.mode}/${r.workers}/${r.persistence}`;
 const MODE_ORDER: Record<Mode, number> = { plain: 0, embedded: 1, clustered: 2 };
 
+function historyOf(ms: number[]): ShapeMedians["history"] {
+  if (ms.length === 0) return null;
+  const sorted = [...ms].sort((a, b) => a - b);
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!;
+  return { reads: sorted.length, p50: at(0.5), p99: at(0.99) };
+}
+
 export function summarizeScaling(runs: readonly ScalingRun[]): ScalingSummary {
   const groups = new Map<string, ScalingRun[]>();
   for (const r of runs) groups.set(shapeKey(r), [...(groups.get(shapeKey(r)) ?? []), r]);
@@ -159,6 +172,7 @@ export function summarizeScaling(runs: readonly ScalingRun[]): ScalingSummary {
       connectErrors: sum((r) => r.connectErrors),
       errors: sum((r) => Object.values(r.errors).reduce((a, b) => a + b, 0)),
       refused: sum((r) => r.refused),
+      history: historyOf(mine.flatMap((r) => r.historyMs ?? [])),
     };
   });
   shapes.sort(
@@ -211,6 +225,13 @@ export function summarizeScaling(runs: readonly ScalingRun[]): ScalingSummary {
     if (!off) continue;
     const shape = `rooms of 5, ${stored.mode} ${stored.workers}w`;
     judge(`${shape}: CPU per message, history stored ÷ off`, ratioOf(stored.allUsPerBroadcast, off.allUsPerBroadcast), "×", SCALING_BARS.storedVsOff.max);
+    verdicts.push({
+      measure: `${shape}, history stored: page of 50 read under the load, p50`,
+      value: stored.history?.p50 ?? null,
+      unit: "ms",
+      bar: `≤ ${SCALING_BARS.historyPageP50Ms.max} ms`,
+      pass: stored.history !== null && stored.history.p50 <= SCALING_BARS.historyPageP50Ms.max,
+    });
     verdicts.push({
       measure: `${shape}, history stored: publishes refused`,
       value: stored.refused,
@@ -305,13 +326,19 @@ export function formatScaling(summary: ScalingSummary, context: { cores: string 
     "more workers than cores oversubscribe them, so CPU per broadcast is the measure here, not throughput (bcast/s is for reference).",
     "gen µs: the generator's own CPU per broadcast (this process, sharing the same cores).",
     ...(summary.shapes.some((s) => s.persistence === "embedded")
-      ? ["stored: PERSISTENCE=embedded, every message written to the embedded store (other: the store process) and acked once on disk."]
+      ? [
+          "stored: PERSISTENCE=embedded, every message written to the embedded store (other: the store process) and acked once on disk;",
+          `  one client reads a page of 50 of a random room every 50 ms meanwhile (its CPU is in the figures): ${summary.shapes
+            .filter((s) => s.history)
+            .map((s) => `${shapeLabel(s)} ${s.history!.reads} pages, p50 ${fmt(s.history!.p50, 2)} ms, p99 ${fmt(s.history!.p99, 2)} ms`)
+            .join("; ")}.`,
+        ]
       : []),
     "",
     `Targets, medians of ${roundsText(summary.shapes)}:`,
   );
   for (const v of summary.verdicts) {
-    const value = v.unit === "×" ? times(v.value) : v.unit === "µs" ? `${fmt(v.value, 0)} µs` : fmt(v.value, 0);
+    const value = v.unit === "×" ? times(v.value) : v.unit === "µs" ? `${fmt(v.value, 0)} µs` : v.unit === "ms" ? `${fmt(v.value, 2)} ms` : fmt(v.value, 0);
     lines.push(`  ${v.measure.padEnd(70)} ${value.padStart(9)}   bar ${v.bar.padEnd(9)} ${v.pass ? "PASS" : "MISS"}${v.note ? `  (${v.note})` : ""}`);
   }
   if (summary.verdicts.length === 0) lines.push("  nothing to judge (a bar needs its shapes: 1 and more workers, the plain process)");

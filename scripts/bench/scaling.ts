@@ -43,6 +43,8 @@ const PRODUCT_ENV: Record<Persistence, Record<string, string>> = { off: { PERSIS
 /** Publish refusals among the workload's error kinds (rooms.ts counts them as `publish: <code>`). */
 const REFUSAL = /^publish: (OVERLOADED|STORE_UNAVAILABLE|RATE_LIMITED)$/;
 const CONNECT_CONCURRENCY = 50;
+/** With history stored: a page of 50 read every so often during the window (its latency under the load). */
+const HISTORY_EVERY_MS = 50;
 const PAYLOAD_BYTES = 100;
 
 const unitLabel = (u: ScalingUnit) => `${u.workload} ${u.mode === "plain" ? "plain" : `${u.mode} w${u.workers}${u.persistence === "embedded" ? " stored" : ""}`}`;
@@ -71,6 +73,7 @@ async function measureUnit(unit: ScalingUnit, round: number, args: ScalingArgs, 
       payloadBytes: PAYLOAD_BYTES,
       seed: round,
       rootPid: server.pid,
+      historyEveryMs: unit.persistence === "embedded" ? HISTORY_EVERY_MS : undefined,
       redisPid: clustered ? redis?.pid : undefined,
       signal,
     });
@@ -91,6 +94,7 @@ async function measureUnit(unit: ScalingUnit, round: number, args: ScalingArgs, 
       hung: outcome.hung,
       connectErrors: outcome.connectErrors,
       errors: outcome.errors,
+      historyMs: outcome.historyMs,
       refused: Object.entries(outcome.errors).reduce((n, [kind, count]) => (REFUSAL.test(kind) ? n + count : n), 0),
     };
   } finally {
