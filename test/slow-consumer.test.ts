@@ -95,6 +95,55 @@ describe("a client that stops reading (CLIENT_QUEUE_MAX_BYTES)", () => {
     await waitFor(() => disconnected, { what: "the slow client's disconnect" });
   }, 180_000);
 
+  it("websocket: a client that stops reading its answers (history pages, through Engine.IO's send path) is closed at the cap", async () => {
+    // Acks are not broadcasts: they go through Engine.IO's send path, not the direct write.
+    const server = await startServer({ workers: 1, env: { PERSISTENCE: "embedded", CLIENT_RATE_LIMIT_PER_SEC: "0" } });
+    const publisher = await connect(server.url, server.token(), { transports: ["websocket"] });
+    const big = "y".repeat(100 * 1024);
+    await Promise.all(Array.from({ length: 60 }, (_, i) => request(publisher, "message:queue", "pages", `${i}:${big}`).then((ack) => expect(ack.success).toBe(true))));
+    const reader = await connect(server.url, server.token(), { transports: ["websocket"] });
+    const first = await request<{ success: boolean; pastMessages: unknown[] }>(reader, "channel:history", "pages", 100, "ascending", null);
+    expect(first.success).toBe(true);
+    expect(first.pastMessages.length).toBeGreaterThan(5);
+    const tcp = (reader.io.engine.transport as unknown as { ws: { _socket: NetSocket } }).ws._socket;
+    tcp.pause();
+    // It still sends: each request asks for one more page it will not read.
+    for (let i = 0; i < 40 && closedAtCap(server).length === 0; i++) {
+      reader.emit("channel:history", "pages", 100, "ascending", null, () => undefined);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    await waitFor(() => closedAtCap(server).length === 1, { what: "the reader closed at the cap" });
+    const [closed] = closedAtCap(server);
+    expect(closed!.cap).toBe(4 * 1024 * 1024);
+    expect(closed!.heldBytes).toBeGreaterThan(4 * 1024 * 1024);
+    // A healthy client on the same worker is served as before.
+    const other = await connect(server.url, server.token(), { transports: ["websocket"] });
+    expect((await request<{ success: boolean }>(other, "channel:history", "pages", 1, "ascending", null)).success).toBe(true);
+  });
+
+  it("polling: a few large answers waiting in Engine.IO's queue count as much as many small ones", async () => {
+    const server = await startServer({ workers: 1, env: { PERSISTENCE: "embedded", CLIENT_RATE_LIMIT_PER_SEC: "0" } });
+    const publisher = await connect(server.url, server.token(), { transports: ["websocket"] });
+    const big = "y".repeat(100 * 1024);
+    await Promise.all(Array.from({ length: 60 }, (_, i) => request(publisher, "message:queue", "pages", `${i}:${big}`).then((ack) => expect(ack.success).toBe(true))));
+    const base = `${server.url}/socket.io/?EIO=4&transport=polling`;
+    const open = (await (await fetch(base)).text()) as string;
+    const { sid } = JSON.parse(open.slice(1)) as { sid: string };
+    const post = async (body: string) => (await fetch(`${base}&sid=${sid}`, { method: "POST", body })).status;
+    expect(await post(`40${JSON.stringify({ token: server.token() })}`)).toBe(200);
+    // It asks for pages of ~1 MiB and never polls: eight of them are twice the 4 MiB cap, in a
+    // queue of eight packets.
+    let requests = 0;
+    for (; requests < 8 && closedAtCap(server).length === 0; requests++) {
+      const status = await post(`42${requests}${JSON.stringify(["channel:history", "pages", 100, "ascending", null])}`);
+      if (status !== 200) break; // closed meanwhile: its session is gone
+      await new Promise((resolve) => setTimeout(resolve, 100)); // the page's answer joins the queue
+    }
+    await waitFor(() => closedAtCap(server).length === 1, { what: "the polling client closed at the cap" });
+    expect(closedAtCap(server)[0]!.heldBytes).toBeGreaterThan(4 * 1024 * 1024);
+    expect(requests).toBeLessThanOrEqual(8);
+  });
+
   it("polling: a client that stops polling is closed once Engine.IO's queue for it passes the cap", async () => {
     const server = await startServer({ workers: 1, env: { PERSISTENCE: "off", CLIENT_QUEUE_MAX_BYTES: "262144", CLIENT_RATE_LIMIT_PER_SEC: "0" } });
     const base = `${server.url}/socket.io/?EIO=4&transport=polling`;

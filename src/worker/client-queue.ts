@@ -8,21 +8,25 @@ interface EngineQueue {
   writeBuffer: readonly { data?: unknown; options?: { wsPreEncodedFrame?: readonly Buffer[] } }[];
 }
 
-/** Engine.IO's queue is summed only once it is this long, then each time its length doubles. */
-const SUM_FROM = 32;
+/** What has been counted of one connection's Engine.IO queue (Engine.IO swaps in a new array at each flush). */
+interface Counted {
+  queue: EngineQueue["writeBuffer"];
+  packets: number;
+  bytes: number;
+}
 
 /**
  * CLIENT_QUEUE_MAX_BYTES: what the server may hold for one client that does not read. Checked
  * after each packet written to it (broadcasts, emits, acks): the bytes in the TCP socket's send
- * buffer in this process (a websocket's backlog, where broadcasts are written directly) plus, once
- * Engine.IO queues packets for it (a polling client between polls, or a websocket whose previous
- * write is still out), the size of that queue. Past the cap the connection is closed at once and
- * its buffers are dropped: the client sees its transport close and reconnects, and its session
- * recovers what it missed from the replay log.
+ * buffer in this process (a websocket's backlog, where broadcasts are written directly) plus the
+ * packets Engine.IO queues for it (a polling client between polls, or a websocket whose previous
+ * write is still out). The queue is counted as it grows, each packet once, so a few large
+ * packets (history pages) count as much as many small ones. Past the cap the connection is
+ * closed at once and its buffers are dropped: the client sees its transport close and
+ * reconnects, and its session recovers what it missed from the replay log.
  */
 export class ClientQueueCap {
-  /** Per connection: the Engine.IO queue length at which it is summed next. */
-  private readonly nextSum = new WeakMap<EngineSocket, number>();
+  private readonly counted = new WeakMap<EngineSocket, Counted>();
   private readonly closed = new WeakSet<EngineSocket>();
   /** Connections closed at the cap since start. */
   closedTotal = 0;
@@ -35,15 +39,24 @@ export class ClientQueueCap {
   /** After a write to `conn`: closes it when what is held for it passes the cap. */
   check(conn: EngineSocket): void {
     if (this.maxBytes === 0) return;
-    let held = tcpSocketOf(conn)?.writableLength ?? 0;
-    const queue = (conn as unknown as EngineQueue).writeBuffer;
-    if (queue.length < SUM_FROM) {
-      if (this.nextSum.has(conn)) this.nextSum.delete(conn);
-    } else if (queue.length >= (this.nextSum.get(conn) ?? SUM_FROM)) {
-      this.nextSum.set(conn, queue.length * 2);
-      held += queuedBytes(queue);
-    }
+    const held = (tcpSocketOf(conn)?.writableLength ?? 0) + this.queued(conn);
     if (held > this.maxBytes) this.close(conn, held);
+  }
+
+  /** Bytes in `conn`'s Engine.IO queue, counting only the packets added since the last check. */
+  private queued(conn: EngineSocket): number {
+    const queue = (conn as unknown as EngineQueue).writeBuffer;
+    if (queue.length === 0) {
+      this.counted.delete(conn);
+      return 0;
+    }
+    let counted = this.counted.get(conn);
+    if (!counted || counted.queue !== queue || counted.packets > queue.length) {
+      counted = { queue, packets: 0, bytes: 0 };
+      this.counted.set(conn, counted);
+    }
+    for (; counted.packets < queue.length; counted.packets++) counted.bytes += packetBytes(queue[counted.packets]!);
+    return counted.bytes;
   }
 
   private close(conn: EngineSocket, held: number): void {
@@ -59,13 +72,14 @@ export class ClientQueueCap {
   }
 }
 
-function queuedBytes(queue: EngineQueue["writeBuffer"]): number {
-  let bytes = 0;
-  for (const packet of queue) {
-    const frame = packet.options?.wsPreEncodedFrame;
-    if (frame) for (const part of frame) bytes += part.length;
-    else if (typeof packet.data === "string") bytes += packet.data.length;
-    else if (Buffer.isBuffer(packet.data)) bytes += packet.data.length;
+function packetBytes(packet: EngineQueue["writeBuffer"][number]): number {
+  const frame = packet.options?.wsPreEncodedFrame;
+  if (frame) {
+    let bytes = 0;
+    for (const part of frame) bytes += part.length;
+    return bytes;
   }
-  return bytes;
+  if (typeof packet.data === "string") return packet.data.length;
+  if (Buffer.isBuffer(packet.data)) return packet.data.length;
+  return 0;
 }
