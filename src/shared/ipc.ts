@@ -30,6 +30,28 @@ export type PresenceOpResult =
   | boolean
   | null;
 
+/** What the admin page asks a worker (src/worker/admin.ts). */
+export type AdminRequest =
+  /** Its busiest channels (by local subscribers), at most `limit`, with presence counts for the first `presenceOf`. */
+  | { op: "channels"; limit: number; presenceOf: number }
+  /** Close this socket when it is connected to this worker. */
+  | { op: "disconnect"; socketId: string }
+  /** Publish a message to a channel as the server (no publishing socket). */
+  | { op: "publish"; channel: string; data: unknown };
+
+export interface AdminChannel {
+  channel: string;
+  subscribers: number;
+  /** Presence members (the whole cluster's: presence is shared); absent when not asked or unreadable. */
+  presence?: number;
+}
+
+export type AdminResult =
+  | { op: "channels"; channels: AdminChannel[]; total: number }
+  | { op: "disconnect"; found: boolean }
+  | { op: "publish"; ok: true; messageId: string }
+  | { op: "publish"; ok: false; code: string; message: string };
+
 type Tagged<T> = T & { source: typeof IPC_SOURCE };
 
 /** Primary → worker. */
@@ -43,6 +65,8 @@ export type PrimaryMessage = Tagged<
   | { type: "presence:owner-died"; owner: string }
   /** A scrape of GET /metrics: answer with a `metrics` message carrying the same id. */
   | { type: "metrics:collect"; id: number }
+  /** The admin page asks (src/primary/admin.ts): answer with an `admin:result` carrying the same id. */
+  | { type: "admin:request"; id: number; request: AdminRequest }
 >;
 
 /** Worker → primary. */
@@ -55,10 +79,11 @@ export type WorkerMessage = Tagged<
   | { type: "connections"; count: number }
   /** This worker's metrics, for the scrape `id`. */
   | { type: "metrics"; id: number; metrics: MetricSnapshot }
+  | { type: "admin:result"; id: number; result: AdminResult }
 >;
 
-const PRIMARY_TYPES = new Set(["connection", "shutdown", "presence:result", "presence:owner-died", "metrics:collect"]);
-const WORKER_TYPES = new Set(["ready", "draining", "presence", "connections", "metrics"]);
+const PRIMARY_TYPES = new Set(["connection", "shutdown", "presence:result", "presence:owner-died", "metrics:collect", "admin:request"]);
+const WORKER_TYPES = new Set(["ready", "draining", "presence", "connections", "metrics", "admin:result"]);
 
 export function isPrimaryMessage(value: unknown): value is PrimaryMessage {
   return isTagged(value) && PRIMARY_TYPES.has(value.type);
