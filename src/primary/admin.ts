@@ -80,7 +80,8 @@ export class AdminPage {
     res.setHeader("cache-control", "no-store");
     res.setHeader("x-frame-options", "DENY");
     res.setHeader("x-content-type-options", "nosniff");
-    res.setHeader("referrer-policy", "no-referrer");
+    // Not no-referrer: with it Chromium sends "Origin: null" on the page's own POSTs, which sameOrigin() refuses.
+    res.setHeader("referrer-policy", "same-origin");
     const session = this.session(req);
     if (req.method === "GET" && path === "/admin") {
       if (!session) return this.html(res, 200, loginPage(undefined));
