@@ -30,6 +30,18 @@ function configError(env: Record<string, string>): ConfigError {
 }
 
 describe("loadConfig", () => {
+  it("asks the HTTP API for API_KEY by default, HTTP_API_KEY when set, nothing with HTTP_API_AUTH=off; bounds its bodies", () => {
+    const byDefault = loadConfig({ API_KEY }, generator());
+    expect(byDefault.httpApi).toEqual({ key: API_KEY, bodyMaxBytes: 131_072 + 65_536 });
+    expect(loadConfig({}, generator()).httpApi.key).toBe(GENERATED);
+    const own = loadConfig({ API_KEY, HTTP_API_KEY: "backend-key-0123456789abcdef", MESSAGE_MAX_BYTES: "1000" }, generator());
+    expect(own.httpApi).toEqual({ key: "backend-key-0123456789abcdef", bodyMaxBytes: 1000 + 65_536 });
+    expect(loadConfig({ API_KEY, HTTP_API_AUTH: "off", HTTP_API_BODY_MAX_BYTES: "4096" }, generator()).httpApi).toEqual({ key: undefined, bodyMaxBytes: 4096 });
+    expect(configError({ HTTP_API_KEY: "short" }).variable).toBe("HTTP_API_KEY");
+    expect(configError({ HTTP_API_AUTH: "maybe" }).variable).toBe("HTTP_API_AUTH");
+    expect(configError({ HTTP_API_BODY_MAX_BYTES: "10" }).variable).toBe("HTTP_API_BODY_MAX_BYTES");
+  });
+
   it("gives the documented defaults for an empty environment", () => {
     const config = loadConfig({}, generator());
     expect(config.port).toBe(8001);

@@ -7,6 +7,19 @@ import { afterEach, describe, expect, it } from "vitest";
 import { closeAllClients, connect, nextEvent, request } from "./helpers/client.js";
 import { startServer, stopAllServers } from "./helpers/server.js";
 import { waitFor } from "./helpers/wait.js";
+import { request as httpRequest } from "node:http";
+
+/** One HTTP API call on a connection of its own (no pooling), as a backend without keep-alive makes it. */
+function apiCall(url: string, key: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(`${url}/data?channelName=none`, { agent: false, headers: { "x-api-key": key } }, (res) => {
+      res.resume();
+      res.on("end", () => resolve(res.statusCode ?? 0));
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
 
 /** An Engine.IO handshake (a new session) over plain HTTP: its status and Retry-After. */
 async function handshake(url: string): Promise<{ status: number; retryAfter: string | null }> {
@@ -57,5 +70,17 @@ describe("connection limits at the balancer", () => {
     expect((await request(polling, "message:queue", "p", 1)).success).toBe(true);
     expect((await echo).content).toBe(1);
     expect((await handshake(server.url)).status).toBe(503);
+  });
+
+  it("does not count the HTTP API's requests as new sessions (CONNECT_RATE_LIMIT, MAX_CONNECTIONS_PER_WORKER)", async () => {
+    const server = await startServer({ workers: 1, env: { CONNECT_RATE_LIMIT: "1", MAX_CONNECTIONS_PER_WORKER: "1", PERSISTENCE: "off" } });
+    // 30 calls on 30 new connections: a storm of connects, none of them a session.
+    const statuses = await Promise.all(Array.from({ length: 30 }, () => apiCall(server.url, server.apiKey)));
+    expect(statuses.every((s) => s === 404)).toBe(true); // "Channel none does not exist": answered, not refused
+    // The rate's one token is still there for a real session.
+    expect((await handshake(server.url)).status).toBe(200);
+    // The worker is now full (that session), and backends are still answered.
+    await waitFor(async () => (await handshake(server.url)).status === 503, { what: "the worker full" });
+    expect(await apiCall(server.url, server.apiKey)).toBe(404);
   });
 });

@@ -1,6 +1,7 @@
 import { createServer, type Server, type Socket } from "node:net";
 import type { Logger } from "../shared/logger.js";
 import type { Admission } from "./admission.js";
+import { isApiPath, pathOf } from "../shared/http-api-paths.js";
 
 /** Largest request head the balancer reads before routing; larger heads get 431. */
 export const MAX_HEAD_BYTES = 16 * 1024;
@@ -99,9 +100,12 @@ export class Balancer {
 
   private route(socket: Socket, head: Buffer): void {
     const sid = sessionIdOf(head);
-    const admission = this.options.admission;
+    // A backend's HTTP API call is not a new session: it neither takes from the connect rate nor
+    // needs room for a connection (it is key-checked, stateless and cheap), so a connect storm
+    // does not refuse a backend's publishes.
+    const admission = sid === undefined && isApiPath(pathOf(requestTargetOf(head))) ? undefined : this.options.admission;
     if (sid === undefined && admission && !admission.takeConnect()) return this.refuseNew(socket, "rate");
-    const target = this.pick(sid);
+    const target = this.pick(sid, admission);
     if (!target) {
       if (sid === undefined && admission && this.options.ready().length > 0) return this.refuseNew(socket, "full");
       return this.refuse(socket, 503, "Service Unavailable");
@@ -117,7 +121,7 @@ export class Balancer {
     });
   }
 
-  private pick(sid: string | undefined): Target | undefined {
+  private pick(sid: string | undefined, admission: Admission | undefined): Target | undefined {
     if (sid !== undefined) {
       const owner = Number.parseInt(sid.slice(0, sid.indexOf(".")), 10);
       const target = Number.isSafeInteger(owner) ? this.options.byId(owner) : undefined;
@@ -125,7 +129,6 @@ export class Balancer {
       if (target) return target;
     }
     const ready = this.options.ready();
-    const admission = this.options.admission;
     for (let tried = 0; tried < ready.length; tried++) {
       this.cursor = (this.cursor + 1) % ready.length;
       const target = ready[this.cursor]!;
@@ -198,11 +201,16 @@ function holdReads(): void {
   // The connection's reads belong to the worker it was handed to.
 }
 
-/** The `sid` query parameter of the request line, if any. */
-export function sessionIdOf(head: Buffer): string | undefined {
+/** The request target of the request line ("" when there is none). */
+function requestTargetOf(head: Buffer): string {
   const lineEnd = head.indexOf("\r\n");
   const line = head.toString("latin1", 0, lineEnd === -1 ? head.length : lineEnd);
-  const target = line.split(" ")[1];
+  return line.split(" ")[1] ?? "";
+}
+
+/** The `sid` query parameter of the request line, if any. */
+export function sessionIdOf(head: Buffer): string | undefined {
+  const target = requestTargetOf(head);
   const query = target?.indexOf("?") ?? -1;
   if (!target || query === -1) return undefined;
   return new URLSearchParams(target.slice(query + 1)).get("sid") ?? undefined;

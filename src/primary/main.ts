@@ -96,6 +96,7 @@ async function main(): Promise<void> {
   const log = createLogger(config.logLevel, { role: "primary" }, config.logFormat);
   if (config.apiKeyGenerated) announceGeneratedKey(config);
   if (runtime.verdict === "warn") log.warn({ node: process.versions.node }, runtime.message);
+  if (!config.httpApi.key) log.warn("HTTP_API_AUTH=off: /data and /api/<method> on PORT answer anyone who reaches the port (trusted networks only)");
 
   cluster.setupPrimary({ exec: resolve(__dirname, "../worker/main.js"), serialization: "advanced", execArgv: workerExecArgv() });
   // The embedded store runs before any worker: workers find its endpoint in their configuration.

@@ -43,6 +43,9 @@ const envSchema = z.object({
   ADMIN_PASSWORD: z.preprocess(emptyToUndefined, z.string().min(12, "must be at least 12 characters").optional()),
   WORKERS: z.preprocess(emptyToUndefined, int(1, 256).optional()),
   API_KEY: z.preprocess(emptyToUndefined, z.string().min(16, "must be at least 16 characters").optional()),
+  HTTP_API_KEY: z.preprocess(emptyToUndefined, z.string().min(16, "must be at least 16 characters").optional()),
+  HTTP_API_AUTH: z.preprocess(emptyToUndefined, z.enum(["key", "off"]).default("key")),
+  HTTP_API_BODY_MAX_BYTES: z.preprocess(emptyToUndefined, int(1024, 200_000_000).optional()),
   JWT_PUBLIC_KEY: optionalString,
   JWT_ALGORITHMS: z.preprocess(emptyToUndefined, z.string().optional()),
   JWT_REQUIRE_EXP: z.preprocess(emptyToUndefined, bool.default(true)),
@@ -155,6 +158,13 @@ export interface Config {
     readonly batchWaitMs: number;
   };
   readonly poolThreads: number;
+  /** `/data` and `/api/<method>` on PORT, for backends. */
+  readonly httpApi: {
+    /** The key a request must carry (X-API-Key or Authorization: Bearer); undefined: HTTP_API_AUTH=off, no key asked. */
+    readonly key: string | undefined;
+    /** Largest request body, in bytes; larger gets 413. */
+    readonly bodyMaxBytes: number;
+  };
   readonly redis: { readonly url: string; readonly keyPrefix: string } | undefined;
   readonly dataDir: string;
   readonly logLevel: string;
@@ -290,6 +300,9 @@ export class ConfigError extends Error {
   }
 }
 
+/** What a server API body may hold besides its content, by default (HTTP_API_BODY_MAX_BYTES). */
+export const HTTP_API_ENVELOPE_BYTES = 65_536;
+
 const ALGORITHMS: readonly JwtAlgorithm[] = ["HS256", "RS256", "ES256"];
 
 function parseAlgorithms(raw: string | undefined, hasPublicKey: boolean): JwtAlgorithm[] {
@@ -376,6 +389,11 @@ export function loadConfig(
       batchWaitMs: v.JWT_BATCH_WAIT_MS,
     },
     poolThreads: v.POOL_THREADS,
+    httpApi: {
+      key: v.HTTP_API_AUTH === "off" ? undefined : (v.HTTP_API_KEY ?? apiKey),
+      // The largest publish plus room for its envelope (channel names, field names).
+      bodyMaxBytes: v.HTTP_API_BODY_MAX_BYTES ?? v.MESSAGE_MAX_BYTES + HTTP_API_ENVELOPE_BYTES,
+    },
     redis: redisUrl ? { url: redisUrl, keyPrefix: v.REDIS_KEY_PREFIX } : undefined,
     dataDir: resolve(v.DATA_DIR),
     logLevel: v.LOG_LEVEL,

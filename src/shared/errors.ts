@@ -19,6 +19,8 @@ export const ErrorCode = {
   LIMIT_EXCEEDED: "LIMIT_EXCEEDED",
   /** A backing store failed; the operation may be retried. */
   STORE_UNAVAILABLE: "STORE_UNAVAILABLE",
+  /** A backend closed this connection through the server API (`disconnect`); sent in cerebellum:disconnecting. */
+  DISCONNECTED: "DISCONNECTED",
   /** Unexpected failure inside the server. */
   INTERNAL: "INTERNAL",
 } as const;

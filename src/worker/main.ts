@@ -1,5 +1,5 @@
 import cluster from "node:cluster";
-import { createServer } from "node:http";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { Socket as NetSocket } from "node:net";
 import type { Redis } from "ioredis";
 import { workerConfigFrom, workerIndexFrom } from "../shared/config.js";
@@ -24,6 +24,7 @@ import { EmbeddedPresenceStore } from "./presence/embedded-store.js";
 import { RedisPresenceStore } from "./presence/redis-store.js";
 import type { PresenceStore } from "./presence/store.js";
 import { createSocketServer } from "./socket-server.js";
+import { createHttpApi } from "./http-api/index.js";
 import { Evictions } from "./adapter/evictions.js";
 import { reportConnections } from "./connection-report.js";
 import { boundPrimaryBacklog, sendToPrimary } from "./primary-channel.js";
@@ -49,7 +50,10 @@ async function main(): Promise<void> {
     () => log.info("the primary caught up on this worker's IPC channel"),
   );
 
-  const httpServer = createServer((_req, res) => {
+  // Requests Socket.IO does not take: the HTTP API's (`/data`, `/api/<method>`, set up below), else 404.
+  let httpApi: ((req: IncomingMessage, res: ServerResponse) => boolean) | undefined;
+  const httpServer = createServer((req, res) => {
+    if (httpApi?.(req, res)) return;
     res.writeHead(404, { "content-type": "text/plain" }).end("Not found");
   });
   httpServer.on("clientError", (err: NodeJS.ErrnoException, socket) => {
@@ -115,6 +119,7 @@ async function main(): Promise<void> {
   const onAnyEvent = function (this: AppSocket, event: unknown, ...args: unknown[]) {
     dispatch(this, event, args);
   };
+  httpApi = createHttpApi(ctx, workerId);
   const trackPresence = presenceTracker(ctx, (reason) => workerMetrics.disconnects.inc({ reason }));
   const nsp = io.of("/");
   observeWorker({

@@ -28,7 +28,7 @@ export const workerMetrics = {
     labelNames: ["recovered"] as const,
     registers: [registry],
   }),
-  published: new Counter({ name: name("messages_published_total"), help: "Messages accepted from message:queue and broadcast to their channel.", registers: [registry] }),
+  published: new Counter({ name: name("messages_published_total"), help: "Messages accepted (from message:queue and the HTTP API) and broadcast to their channel.", registers: [registry] }),
   delivered: new Counter({
     name: name("messages_delivered_total"),
     help: "Channel messages handed to subscribers' connections (one per subscriber reached).",
@@ -45,6 +45,19 @@ export const workerMetrics = {
     name: name("command_failures_total"),
     help: "Client events answered with an error, by event and error code.",
     labelNames: ["event", "code"] as const,
+    registers: [registry],
+  }),
+  httpApiRequests: new Counter({
+    name: name("http_api_requests_total"),
+    help: "HTTP API requests (/data, /api/<method>) answered, by route and HTTP status.",
+    labelNames: ["route", "status"] as const,
+    registers: [registry],
+  }),
+  httpApiDuration: new Histogram({
+    name: name("http_api_duration_seconds"),
+    help: "Time from an HTTP API request's arrival to its answer, by route (publishes: until durable and handed on).",
+    labelNames: ["route"] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [registry],
   }),
   rateLimitedEvents: new Counter({ name: name("rate_limited_events_total"), help: "Client events dropped by the per-connection rate limit (CLIENT_RATE_*).", registers: [registry] }),

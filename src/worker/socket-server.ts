@@ -12,6 +12,7 @@ import { RedisAdapter } from "./adapter/redis-adapter.js";
 import { EVICT_EVENT, RedisRecovery } from "./adapter/redis-recovery.js";
 import { createRedis } from "./redis.js";
 import { isSocketRoom } from "./rooms.js";
+import { isApiPath, pathOf } from "../shared/http-api-paths.js";
 import { BroadcastBatching, coalesceFlushedWrites } from "./write-coalescing.js";
 import { ClientQueueCap } from "./client-queue.js";
 import { workerMetrics } from "./metrics.js";
@@ -115,8 +116,11 @@ export function createSocketServer(
     });
   }
   // Every polling response closes its TCP connection: a pooled keep-alive connection could
-  // otherwise carry another session's request to a worker that does not own it.
-  httpServer.prependListener("request", (_req, res) => res.setHeader("Connection", "close"));
+  // otherwise carry another session's request to a worker that does not own it. The HTTP API's
+  // requests are stateless: a backend keeps its connection (it stays on this worker).
+  httpServer.prependListener("request", (req, res) => {
+    if (!isApiPath(pathOf(req.url))) res.setHeader("Connection", "close");
+  });
   // What BroadcastOperator.emit hands the adapter for `io.to(room).emit(event, data)`, to the
   // adapter's reporting twin of `broadcast`.
   const publish: ChannelPublisher = (room, event, data) =>

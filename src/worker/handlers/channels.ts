@@ -1,10 +1,6 @@
-import { randomUUID } from "node:crypto";
 import { ErrorCode } from "../../shared/errors.js";
-import { channelRoom, messageEvent } from "../rooms.js";
-import { measureContent } from "../schemas.js";
-import type { ChannelMessage } from "../../shared/contract.js";
-import { BroadcastDropped } from "../adapter/broadcast-receipt.js";
-import { workerMetrics } from "../metrics.js";
+import { channelRoom } from "../rooms.js";
+import { publishMessage } from "./publish.js";
 import type { AppSocket, HandlerContext } from "./context.js";
 import { fail, type Handler } from "./reply.js";
 
@@ -21,7 +17,7 @@ const CHANNEL_PREFIX = channelRoom("");
 
 /** channel:subscribe, channel:unsubscribe and message:queue (docs/protocol.md, "Client → server events"). */
 export function channelHandlers(ctx: HandlerContext): Record<string, Handler> {
-  const { schemas, log, sink, owedAcks } = ctx;
+  const { schemas, sink } = ctx;
   return {
 
     "channel:subscribe": async (socket, [name], reply) => {
@@ -50,53 +46,9 @@ export function channelHandlers(ctx: HandlerContext): Record<string, Handler> {
 
     "message:queue": (socket, data, reply, acked) => {
       const [name, content] = data;
-      const parsed = schemas.channelName.safeParse(name);
-      if (!parsed.success) return reply(fail(ErrorCode.INVALID_CHANNEL, parsed.error.issues[0]?.message));
-      if (data.length < 2) return reply(fail(ErrorCode.INVALID_ARGUMENT, "content is missing"));
-      const size = measureContent(content);
-      if ("error" in size) return reply(fail(ErrorCode.INVALID_ARGUMENT, size.error));
-      if (size.bytes > ctx.config.limits.messageMaxBytes) {
-        return reply(fail(ErrorCode.PAYLOAD_TOO_LARGE, `content is larger than ${ctx.config.limits.messageMaxBytes} bytes`));
-      }
-      const message: ChannelMessage = {
-        createdAt: new Date().toISOString(),
-        content,
-        socketId: socket.id,
-        messageId: randomUUID(),
-      };
-      // Draining: the acks owed are being sent before the sockets close, and a new one might not
-      // make it; the client sends it again on another worker. (One without an ack is taken: it
-      // loses nothing, and the drain stores it.)
-      if (acked && !owedAcks.open) return reply(fail(ErrorCode.OVERLOADED, "this worker is shutting down, retry"));
-      // A message that the store's queue or the broadcast path cannot take is refused whole,
-      // neither broadcast nor stored, so that the publisher may retry it without subscribers
-      // seeing it twice: both are asked before either gets it (nothing runs in between).
-      if (!sink.hasRoom()) return reply(fail(ErrorCode.OVERLOADED, "persistence queue is full, retry later"));
-      const sent = ctx.publish(channelRoom(parsed.data), messageEvent(parsed.data), message);
-      if (sent.refused) return reply(fail(sent.refused.code, sent.refused.message));
-      workerMetrics.published.inc();
-      const queued = sink.enqueue(parsed.data, message);
-      if (!queued.accepted) {
-        // Cannot happen (the queue had room a moment ago); said loudly if it ever does.
-        log.error({ channel: parsed.data }, "message broadcast but refused by the persistence queue");
-        return reply(fail(ErrorCode.INTERNAL, "message was delivered but not queued for storage"));
-      }
-      // The ack waits until the message is durable (stored or spilled) and handed on to every
-      // worker that needs it; it says so when either failed.
-      const paid = acked ? owedAcks.owe() : undefined;
-      Promise.all([sent.handedOn, queued.durable])
-        .then(
-          () => reply({ success: true, messageId: message.messageId }),
-          (err: unknown) => {
-            if (err instanceof BroadcastDropped) {
-              log.warn({ err, channel: parsed.data }, "message was not handed on to every subscriber");
-              return reply(fail(err.code, err.message));
-            }
-            log.error({ err, channel: parsed.data }, "message could not be made durable");
-            reply(fail(ErrorCode.STORE_UNAVAILABLE, "message was delivered but could not be stored"));
-          },
-        )
-        .finally(paid);
+      publishMessage(ctx, name, data.length < 2 ? undefined : { value: content }, socket.id, acked, (outcome) =>
+        reply(outcome.success ? { success: true, messageId: outcome.messageId } : outcome),
+      );
     },
   };
 }
