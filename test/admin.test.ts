@@ -108,6 +108,9 @@ describe.each(MODES)("admin page (%s mode)", (mode) => {
       { what: "the channel with its presence on the admin state" },
     );
     expect(state.mode).toBe(mode);
+    expect(state.channels.scope).toBe("cluster");
+    expect(state.cluster).toMatchObject({ available: true, missing: [] });
+    expect(state.cluster.nodes!.map((n) => n.pid).sort()).toEqual(server.liveWorkerPids().sort());
     expect(state.channels.top.find((c) => c.channel === channel)).toEqual({ channel, subscribers: 2, presence: 2 });
     expect(state.workers.map((w) => w.pid).sort()).toEqual(server.liveWorkerPids().sort());
     for (const w of state.workers) {
@@ -145,16 +148,63 @@ describe.each(MODES)("admin page (%s mode)", (mode) => {
   });
 
   if (mode === "clustered") {
-    it("publishes a test message that reaches a subscriber on another host", async () => {
+    it("sees the other host's workers and subscribers, publishes to it and disconnects its sockets", async () => {
       const channel = "admin-other-host";
       const other = await servers.start({ env: { REDIS_KEY_PREFIX: `admin-${mode}:` } });
       const listener = await connect(other.url, other.token());
+      const id = listener.id!;
       expect(await request(listener, "channel:subscribe", channel)).toEqual({ success: true });
+
+      const state = await waitFor(
+        async () => {
+          const s = await admin.state();
+          return s.cluster.nodes?.length === 4 && s.channels.top.some((c) => c.channel === channel) && s;
+        },
+        { what: "the other host in the admin state" },
+      );
+      expect(state.cluster.nodes!.map((n) => n.pid).sort()).toEqual([...server.liveWorkerPids(), ...other.liveWorkerPids()].sort());
+      expect(state.channels.top.find((c) => c.channel === channel)?.subscribers).toBe(1);
+      // This host's own processes stay this host's.
+      expect(state.workers.map((w) => w.pid).sort()).toEqual(server.liveWorkerPids().sort());
+
       const received = nextEvent<{ content: unknown }>(listener, `message:receive:${channel}`);
       expect((await admin.action("/admin/publish", { channel, data: "across hosts" })).status).toBe(200);
       expect((await received).content).toBe("across hosts");
+
+      const closed = nextEvent<string>(listener, "disconnect");
+      expect(await admin.action("/admin/disconnect", { socketId: id })).toEqual({ status: 200, body: { result: { disconnected: id } } });
+      expect(await closed).toBe("io server disconnect");
+      await other.stop();
     });
   }
+
+  it("shows workers that stopped answering and the server API unavailable, then both back", async () => {
+    const pids = server.liveWorkerPids();
+    for (const pid of pids) process.kill(pid, "SIGSTOP");
+    try {
+      const stuck = await waitFor(
+        async () => {
+          const s = await admin.state();
+          return s.workers.every((w) => !w.answered) && !s.cluster.available && s;
+        },
+        { what: "the stopped workers and the API unavailable", timeoutMs: 30_000 },
+      );
+      expect(stuck.cluster.error).toMatch(/UNAVAILABLE/);
+      expect(stuck.channels.scope).toBe("host");
+      // The actions say why they cannot act.
+      const refused = await admin.action("/admin/publish", { channel: "admin-stuck", data: 1 });
+      expect(refused.body.error?.code).toBe("UNAVAILABLE");
+    } finally {
+      for (const pid of pids) process.kill(pid, "SIGCONT");
+    }
+    await waitFor(
+      async () => {
+        const s = await admin.state();
+        return s.workers.every((w) => w.answered) && s.cluster.available;
+      },
+      { what: "the workers and the API back", timeoutMs: 30_000 },
+    );
+  });
 
   it("shows a killed worker as restarting, answers meanwhile, and shows it back with its restart", async () => {
     const [victim] = server.liveWorkerPids();

@@ -98,7 +98,9 @@ const BODY = `
 <div class="legend muted"><span class="k0">■ published/s</span><span class="k1">■ delivered/s</span> last 5 minutes</div></section>
 <section class="wide"><h2>Processes on this host</h2>
 <table id="workers"><thead><tr><th>process</th><th>pid</th><th>state</th><th>connections</th><th>event-loop lag (mean / p99)</th><th>RSS</th><th>up</th><th>restarts</th></tr></thead><tbody></tbody></table></section>
-<section><h2>Busiest channels (this host)</h2>
+<section class="wide"><h2>Cluster <span class="muted" id="cluster-note"></span></h2>
+<table id="cluster"><thead><tr><th>worker</th><th>host</th><th>pid</th><th>connections</th><th>channels</th><th>up</th><th>version</th></tr></thead><tbody></tbody></table></section>
+<section><h2>Busiest channels <span class="muted" id="channels-scope"></span></h2>
 <table id="channels"><thead><tr><th>channel</th><th>subscribers</th><th>presence</th><th></th></tr></thead><tbody></tbody></table>
 <p class="muted" id="channels-note"></p></section>
 <section><h2>Recovery and persistence</h2><dl id="status"></dl></section>
@@ -226,8 +228,30 @@ function render(state) {
     td.appendChild(b);
     cbody.appendChild(tr);
   }
-  $("channels-note").textContent = state.channels.top.length === 0 ? "No channel has a subscriber on this host." :
-    "Subscribers on this host's workers; presence counts are the cluster's.";
+  const where = state.channels.scope === "cluster" ? "in the cluster" : "on this host";
+  $("channels-scope").textContent = "(" + where + ")";
+  $("channels-note").textContent = (state.channels.top.length === 0 ? "No channel has a subscriber " + where + "." :
+    state.channels.scope === "cluster" ? "Subscribers across the cluster (server API); presence counts are shared by the cluster." :
+    "Subscribers on this host's workers only, while the server API cannot answer.") + (state.channels.truncated ? " Some workers listed only part of their channels." : "");
+
+  const kbody = $("cluster").tBodies[0];
+  kbody.textContent = "";
+  const cl = state.cluster;
+  if (cl.available) {
+    const hosts = new Set(cl.nodes.map((n) => n.host));
+    $("cluster-note").textContent = "(" + cl.nodes.length + " workers on " + hosts.size + (hosts.size === 1 ? " host" : " hosts") + (cl.missing.length ? ", " + cl.missing.length + " not answering" : "") + ")";
+    for (const n of cl.nodes) {
+      const tr = document.createElement("tr");
+      cell(tr, n.name + " #" + n.worker, n.host === state.host ? "" : "muted");
+      cell(tr, n.host); cell(tr, String(n.pid)); cell(tr, fmt(n.num_clients)); cell(tr, fmt(n.num_channels));
+      cell(tr, ago(Math.round(n.uptime))); cell(tr, n.version);
+      kbody.appendChild(tr);
+    }
+    for (const m of cl.missing) { const tr = document.createElement("tr"); cell(tr, (m.name || m.uid) + " (not answering)", "bad"); kbody.appendChild(tr); }
+  } else {
+    $("cluster-note").textContent = "(unavailable)";
+    const tr = document.createElement("tr"); const td = cell(tr, "The server API could not answer: " + cl.error, "bad"); td.colSpan = 7; kbody.appendChild(tr);
+  }
 
   const s = $("status");
   s.textContent = "";
@@ -242,7 +266,10 @@ function render(state) {
   for (const [k, v] of rows) { const dt = document.createElement("dt"); dt.textContent = k; const dd = document.createElement("dd"); dd.textContent = v; s.append(dt, dd); }
 
   const down = state.workers.filter((w) => w.state !== "ready" || !w.answered);
-  banner(down.length ? down.map((w) => "worker " + w.slot + (w.state === "ready" ? " is not answering" : " is " + w.state)).join("; ") + ": its numbers are missing until it is back." : "");
+  const notes = [];
+  if (down.length) notes.push(down.map((w) => "worker " + w.slot + (w.state === "ready" ? " is not answering" : " is " + w.state)).join("; ") + ": its numbers are missing until it is back.");
+  if (!cl.available) notes.push("The cluster view is unavailable (" + cl.error + "): showing this host only; actions may fail.");
+  banner(notes.join(" "));
 }
 
 async function poll() {

@@ -9,6 +9,7 @@ import { METRIC_PREFIX, type MetricSnapshot } from "../shared/metrics.js";
 import { dashboardPage, loginPage } from "./admin-page.js";
 import type { AdapterHost } from "./adapter-host.js";
 import type { HostMetrics } from "./metrics.js";
+import type { ServerApiClient } from "./server-api-client.js";
 import type { Supervisor } from "./supervisor.js";
 
 /** The session cookie's name; HttpOnly, SameSite=Strict, Path=/admin. */
@@ -21,10 +22,38 @@ export const ADMIN_LOGIN_FAILURES_PER_MIN = 10;
 const BODY_MAX = 64 * 1024;
 /** How long the page's questions to the workers may take before the answer goes without them. */
 const WORKER_ANSWER_MS = 2000;
-/** A test publish waits until stored and handed on; it may take longer than a read. */
-const PUBLISH_ANSWER_MS = 10_000;
-/** Channels shown: the host's busiest. */
+/** An action through the server API: a publish answers once stored; a cluster question within 5 s. */
+const ACTION_ANSWER_MS = 10_000;
+/** The cluster-wide view (server API `info` and `channels`) is asked again at most this often. */
+export const CLUSTER_REFRESH_MS = 2000;
+/** How long the cluster-wide questions may take (the API waits up to 5 s for a silent worker). */
+const CLUSTER_ANSWER_MS = 7000;
+/** Channels shown: the busiest. */
 const CHANNELS_SHOWN = 20;
+
+/** One worker of the cluster as the server API's `info` names it. */
+export interface ClusterNode {
+  uid: string;
+  name: string;
+  host: string;
+  pid: number;
+  worker: number;
+  version: string;
+  mode: string;
+  uptime: number;
+  num_clients: number;
+  num_channels: number;
+}
+
+/** What the server API said of the whole cluster, when it last could. */
+interface ClusterView {
+  at: number;
+  nodes: ClusterNode[];
+  channels: { channel: string; subscribers: number }[];
+  truncated: boolean;
+  /** Workers that did not answer the API's question in time. */
+  missing: { uid: string; name?: string }[];
+}
 
 interface Session {
   csrf: string;
@@ -43,6 +72,8 @@ export interface AdminSources {
   metrics: HostMetrics;
   /** Embedded mode's adapter host: the replay log and the sessions kept for recovery. */
   adapterHost: AdapterHost | undefined;
+  /** The workers' server API on the main port: the cluster-wide view and the actions. */
+  api: ServerApiClient;
   version: string;
   log: Logger;
 }
@@ -62,7 +93,7 @@ export class AdminPage {
   private failures = { minute: 0, count: 0 };
   private readonly passwordDigest: Buffer;
   private readonly startedAt = Date.now();
-  private publishTurn = 0;
+  private cluster: { view?: ClusterView; error?: string; errorAt?: number; refreshing?: Promise<void> } = {};
 
   constructor(private readonly sources: AdminSources) {
     this.passwordDigest = digest(sources.config.adminPassword ?? "");
@@ -209,12 +240,16 @@ export class AdminPage {
     return true;
   }
 
-  /** What the page shows, built from this host's processes. */
+  /** What the page shows: this host's processes from the primary, the cluster from the server API. */
   async state(): Promise<AdminState> {
     const { config, supervisor, metrics, adapterHost } = this.sources;
+    const cluster = await this.clusterView();
     const [gathered, channelAnswers] = await Promise.all([
       metrics.gather(),
-      this.ask(supervisor.connectedWorkers(), { op: "channels", limit: CHANNELS_SHOWN * 2, presenceOf: CHANNELS_SHOWN }, WORKER_ANSWER_MS),
+      cluster.view
+        ? this.presenceOf(cluster.view.channels.map((c) => c.channel))
+        : // No cluster view: the page shows this host's channels, from its workers.
+          this.ask(supervisor.connectedWorkers(), { op: "channels", limit: CHANNELS_SHOWN * 2, presenceOf: CHANNELS_SHOWN }, WORKER_ANSWER_MS),
     ]);
     const byWorker = new Map(gathered.workers.map((w) => [w.workerId, w.snapshot]));
     const workers = supervisor.slotInfo().map((slot): WorkerState => {
@@ -232,21 +267,6 @@ export class AdminPage {
     });
     const snapshots = gathered.workers.map((w) => w.snapshot);
     const sum = (name: string, labels?: Record<string, string>) => snapshots.reduce((total, s) => total + (read(s, name, labels) ?? 0), 0);
-    const merged = new Map<string, AdminChannel>();
-    let channelsAtWorkers = 0;
-    for (const answer of channelAnswers) {
-      if (answer.op !== "channels") continue;
-      channelsAtWorkers += answer.total;
-      for (const entry of answer.channels) {
-        const seen = merged.get(entry.channel);
-        if (!seen) merged.set(entry.channel, { ...entry });
-        else {
-          seen.subscribers += entry.subscribers;
-          seen.presence = entry.presence ?? seen.presence;
-        }
-      }
-    }
-    const channels = [...merged.values()].sort((a, b) => b.subscribers - a.subscribers || (a.channel < b.channel ? -1 : 1)).slice(0, CHANNELS_SHOWN);
     return {
       now: Date.now(),
       host: hostname(),
@@ -262,7 +282,10 @@ export class AdminPage {
       workers,
       unanswered: gathered.missing.length,
       totals: { connections: sum("connections"), published: sum("messages_published_total"), delivered: sum("messages_delivered_total") },
-      channels: { top: channels, perWorkerSum: channelsAtWorkers },
+      channels: cluster.view ? clusterChannels(cluster.view, channelAnswers) : hostChannels(channelAnswers),
+      cluster: cluster.view
+        ? { available: true, at: cluster.view.at, nodes: cluster.view.nodes, missing: cluster.view.missing, ...(cluster.error ? { error: cluster.error } : {}) }
+        : { available: false, error: cluster.error ?? "not asked yet" },
       recovery: {
         maxDisconnectionMs: config.recovery.maxDisconnectionMs,
         recovered: sum("recoveries_total", { recovered: "true" }),
@@ -279,15 +302,61 @@ export class AdminPage {
     };
   }
 
+  /**
+   * The cluster-wide view, asked of the server API at most every CLUSTER_REFRESH_MS and shared by
+   * every open page. A poll waits only for the first answer; later ones get the last view while
+   * the next is asked. When the API fails, the last view goes (it would be stale) and the error
+   * is shown instead, so the page falls back to this host's numbers.
+   */
+  private async clusterView(): Promise<{ view?: ClusterView; error?: string }> {
+    const fresh = (this.cluster.view?.at ?? this.cluster.errorAt ?? 0) > Date.now() - CLUSTER_REFRESH_MS;
+    if (!fresh) this.cluster.refreshing ??= this.refreshCluster().finally(() => (this.cluster.refreshing = undefined));
+    if (!this.cluster.view && !this.cluster.error && this.cluster.refreshing) await this.cluster.refreshing;
+    return this.cluster;
+  }
+
+  private async refreshCluster(): Promise<void> {
+    const { api } = this.sources;
+    type Missing = { missing?: { uid: string; name?: string }[] };
+    const [info, channels] = await Promise.all([
+      api.call<{ nodes: ClusterNode[] } & Missing>("info", {}, CLUSTER_ANSWER_MS),
+      api.call<{ channels: Record<string, { num_clients: number }>; truncated?: boolean } & Missing>("channels", {}, CLUSTER_ANSWER_MS),
+    ]);
+    const failed = "error" in info ? info : "error" in channels ? channels : undefined;
+    if (failed && "error" in failed) {
+      this.cluster = { error: `${failed.error.code}: ${failed.error.message}`, errorAt: Date.now() };
+      return;
+    }
+    if ("error" in info || "error" in channels) return; // narrowed above
+    const top = Object.entries(channels.result.channels)
+      .map(([channel, { num_clients }]) => ({ channel, subscribers: num_clients }))
+      .sort((a, b) => b.subscribers - a.subscribers || (a.channel < b.channel ? -1 : 1))
+      .slice(0, CHANNELS_SHOWN);
+    const missing = new Map([...(info.result.missing ?? []), ...(channels.result.missing ?? [])].map((m) => [m.uid, m]));
+    this.cluster = {
+      view: { at: Date.now(), nodes: info.result.nodes, channels: top, truncated: channels.result.truncated === true, missing: [...missing.values()] },
+    };
+  }
+
+  /** Presence counts of these channels, from one ready worker (presence is shared). */
+  private async presenceOf(channels: string[]): Promise<AdminResult[]> {
+    const worker = this.sources.supervisor.readyWorkers()[0];
+    if (!worker || channels.length === 0) return [];
+    return this.ask([worker], { op: "presence", channels }, WORKER_ANSWER_MS);
+  }
+
   private async disconnect(body: unknown): Promise<ActionAnswer> {
     const socketId = (body as { socketId?: unknown } | null)?.socketId;
-    if (typeof socketId !== "string" || socketId.length === 0 || socketId.length > 100) {
+    if (typeof socketId !== "string" || socketId.length === 0 || socketId.length > 256) {
       return { error: { code: "INVALID_ARGUMENT", message: "socketId (string) is required" } };
     }
-    const answers = await this.ask(this.sources.supervisor.connectedWorkers(), { op: "disconnect", socketId }, WORKER_ANSWER_MS);
-    const found = answers.some((a) => a.op === "disconnect" && a.found);
-    this.sources.log.info({ socketId, found }, "admin page: disconnect a socket");
-    if (!found) return { error: { code: "NOT_FOUND", message: "no socket with that id on this host" } };
+    const answer = await this.sources.api.call<{ disconnected: number; missing?: unknown[] }>("disconnect", { client: socketId }, ACTION_ANSWER_MS);
+    this.sources.log.info({ socketId, answer }, "admin page: disconnect a socket");
+    if ("error" in answer) return answer;
+    if (answer.result.disconnected === 0) {
+      const incomplete = answer.result.missing?.length ? " (some workers did not answer)" : "";
+      return { error: { code: "NOT_FOUND", message: `no connection with that id in the cluster${incomplete}` } };
+    }
     return { result: { disconnected: socketId } };
   }
 
@@ -296,14 +365,10 @@ export class AdminPage {
     if (typeof channel !== "string" || data === undefined) {
       return { error: { code: "INVALID_ARGUMENT", message: "channel (string) and data are required" } };
     }
-    const ready = this.sources.supervisor.readyWorkers();
-    if (ready.length === 0) return { error: { code: "UNAVAILABLE", message: "no worker is ready" } };
-    const worker = ready[this.publishTurn++ % ready.length]!;
-    const [answer] = await this.ask([worker], { op: "publish", channel, data }, PUBLISH_ANSWER_MS);
-    this.sources.log.info({ channel, ok: answer?.op === "publish" && answer.ok }, "admin page: publish a test message");
-    if (!answer || answer.op !== "publish") return { error: { code: "UNAVAILABLE", message: "the worker did not answer in time" } };
-    if (!answer.ok) return { error: { code: answer.code, message: answer.message } };
-    return { result: { messageId: answer.messageId } };
+    const answer = await this.sources.api.call<{ messageId: string }>("publish", { channel, data }, ACTION_ANSWER_MS);
+    this.sources.log.info({ channel, ok: "result" in answer }, "admin page: publish a test message");
+    if ("error" in answer) return answer;
+    return { result: { messageId: answer.result.messageId } };
   }
 
   /** Asks these workers and collects what they answer within `timeoutMs`. */
@@ -364,7 +429,11 @@ export interface AdminState {
   workers: WorkerState[];
   unanswered: number;
   totals: { connections: number; published: number; delivered: number };
-  channels: { top: AdminChannel[]; perWorkerSum: number };
+  /** `cluster`: subscriber counts across the cluster (server API); `host`: this host's workers only. */
+  channels: { scope: "cluster" | "host"; top: AdminChannel[]; truncated?: boolean };
+  cluster:
+    | { available: true; at: number; nodes: ClusterNode[]; missing: { uid: string; name?: string }[]; error?: string }
+    | { available: false; error: string };
   recovery: {
     maxDisconnectionMs: number;
     recovered: number;
@@ -373,6 +442,31 @@ export interface AdminState {
     sessionsKept: number | undefined;
   };
   persistence: { sink: Config["persistence"]["sink"]; queueDepth: number; spilled: number; storeErrors: number };
+}
+
+/** The cluster's busiest channels with the presence counts one worker read. */
+function clusterChannels(view: ClusterView, answers: AdminResult[]): AdminState["channels"] {
+  const counts = answers.find((a) => a.op === "presence")?.counts ?? {};
+  const top = view.channels.map((c): AdminChannel => (counts[c.channel] === undefined ? { ...c } : { ...c, presence: counts[c.channel] }));
+  return view.truncated ? { scope: "cluster", top, truncated: true } : { scope: "cluster", top };
+}
+
+/** This host's busiest channels, summed over its workers' answers. */
+function hostChannels(answers: AdminResult[]): AdminState["channels"] {
+  const merged = new Map<string, AdminChannel>();
+  for (const answer of answers) {
+    if (answer.op !== "channels") continue;
+    for (const entry of answer.channels) {
+      const seen = merged.get(entry.channel);
+      if (!seen) merged.set(entry.channel, { ...entry });
+      else {
+        seen.subscribers += entry.subscribers;
+        seen.presence = entry.presence ?? seen.presence;
+      }
+    }
+  }
+  const top = [...merged.values()].sort((a, b) => b.subscribers - a.subscribers || (a.channel < b.channel ? -1 : 1)).slice(0, CHANNELS_SHOWN);
+  return { scope: "host", top };
 }
 
 /** A sample's value in one process's snapshot (summed over matching label sets); null when absent or NaN. */

@@ -13,6 +13,7 @@ import { loadRecoveryState, saveRecoveryState } from "./recovery-state.js";
 import { createHealthServer, loginRouteWhere } from "./health-server.js";
 import { HostMetrics } from "./metrics.js";
 import { AdminPage } from "./admin.js";
+import { ServerApiClient } from "./server-api-client.js";
 import { hostPresence } from "./presence-host.js";
 import { Supervisor } from "./supervisor.js";
 import { keepPrimaryYoungGenerationSmall, workerExecArgv } from "./heap-tuning.js";
@@ -138,13 +139,24 @@ async function main(): Promise<void> {
     log: log.child({ component: "balancer" }),
   });
   const metrics = new HostMetrics({ supervisor, refused: () => balancer.refusedTotal });
+  // The main port once bound (PORT=0 asks the system): the admin page calls the server API there.
+  let mainPort = config.port;
   const admin = config.adminPassword
-    ? new AdminPage({ config, supervisor, metrics, adapterHost, version: packageVersion(), log: log.child({ component: "admin" }) })
+    ? new AdminPage({
+        config,
+        supervisor,
+        metrics,
+        adapterHost,
+        api: new ServerApiClient(config, () => mainPort),
+        version: packageVersion(),
+        log: log.child({ component: "admin" }),
+      })
     : undefined;
   const health = createHealthServer(config, () => !draining && supervisor.allReady(), log.child({ component: "health" }), metrics, admin);
 
   supervisor.start();
   const port = await balancer.listen(config.port, config.host);
+  mainPort = port;
   await new Promise<void>((resolveListen, reject) => {
     health.once("error", reject);
     health.listen(config.healthPort, config.host, () => resolveListen());

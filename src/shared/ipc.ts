@@ -30,14 +30,12 @@ export type PresenceOpResult =
   | boolean
   | null;
 
-/** What the admin page asks a worker (src/worker/admin.ts). */
+/** What the admin page asks a worker (src/worker/admin.ts); its actions go through the server API. */
 export type AdminRequest =
   /** Its busiest channels (by local subscribers), at most `limit`, with presence counts for the first `presenceOf`. */
   | { op: "channels"; limit: number; presenceOf: number }
-  /** Close this socket when it is connected to this worker. */
-  | { op: "disconnect"; socketId: string }
-  /** Publish a message to a channel as the server (no publishing socket). */
-  | { op: "publish"; channel: string; data: unknown };
+  /** Presence members of these channels (presence is shared: one worker's read is the cluster's). */
+  | { op: "presence"; channels: string[] };
 
 export interface AdminChannel {
   channel: string;
@@ -48,9 +46,8 @@ export interface AdminChannel {
 
 export type AdminResult =
   | { op: "channels"; channels: AdminChannel[]; total: number }
-  | { op: "disconnect"; found: boolean }
-  | { op: "publish"; ok: true; messageId: string }
-  | { op: "publish"; ok: false; code: string; message: string };
+  /** A channel's count is absent when its read failed. */
+  | { op: "presence"; counts: Record<string, number> };
 
 type Tagged<T> = T & { source: typeof IPC_SOURCE };
 

@@ -20,7 +20,8 @@ export interface AdminStateBody {
   mode: string;
   workers: { slot: number; pid: number | undefined; state: string; answered: boolean; connections: number | null; published: number | null; rssBytes: number | null; lagMs: number | null; restarts: number }[];
   totals: { connections: number; published: number; delivered: number };
-  channels: { top: { channel: string; subscribers: number; presence?: number }[] };
+  channels: { scope: "cluster" | "host"; top: { channel: string; subscribers: number; presence?: number }[] };
+  cluster: { available: boolean; error?: string; nodes?: { host: string; pid: number; num_clients: number }[]; missing?: unknown[] };
   recovery: { maxDisconnectionMs: number; recovered: number };
   persistence: { sink: string; queueDepth: number };
 }
