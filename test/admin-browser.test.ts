@@ -131,6 +131,22 @@ describe.skipIf(!executablePath && !inCi)("admin page in a browser", () => {
     expect(problems).toEqual([]);
   });
 
+  it("shows the workers stuck and the server API unavailable, then back, without console errors", async () => {
+    const pids = server.liveWorkerPids();
+    for (const pid of pids) process.kill(pid, "SIGSTOP");
+    try {
+      await waitFor(async () => (await page.textContent("#banner"))?.includes("cluster view is unavailable"), {
+        what: "the page to say the server API is unavailable",
+        timeoutMs: 30_000,
+      });
+      expect(await page.textContent("#banner")).toContain("not answering");
+    } finally {
+      for (const pid of pids) process.kill(pid, "SIGCONT");
+    }
+    await waitFor(async () => await page.isHidden("#banner"), { what: "the banner to go", timeoutMs: 30_000 });
+    expect(problems).toEqual([]);
+  });
+
   it("shows a worker that died, then shows it back, without console errors", async () => {
     const [victim] = server.liveWorkerPids();
     process.kill(victim!, "SIGKILL");
