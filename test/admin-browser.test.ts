@@ -43,7 +43,8 @@ describe.skipIf(!executablePath && !inCi)("admin page in a browser", () => {
 
   beforeAll(async () => {
     if (!executablePath) throw new Error("CI=true and no chromium: install Debian's chromium (.ci/run does) or set CHROMIUM_PATH");
-    server = await startServer({ workers: 2, env: { ADMIN_PASSWORD } });
+    // A killed worker stays down 3 s before its restart: long enough for the page's 1 s polls to see it.
+    server = await startServer({ workers: 2, env: { ADMIN_PASSWORD, WORKER_RESTART_DELAY_MS: "3000" } });
     // --no-sandbox: CI runs as root, where Chromium's sandbox cannot start.
     browser = await chromium.launch({ executablePath, args: ["--no-sandbox"] });
     page = await browser.newPage();
@@ -150,7 +151,7 @@ describe.skipIf(!executablePath && !inCi)("admin page in a browser", () => {
   it("shows a worker that died, then shows it back, without console errors", async () => {
     const [victim] = server.liveWorkerPids();
     process.kill(victim!, "SIGKILL");
-    await waitFor(async () => (await page.textContent("#banner"))?.includes("worker"), { what: "the page to show the worker missing" });
+    await waitFor(async () => (await page.textContent("#banner"))?.includes("is restarting"), { what: "the page to show the worker restarting" });
     await waitFor(async () => server.liveWorkerPids().length === 2, { what: "the worker restarted", timeoutMs: 30_000 });
     await waitFor(async () => (await page.isHidden("#banner")), { what: "the banner to go", timeoutMs: 30_000 });
     const pids = await page.$$eval("#workers tbody tr[data-pid]", (rows) => rows.map((r) => Number(r.getAttribute("data-pid"))));

@@ -49,7 +49,7 @@ export interface ClusterNode {
 interface ClusterView {
   at: number;
   nodes: ClusterNode[];
-  channels: { channel: string; subscribers: number }[];
+  channels: AdminChannel[];
   truncated: boolean;
   /** Workers that did not answer the API's question in time. */
   missing: { uid: string; name?: string }[];
@@ -247,7 +247,7 @@ export class AdminPage {
     const [gathered, channelAnswers] = await Promise.all([
       metrics.gather(),
       cluster.view
-        ? this.presenceOf(cluster.view.channels.map((c) => c.channel))
+        ? Promise.resolve([])
         : // No cluster view: the page shows this host's channels, from its workers.
           this.ask(supervisor.connectedWorkers(), { op: "channels", limit: CHANNELS_SHOWN * 2, presenceOf: CHANNELS_SHOWN }, WORKER_ANSWER_MS),
     ]);
@@ -282,7 +282,7 @@ export class AdminPage {
       workers,
       unanswered: gathered.missing.length,
       totals: { connections: sum("connections"), published: sum("messages_published_total"), delivered: sum("messages_delivered_total") },
-      channels: cluster.view ? clusterChannels(cluster.view, channelAnswers) : hostChannels(channelAnswers),
+      channels: cluster.view ? clusterChannels(cluster.view) : hostChannels(channelAnswers),
       cluster: cluster.view
         ? { available: true, at: cluster.view.at, nodes: cluster.view.nodes, missing: cluster.view.missing, ...(cluster.error ? { error: cluster.error } : {}) }
         : { available: false, error: cluster.error ?? "not asked yet" },
@@ -329,9 +329,12 @@ export class AdminPage {
     }
     if ("error" in info || "error" in channels) return; // narrowed above
     const top = Object.entries(channels.result.channels)
-      .map(([channel, { num_clients }]) => ({ channel, subscribers: num_clients }))
+      .map(([channel, { num_clients }]): AdminChannel => ({ channel, subscribers: num_clients }))
       .sort((a, b) => b.subscribers - a.subscribers || (a.channel < b.channel ? -1 : 1))
       .slice(0, CHANNELS_SHOWN);
+    // Presence counts with the list, not per poll: a read copies a channel's whole member list.
+    const counts = (await this.presenceOf(top.map((c) => c.channel))).find((a) => a.op === "presence")?.counts ?? {};
+    for (const entry of top) if (counts[entry.channel] !== undefined) entry.presence = counts[entry.channel];
     const missing = new Map([...(info.result.missing ?? []), ...(channels.result.missing ?? [])].map((m) => [m.uid, m]));
     this.cluster = {
       view: { at: Date.now(), nodes: info.result.nodes, channels: top, truncated: channels.result.truncated === true, missing: [...missing.values()] },
@@ -444,10 +447,9 @@ export interface AdminState {
   persistence: { sink: Config["persistence"]["sink"]; queueDepth: number; spilled: number; storeErrors: number };
 }
 
-/** The cluster's busiest channels with the presence counts one worker read. */
-function clusterChannels(view: ClusterView, answers: AdminResult[]): AdminState["channels"] {
-  const counts = answers.find((a) => a.op === "presence")?.counts ?? {};
-  const top = view.channels.map((c): AdminChannel => (counts[c.channel] === undefined ? { ...c } : { ...c, presence: counts[c.channel] }));
+/** The cluster's busiest channels, with the presence counts read along with them. */
+function clusterChannels(view: ClusterView): AdminState["channels"] {
+  const top = view.channels.map((c) => ({ ...c }));
   return view.truncated ? { scope: "cluster", top, truncated: true } : { scope: "cluster", top };
 }
 
