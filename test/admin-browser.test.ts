@@ -119,6 +119,23 @@ describe.skipIf(!executablePath && !inCi)("admin page in a browser", () => {
     expect(problems).toEqual([]);
   });
 
+  it("lists a channel's presence members and disconnects one from the list", async () => {
+    const channel = "browser-members";
+    const member = await connect(server.url, server.token());
+    const id = member.id!;
+    expect(await request(member, "channel:subscribe", channel)).toEqual({ success: true });
+    expect(await request(member, "presenceSet:enter", channel, { name: "Ada" })).toMatchObject({ success: true });
+    const row = `#channels tr[data-channel="${channel}"] button.members`;
+    await page.waitForSelector(row);
+    await page.click(row);
+    await page.waitForSelector(`#members-table tr[data-socket="${id}"]`);
+    expect(await page.textContent(`#members-table tr[data-socket="${id}"]`)).toContain("Ada");
+    const closed = nextEvent<string>(member, "disconnect");
+    await page.click(`#members-table tr[data-socket="${id}"] button`);
+    expect(await closed).toBe("io server disconnect");
+    expect(problems).toEqual([]);
+  });
+
   it("publishes a test message from the page that a subscriber receives", async () => {
     const channel = "browser-test-message";
     const listener: Socket = await connect(server.url, server.token());

@@ -122,6 +122,16 @@ describe.each(MODES)("admin page (%s mode)", (mode) => {
     expect(state.workers.reduce((n, w) => n + (w.connections ?? 0), 0)).toBe(state.totals.connections);
     expect(state.persistence.sink).toBe("embedded");
 
+    // The members behind the count, for picking one to disconnect; a read that needs the session.
+    const presenceUrl = `${server.healthUrl}/admin/presence?channel=${channel}`;
+    expect((await fetch(presenceUrl)).status).toBe(401);
+    const members = (await (await fetch(presenceUrl, { headers: { cookie: admin.cookie } })).json()) as {
+      result: { total: number; members: { client: string; info: Record<string, string> }[] };
+    };
+    expect(members.result.total).toBe(2);
+    expect(members.result.members.map((m) => m.client).sort()).toEqual([a.id, b.id].sort());
+    expect(members.result.members.find((m) => m.client === a.id)?.info).toMatchObject({ name: a.id });
+
     const before = state.totals.published;
     expect(await request(a, "message:queue", channel, { n: 1 })).toMatchObject({ success: true });
     await waitFor(async () => (await admin.state()).totals.published > before, { what: "the published counter to move" });

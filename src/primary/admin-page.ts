@@ -43,6 +43,8 @@ const STYLE = `
   dt { color: var(--muted); } dd { margin: 0; font-variant-numeric: tabular-nums; }
   .login { max-width: 22em; margin: 15vh auto; }
   .login form { flex-direction: column; align-items: stretch; }
+  #members { margin-top: 0.8em; }
+  #members td:nth-child(2) { text-align: left; font-family: ui-monospace, monospace; font-size: 0.9em; word-break: break-all; }
 `;
 
 function page(title: string, body: string, script: string | undefined, meta = ""): { html: string; nonce: string } {
@@ -102,7 +104,9 @@ const BODY = `
 <table id="cluster"><thead><tr><th>worker</th><th>host</th><th>pid</th><th>connections</th><th>channels</th><th>up</th><th>version</th></tr></thead><tbody></tbody></table></section>
 <section><h2>Busiest channels <span class="muted" id="channels-scope"></span></h2>
 <table id="channels"><thead><tr><th>channel</th><th>subscribers</th><th>presence</th><th></th></tr></thead><tbody></tbody></table>
-<p class="muted" id="channels-note"></p></section>
+<p class="muted" id="channels-note"></p>
+<div id="members" hidden><h2>Present in <span id="members-channel"></span> <span class="muted" id="members-count"></span></h2>
+<table id="members-table"><thead><tr><th>socket id</th><th>info</th><th></th></tr></thead><tbody></tbody></table></div></section>
 <section><h2>Recovery and persistence</h2><dl id="status"></dl></section>
 <section><h2>Actions</h2>
 <form id="publish-form"><input id="publish-channel" placeholder="channel" required size="18">
@@ -223,9 +227,15 @@ function render(state) {
     const tr = document.createElement("tr");
     cell(tr, c.channel); cell(tr, fmt(c.subscribers)); cell(tr, c.presence === undefined ? "–" : fmt(c.presence));
     const td = cell(tr, "");
+    if (c.presence) {
+      const m = document.createElement("button"); m.className = "link members"; m.type = "button"; m.textContent = "members…";
+      m.addEventListener("click", () => showMembers(c.channel));
+      td.append(m, " ");
+    }
     const b = document.createElement("button"); b.className = "link"; b.type = "button"; b.textContent = "publish…";
     b.addEventListener("click", () => { $("publish-channel").value = c.channel; $("publish-data").focus(); });
     td.appendChild(b);
+    tr.dataset.channel = c.channel;
     cbody.appendChild(tr);
   }
   const where = state.channels.scope === "cluster" ? "in the cluster" : "on this host";
@@ -242,7 +252,7 @@ function render(state) {
     $("cluster-note").textContent = "(" + cl.nodes.length + " workers on " + hosts.size + (hosts.size === 1 ? " host" : " hosts") + (cl.missing.length ? ", " + cl.missing.length + " not answering" : "") + ")";
     for (const n of cl.nodes) {
       const tr = document.createElement("tr");
-      cell(tr, n.name + " #" + n.worker, n.host === state.host ? "" : "muted");
+      cell(tr, "worker " + n.worker + (n.host === state.host ? " (this host)" : ""));
       cell(tr, n.host); cell(tr, String(n.pid)); cell(tr, fmt(n.num_clients)); cell(tr, fmt(n.num_channels));
       cell(tr, ago(Math.round(n.uptime))); cell(tr, n.version);
       kbody.appendChild(tr);
@@ -283,6 +293,31 @@ async function poll() {
     banner("The server is unreachable; retrying.");
   }
   timer = setTimeout(poll, POLL_MS);
+}
+
+async function showMembers(channel) {
+  const box = $("members"), body = $("members-table").tBodies[0];
+  box.hidden = false; body.textContent = "";
+  $("members-channel").textContent = channel; $("members-count").textContent = "…";
+  try {
+    const res = await fetch("/admin/presence?channel=" + encodeURIComponent(channel), { cache: "no-store", credentials: "same-origin" });
+    const answer = await res.json().catch(() => null);
+    if (!answer || !answer.result) { $("members-count").textContent = answer && answer.error ? answer.error.code + ": " + answer.error.message : "HTTP " + res.status; return; }
+    const r = answer.result;
+    $("members-count").textContent = "(" + r.total + (r.total > r.members.length ? ", first " + r.members.length + " shown" : "") + ")";
+    for (const m of r.members) {
+      const tr = document.createElement("tr");
+      tr.dataset.socket = m.client;
+      cell(tr, m.client); cell(tr, JSON.stringify(m.info));
+      const td = cell(tr, "");
+      const b = document.createElement("button"); b.className = "link"; b.type = "button"; b.textContent = "disconnect";
+      b.addEventListener("click", async () => { await act("/admin/disconnect", { socketId: m.client }); showMembers(channel); });
+      td.appendChild(b);
+      body.appendChild(tr);
+    }
+  } catch (err) {
+    $("members-count").textContent = "The server is unreachable.";
+  }
 }
 
 async function act(path, payload) {

@@ -28,6 +28,8 @@ const ACTION_ANSWER_MS = 10_000;
 export const CLUSTER_REFRESH_MS = 2000;
 /** How long the cluster-wide questions may take (the API waits up to 5 s for a silent worker). */
 const CLUSTER_ANSWER_MS = 7000;
+/** Presence members listed for one channel. */
+const PRESENCE_SHOWN = 200;
 /** Channels shown: the busiest. */
 const CHANNELS_SHOWN = 20;
 
@@ -129,6 +131,20 @@ export class AdminPage {
         (err: unknown) => {
           this.sources.log.error({ err }, "admin page: could not build the state");
           json(res, 500, { error: { code: "INTERNAL", message: "could not collect the state" } });
+        },
+      );
+      return true;
+    }
+    if (req.method === "GET" && path === "/admin/presence") {
+      // A read: the SameSite=Strict cookie keeps other sites from sending it, and its JSON is not
+      // readable across origins, so it needs no CSRF token.
+      if (!session) return json(res, 401, { error: { code: "UNAUTHENTICATED", message: "log in at /admin" } });
+      const channel = new URL(req.url ?? "/", "http://admin").searchParams.get("channel") ?? "";
+      this.members(channel).then(
+        (answer) => json(res, "error" in answer ? (answer.error.code === "UNAVAILABLE" ? 503 : 400) : 200, answer),
+        (err: unknown) => {
+          this.sources.log.error({ err }, "admin page: could not read presence");
+          json(res, 500, { error: { code: "INTERNAL", message: "could not read presence" } });
         },
       );
       return true;
@@ -346,6 +362,14 @@ export class AdminPage {
     const worker = this.sources.supervisor.readyWorkers()[0];
     if (!worker || channels.length === 0) return [];
     return this.ask([worker], { op: "presence", channels }, WORKER_ANSWER_MS);
+  }
+
+  /** A channel's presence members (the first PRESENCE_SHOWN), so that one can be picked to disconnect. */
+  private async members(channel: string): Promise<ActionAnswer> {
+    const answer = await this.sources.api.call<{ presence: Record<string, { client: string; info: Record<string, string> }> }>("presence", { channel }, ACTION_ANSWER_MS);
+    if ("error" in answer) return answer;
+    const members = Object.values(answer.result.presence);
+    return { result: { channel, total: members.length, members: members.slice(0, PRESENCE_SHOWN) } };
   }
 
   private async disconnect(body: unknown): Promise<ActionAnswer> {
