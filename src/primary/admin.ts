@@ -141,7 +141,7 @@ export class AdminPage {
       if (!session) return json(res, 401, { error: { code: "UNAUTHENTICATED", message: "log in at /admin" } });
       const channel = new URL(req.url ?? "/", "http://admin").searchParams.get("channel") ?? "";
       this.members(channel).then(
-        (answer) => json(res, "error" in answer ? (answer.error.code === "UNAVAILABLE" ? 503 : 400) : 200, answer),
+        (answer) => json(res, "error" in answer ? actionStatus(answer.error.code) : 200, answer),
         (err: unknown) => {
           this.sources.log.error({ err }, "admin page: could not read presence");
           json(res, 500, { error: { code: "INTERNAL", message: "could not read presence" } });
@@ -166,7 +166,7 @@ export class AdminPage {
         }
         const action = path === "/admin/disconnect" ? this.disconnect(parsed) : this.publish(parsed);
         action.then(
-          (answer) => json(res, "error" in answer ? 400 : 200, answer),
+          (answer) => json(res, "error" in answer ? actionStatus(answer.error.code) : 200, answer),
           (err: unknown) => {
             this.sources.log.error({ err }, "admin page: an action failed");
             json(res, 500, { error: { code: "INTERNAL", message: "the action failed" } });
@@ -426,6 +426,13 @@ export class AdminPage {
   private drop(pending: Pending, workerId: number): void {
     if (pending.waiting.delete(workerId) && pending.waiting.size === 0) pending.done();
   }
+}
+
+/** The HTTP status of an action's failure code. */
+function actionStatus(code: string): number {
+  if (code === "NOT_FOUND") return 404;
+  if (code === "UNAVAILABLE" || code === "OVERLOADED" || code === "STORE_UNAVAILABLE") return 503;
+  return 400;
 }
 
 type ActionAnswer = { result: object } | { error: { code: string; message: string } };
