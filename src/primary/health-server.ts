@@ -7,6 +7,11 @@ import type { Logger } from "../shared/logger.js";
 /** The largest `POST /login` body accepted. */
 const LOGIN_BODY_MAX = 4096;
 
+/** The admin page's routes under /admin (src/primary/admin.ts); absent when ADMIN_PASSWORD is unset. */
+export interface AdminRoutes {
+  handle(req: IncomingMessage, res: ServerResponse, path: string): boolean;
+}
+
 /** What `GET /metrics` serves: the host's metrics in Prometheus text format. */
 export interface MetricsSource {
   scrape(): Promise<string>;
@@ -16,11 +21,13 @@ export interface MetricsSource {
 /**
  * The side HTTP port: `GET /` (the reference load balancer's check), `/healthz` (alive),
  * `/readyz` (every worker ready and not draining), `GET /metrics` (Prometheus; behind
- * METRICS_TOKEN when set) and, when LOGIN_ROUTE enables it, `POST /login`.
+ * METRICS_TOKEN when set), when LOGIN_ROUTE enables it `POST /login`, and when ADMIN_PASSWORD is
+ * set the admin page under /admin.
  */
-export function createHealthServer(config: Config, isReady: () => boolean, log: Logger, metrics?: MetricsSource): Server {
+export function createHealthServer(config: Config, isReady: () => boolean, log: Logger, metrics?: MetricsSource, admin?: AdminRoutes): Server {
   const server = createServer((req, res) => {
-    const path = (req.url ?? "/").split("?")[0];
+    const path = (req.url ?? "/").split("?")[0] ?? "/";
+    if (admin?.handle(req, res, path)) return;
     if (req.method === "GET" && path === "/") return text(res, 200, "Server is healthy");
     if (req.method === "GET" && path === "/healthz") return text(res, 200, "ok");
     if (req.method === "GET" && path === "/readyz") {

@@ -12,6 +12,8 @@ import { Balancer } from "./balancer.js";
 import { loadRecoveryState, saveRecoveryState } from "./recovery-state.js";
 import { createHealthServer, loginRouteWhere } from "./health-server.js";
 import { HostMetrics } from "./metrics.js";
+import { AdminPage } from "./admin.js";
+import { ServerApiClient } from "./server-api-client.js";
 import { hostPresence } from "./presence-host.js";
 import { Supervisor } from "./supervisor.js";
 import { keepPrimaryYoungGenerationSmall, workerExecArgv } from "./heap-tuning.js";
@@ -73,6 +75,15 @@ function announceGeneratedKey(config: Config): void {
   );
 }
 
+/** The server's version, from package.json (shown on the admin page). */
+function packageVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(resolve(__dirname, "../../../package.json"), "utf8")) as { version?: string }).version ?? "unknown";
+  } catch {
+    return "unknown";
+  }
+}
+
 async function main(): Promise<void> {
   process.title = "cerebellum-primary";
   const runtime = judgeRuntime(process.versions.node);
@@ -128,10 +139,24 @@ async function main(): Promise<void> {
     log: log.child({ component: "balancer" }),
   });
   const metrics = new HostMetrics({ supervisor, refused: () => balancer.refusedTotal });
-  const health = createHealthServer(config, () => !draining && supervisor.allReady(), log.child({ component: "health" }), metrics);
+  // The main port once bound (PORT=0 asks the system): the admin page calls the server API there.
+  let mainPort = config.port;
+  const admin = config.adminPassword
+    ? new AdminPage({
+        config,
+        supervisor,
+        metrics,
+        adapterHost,
+        api: new ServerApiClient(config, () => mainPort),
+        version: packageVersion(),
+        log: log.child({ component: "admin" }),
+      })
+    : undefined;
+  const health = createHealthServer(config, () => !draining && supervisor.allReady(), log.child({ component: "health" }), metrics, admin);
 
   supervisor.start();
   const port = await balancer.listen(config.port, config.host);
+  mainPort = port;
   await new Promise<void>((resolveListen, reject) => {
     health.once("error", reject);
     health.listen(config.healthPort, config.host, () => resolveListen());
@@ -139,7 +164,7 @@ async function main(): Promise<void> {
   // The ports bound (PORT or HEALTH_PORT 0 asks the system for a free one).
   const healthAddress = health.address();
   const healthPort = typeof healthAddress === "object" && healthAddress ? healthAddress.port : config.healthPort;
-  log.info({ port, healthPort, workers: config.workers, mode: config.mode, metrics: config.metricsToken ? "bearer token" : "open" }, "cerebellum listening");
+  log.info({ port, healthPort, workers: config.workers, mode: config.mode, metrics: config.metricsToken ? "bearer token" : "open", admin: admin ? `http://${config.host}:${healthPort}/admin` : "off" }, "cerebellum listening");
   // Whether the side port mints tokens, and for whom: said once, at every start.
   const loginWhere = loginRouteWhere(config);
   const loginLine = { loginRoute: config.loginRoute, url: `http://${config.host}:${healthPort}/login` };

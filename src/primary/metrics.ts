@@ -13,8 +13,22 @@ export interface HostMetricSources {
   refused: () => { rate: number; full: number };
 }
 
+/** One worker's snapshot, as the admin page reads them (not summed). */
+export interface WorkerSnapshot {
+  workerId: number;
+  pid: number | undefined;
+  snapshot: MetricSnapshot;
+}
+
+/** One round of asking the workers: what came back in time, and who did not answer. */
+export interface Gathered {
+  workers: WorkerSnapshot[];
+  primary: MetricSnapshot;
+  missing: number[];
+}
+
 interface Collection {
-  snapshots: MetricSnapshot[];
+  snapshots: WorkerSnapshot[];
   waiting: Set<number>;
   done: () => void;
 }
@@ -34,6 +48,7 @@ export class HostMetrics {
   private readonly collections = new Map<number, Collection>();
   private nextId = 0;
   private inFlight: Promise<string> | undefined;
+  private gathering: Promise<Gathered> | undefined;
   private readonly missing: Gauge;
 
   constructor(private readonly sources: HostMetricSources) {
@@ -77,7 +92,7 @@ export class HostMetrics {
       registers,
     });
     supervisor.on("message", (worker: Worker, message: WorkerMessage) => {
-      if (message.type === "metrics") this.answered(worker.id, message.id, message.metrics);
+      if (message.type === "metrics") this.answered(worker, message.id, message.metrics);
     });
     supervisor.on("exit", (workerId: number) => {
       for (const collection of this.collections.values()) this.drop(collection, workerId);
@@ -86,9 +101,11 @@ export class HostMetrics {
 
   /** The host's metrics in Prometheus text format. */
   scrape(): Promise<string> {
-    this.inFlight ??= this.collect().finally(() => {
-      this.inFlight = undefined;
-    });
+    this.inFlight ??= this.gather()
+      .then(({ workers, primary }) => aggregateMetrics([...workers.map((w) => w.snapshot), primary]))
+      .finally(() => {
+        this.inFlight = undefined;
+      });
     return this.inFlight;
   }
 
@@ -97,10 +114,21 @@ export class HostMetrics {
     return this.registry.contentType;
   }
 
-  private async collect(): Promise<string> {
+  /**
+   * Every worker's snapshot apart (the admin page's per-worker view) and the primary's own.
+   * Requests that arrive while one round is out share it, scrapes of /metrics included.
+   */
+  gather(): Promise<Gathered> {
+    this.gathering ??= this.collect().finally(() => {
+      this.gathering = undefined;
+    });
+    return this.gathering;
+  }
+
+  private async collect(): Promise<Gathered> {
     const workers = this.sources.supervisor.connectedWorkers();
     const id = this.nextId++;
-    const snapshots: MetricSnapshot[] = [];
+    const snapshots: WorkerSnapshot[] = [];
     const waiting = new Set(workers.map((w) => w.id));
     await new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, WORKER_SNAPSHOT_TIMEOUT_MS);
@@ -117,16 +145,17 @@ export class HostMetrics {
       if (waiting.size === 0) collection.done();
     });
     this.collections.delete(id);
+    // Set before the primary's snapshot is read, so that this round's own gauge is in it.
     this.missing.set(waiting.size);
-    snapshots.push(await this.registry.getMetricsAsJSON());
-    return aggregateMetrics(snapshots);
+    return { workers: snapshots, primary: await this.registry.getMetricsAsJSON(), missing: [...waiting] };
   }
 
-  private answered(workerId: number, id: number, snapshot: MetricSnapshot): void {
+  private answered(worker: Worker, id: number, snapshot: MetricSnapshot): void {
     const collection = this.collections.get(id);
     // A late answer (its scrape gave up on this worker) is dropped.
-    if (!collection?.waiting.has(workerId)) return;
-    collection.snapshots.push(snapshot);
+    if (!collection?.waiting.has(worker.id)) return;
+    collection.snapshots.push({ workerId: worker.id, pid: worker.process.pid, snapshot });
+    const workerId = worker.id;
     this.drop(collection, workerId);
   }
 

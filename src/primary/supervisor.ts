@@ -49,6 +49,19 @@ interface Slot {
   /** The worker's presence lease id (clustered mode), from its ready message. */
   presenceOwner: string | undefined;
   restartTimer: NodeJS.Timeout | undefined;
+  /** Times this slot's worker was forked again (crash or rolling restart). */
+  restarts: number;
+}
+
+/** One worker slot as the admin page shows it. */
+export interface SlotInfo {
+  slot: number;
+  workerId: number | undefined;
+  pid: number | undefined;
+  state: "ready" | "starting" | "draining" | "restarting";
+  /** When the current worker was forked (ms since the epoch). */
+  startedAt: number;
+  restarts: number;
 }
 
 export interface SupervisorEvents {
@@ -89,6 +102,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         replacing: false,
         presenceOwner: undefined,
         restartTimer: undefined,
+        restarts: 0,
       };
       this.slots.push(slot);
       this.fork(slot);
@@ -148,6 +162,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     if (slot.replacing) {
       slot.replacing = false;
       this.restartsTotal.rolling++;
+      slot.restarts++;
       this.fork(slot);
       return;
     }
@@ -157,7 +172,20 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     const delay = Math.min(restartDelayMs * 2 ** (slot.failures - 1), restartMaxDelayMs);
     this.log.warn({ worker: worker.id, slot: slot.index, code, signal, restartInMs: delay }, "worker exited");
     this.restartsTotal.crash++;
+    slot.restarts++;
     slot.restartTimer = setTimeout(() => this.fork(slot), delay);
+  }
+
+  /** Every slot: its worker (if any), state and restarts. */
+  slotInfo(): SlotInfo[] {
+    return this.slots.map((s) => ({
+      slot: s.index,
+      workerId: s.worker?.id,
+      pid: s.worker?.process.pid,
+      state: !s.worker ? "restarting" : s.draining ? "draining" : s.ready ? "ready" : "starting",
+      startedAt: s.startedAt,
+      restarts: s.restarts,
+    }));
   }
 
   /** Ready, non-draining workers. */

@@ -40,6 +40,7 @@ const envSchema = z.object({
   HEALTH_PORT: z.preprocess(emptyToUndefined, port.default(3000)),
   LOGIN_ROUTE: z.preprocess(emptyToUndefined, z.enum(["off", "loopback", "on"]).default("off")),
   METRICS_TOKEN: z.preprocess(emptyToUndefined, z.string().min(16, "must be at least 16 characters").optional()),
+  ADMIN_PASSWORD: z.preprocess(emptyToUndefined, z.string().min(12, "must be at least 12 characters").optional()),
   WORKERS: z.preprocess(emptyToUndefined, int(1, 256).optional()),
   API_KEY: z.preprocess(emptyToUndefined, z.string().min(16, "must be at least 16 characters").optional()),
   HTTP_API_KEY: z.preprocess(emptyToUndefined, z.string().min(16, "must be at least 16 characters").optional()),
@@ -141,6 +142,8 @@ export interface Config {
   readonly loginRoute: "off" | "loopback" | "on";
   /** `GET /metrics` on the side port asks for `Authorization: Bearer <token>` when set; open otherwise. */
   readonly metricsToken: string | undefined;
+  /** The admin page (`GET /admin` on the side port) is on, behind this password, when set; off otherwise. */
+  readonly adminPassword: string | undefined;
   readonly workers: number;
   readonly mode: Mode;
   readonly apiKey: string;
@@ -372,6 +375,7 @@ export function loadConfig(
     healthPort: v.HEALTH_PORT,
     loginRoute: v.LOGIN_ROUTE,
     metricsToken: v.METRICS_TOKEN,
+    adminPassword: v.ADMIN_PASSWORD,
     workers: v.WORKERS ?? availableParallelism(),
     mode: redisUrl ? "clustered" : "embedded",
     apiKey,

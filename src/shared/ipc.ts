@@ -30,6 +30,25 @@ export type PresenceOpResult =
   | boolean
   | null;
 
+/** What the admin page asks a worker (src/worker/admin.ts); its actions go through the server API. */
+export type AdminRequest =
+  /** Its busiest channels (by local subscribers), at most `limit`, with presence counts for the first `presenceOf`. */
+  | { op: "channels"; limit: number; presenceOf: number }
+  /** Presence members of these channels (presence is shared: one worker's read is the cluster's). */
+  | { op: "presence"; channels: string[] };
+
+export interface AdminChannel {
+  channel: string;
+  subscribers: number;
+  /** Presence members (the whole cluster's: presence is shared); absent when not asked or unreadable. */
+  presence?: number;
+}
+
+export type AdminResult =
+  | { op: "channels"; channels: AdminChannel[]; total: number }
+  /** A channel's count is absent when its read failed. */
+  | { op: "presence"; counts: Record<string, number> };
+
 type Tagged<T> = T & { source: typeof IPC_SOURCE };
 
 /** Primary → worker. */
@@ -43,6 +62,8 @@ export type PrimaryMessage = Tagged<
   | { type: "presence:owner-died"; owner: string }
   /** A scrape of GET /metrics: answer with a `metrics` message carrying the same id. */
   | { type: "metrics:collect"; id: number }
+  /** The admin page asks (src/primary/admin.ts): answer with an `admin:result` carrying the same id. */
+  | { type: "admin:request"; id: number; request: AdminRequest }
 >;
 
 /** Worker → primary. */
@@ -55,10 +76,11 @@ export type WorkerMessage = Tagged<
   | { type: "connections"; count: number }
   /** This worker's metrics, for the scrape `id`. */
   | { type: "metrics"; id: number; metrics: MetricSnapshot }
+  | { type: "admin:result"; id: number; result: AdminResult }
 >;
 
-const PRIMARY_TYPES = new Set(["connection", "shutdown", "presence:result", "presence:owner-died", "metrics:collect"]);
-const WORKER_TYPES = new Set(["ready", "draining", "presence", "connections", "metrics"]);
+const PRIMARY_TYPES = new Set(["connection", "shutdown", "presence:result", "presence:owner-died", "metrics:collect", "admin:request"]);
+const WORKER_TYPES = new Set(["ready", "draining", "presence", "connections", "metrics", "admin:result"]);
 
 export function isPrimaryMessage(value: unknown): value is PrimaryMessage {
   return isTagged(value) && PRIMARY_TYPES.has(value.type);

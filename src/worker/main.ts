@@ -29,6 +29,7 @@ import { Evictions } from "./adapter/evictions.js";
 import { reportConnections } from "./connection-report.js";
 import { boundPrimaryBacklog, sendToPrimary } from "./primary-channel.js";
 import { observeWorker, workerMetrics, workerSnapshot } from "./metrics.js";
+import { answerAdmin } from "./admin.js";
 
 
 async function main(): Promise<void> {
@@ -206,6 +207,13 @@ async function main(): Promise<void> {
           (metrics) => send({ source: IPC_SOURCE, type: "metrics", id: msg.id, metrics }),
           // The primary stops waiting for this worker after its timeout and says so in the scrape.
           (err: unknown) => log.warn({ err }, "could not collect metrics"),
+        );
+        break;
+      case "admin:request":
+        answerAdmin(ctx, msg.request).then(
+          (result) => send({ source: IPC_SOURCE, type: "admin:result", id: msg.id, result }),
+          // The primary stops waiting after its timeout and tells the page.
+          (err: unknown) => log.warn({ err, op: msg.request.op }, "could not answer the admin page"),
         );
         break;
       default:
