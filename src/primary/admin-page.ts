@@ -209,7 +209,8 @@ function render(state) {
   for (const w of state.workers) {
     const tr = document.createElement("tr");
     tr.dataset.pid = String(w.pid || "");
-    cell(tr, "worker " + w.slot);
+    // The worker's id, as the cluster table names it (a replacement gets a new one); its slot while it has none.
+    cell(tr, w.workerId !== undefined && w.workerId !== null ? "worker " + w.workerId : "slot " + w.slot);
     cell(tr, w.pid ? String(w.pid) : "–");
     const st = w.state === "ready" && !w.answered ? "not answering" : w.state;
     cell(tr, st, w.state === "ready" && w.answered ? "good" : "bad");
@@ -277,7 +278,7 @@ function render(state) {
 
   const down = state.workers.filter((w) => w.state !== "ready" || !w.answered);
   const notes = [];
-  if (down.length) notes.push(down.map((w) => "worker " + w.slot + (w.state === "ready" ? " is not answering" : " is " + w.state)).join("; ") + ": its numbers are missing until it is back.");
+  if (down.length) notes.push(down.map((w) => (w.workerId !== undefined && w.workerId !== null ? "worker " + w.workerId : "slot " + w.slot) + (w.state === "ready" ? " is not answering" : " is " + w.state)).join("; ") + ": its numbers are missing until it is back.");
   if (!cl.available) notes.push("The cluster view is unavailable (" + cl.error + "): showing this host only; actions may fail.");
   banner(notes.join(" "));
 }
