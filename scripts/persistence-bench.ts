@@ -51,7 +51,7 @@ import { serializeStored, toStored } from "../src/persistence/record.js";
 import { SpillFile } from "../src/persistence/spill-file.js";
 import type { StoreResults, StoreSettings, StoreTask, StoreTaskOf } from "../src/persistence/store-ops.js";
 import { PooledStoreRunner, type StoreRunner } from "../src/persistence/store-runner.js";
-import { parseStat, ticksPerSecond } from "./loadtest/server-stats.js";
+import { parseStat, ticksPerSecond } from "../harness/procfs.js";
 import { DynaliteDirectWriter } from "./persistence/dynalite-direct.js";
 import type { PageReaderData } from "./persistence/page-reader.js";
 import { startStoreProcess, type StoreProcess } from "./persistence/store-process.js";

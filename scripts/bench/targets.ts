@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import type { Readable } from "node:stream";
+import { freePort } from "../../harness/net.js";
 import { sleep } from "../loadtest/clock.js";
 import { processTree, readProcess } from "../loadtest/server-stats.js";
 
@@ -42,18 +43,7 @@ export interface RunningTarget {
   stop(): Promise<void>;
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      server.close(() => resolvePort(port));
-    });
-  });
-}
+export { freePort };
 
 async function waitUntil(check: () => Promise<boolean> | boolean, timeoutMs: number, what: string, child: ChildProcess, output: string[]): Promise<void> {
   const deadline = Date.now() + timeoutMs;
