@@ -1,8 +1,7 @@
 import { createInterface } from "node:readline";
-import type { Readable } from "node:stream";
 
 /** Calls `onLine` with each whole line of the streams (a pipe may cut a line between two chunks). */
-export function onLines(streams: Array<Readable | null | undefined>, onLine: (line: string) => void): void {
+export function onLines(streams: Array<NodeJS.ReadableStream | null | undefined>, onLine: (line: string) => void): void {
   for (const input of streams) if (input) createInterface({ input, crlfDelay: Infinity }).on("line", onLine);
 }
 
@@ -16,7 +15,7 @@ export class LogTail {
     private readonly skip?: RegExp,
   ) {}
 
-  attach(...streams: Array<Readable | null | undefined>): this {
+  attach(...streams: Array<NodeJS.ReadableStream | null | undefined>): this {
     onLines(streams, (line) => this.push(line));
     return this;
   }

@@ -55,6 +55,18 @@ export function childrenOf(ppid: number): number[] {
     .map((s) => s.pid);
 }
 
+/** True once the process is gone or a zombie (an orphan that nobody reaped yet has still exited). */
+export function isGone(pid: number): boolean {
+  try {
+    // "pid (comm) S ...": the state follows the last ')'.
+    const text = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return text.slice(text.lastIndexOf(")") + 2, text.lastIndexOf(")") + 3) === "Z";
+  } catch {
+    return true; // no such process
+  }
+}
+
+/** A process's command line, its arguments joined by spaces ("" once it is gone). */
 export function cmdlineOf(pid: number): string {
   try {
     return readFileSync(`/proc/${pid}/cmdline`, "utf8").replace(/\0/g, " ");

@@ -5,6 +5,7 @@ import { waitFor } from "./wait.js";
 
 export interface RedisInstance {
   port: number;
+  pid: number;
   url: string;
   stop(): Promise<void>;
 }
@@ -49,6 +50,7 @@ async function tryStartRedis(p: number): Promise<RedisInstance | undefined> {
   if (up === "exited") return undefined;
   return {
     port: p,
+    pid: child.pid!,
     url,
     stop: () =>
       new Promise<void>((resolve) => {

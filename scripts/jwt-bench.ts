@@ -29,6 +29,7 @@ import Piscina from "piscina";
 import { loadConfig, type JwtAlgorithm } from "../src/shared/config.js";
 import { buildKeys, verifyToken, type VerifierKeys, type VerifyResult } from "../src/worker/jwt-verify.js";
 import { JwtVerifier } from "../src/worker/jwt-verifier.js";
+import { median } from "../harness/stats.js";
 
 const TASK_FILE = resolve(__dirname, "../src/worker/tasks/verify-tokens.js");
 /** The bench must end by itself; past this it reports what it has not finished and exits 1. */
@@ -266,11 +267,6 @@ function buildGroups(): Group[] {
 // ---------------------------------------------------------------------------------------------
 // Report
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-};
 const fmt = (x: number, digits = 1) => x.toFixed(digits);
 
 interface Row {

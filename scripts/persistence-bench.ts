@@ -31,7 +31,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
@@ -51,7 +50,9 @@ import { serializeStored, toStored } from "../src/persistence/record.js";
 import { SpillFile } from "../src/persistence/spill-file.js";
 import type { StoreResults, StoreSettings, StoreTask, StoreTaskOf } from "../src/persistence/store-ops.js";
 import { PooledStoreRunner, type StoreRunner } from "../src/persistence/store-runner.js";
+import { freePort } from "../harness/net.js";
 import { parseStat, ticksPerSecond } from "../harness/procfs.js";
+import { median, percentile } from "../harness/stats.js";
 import { DynaliteDirectWriter } from "./persistence/dynalite-direct.js";
 import type { PageReaderData } from "./persistence/page-reader.js";
 import { startStoreProcess, type StoreProcess } from "./persistence/store-process.js";
@@ -123,31 +124,10 @@ function processCpuUs(pid: number): number {
   }
 }
 
-const median = (xs: number[]) => {
-  if (xs.length === 0) return Number.NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-};
-const percentile = (xs: number[], p: number) => {
-  if (xs.length === 0) return Number.NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
-};
+const pct = (xs: number[], p: number) => percentile(xs, p) ?? Number.NaN;
 
 // ---------------------------------------------------------------------------------------------
 // Local services, each in its own process
-
-function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const s = createServer();
-    s.on("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const a = s.address();
-      s.close(() => resolvePort(typeof a === "object" && a ? a.port : 0));
-    });
-  });
-}
 
 const children: ChildProcess[] = [];
 const stores: StoreProcess[] = [];
@@ -454,8 +434,8 @@ async function runStoreVariant(variant: StoreVariant): Promise<StoreRow> {
     perSecond: median(perSecond),
     loopUsPerMessage: median(loopUs),
     storeUsPerMessage: storeUs,
-    pageP50Ms: percentile(latencies, 50),
-    pageP99Ms: percentile(latencies, 99),
+    pageP50Ms: pct(latencies, 50),
+    pageP99Ms: pct(latencies, 99),
   };
 }
 

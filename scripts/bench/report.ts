@@ -1,4 +1,5 @@
 import { REFERENCES, TARGET_LABELS, type TargetName } from "./targets.js";
+import { median } from "../../harness/stats.js";
 
 /** One measurement round of one target. */
 export interface TargetRun {
@@ -47,12 +48,7 @@ export const BARS = {
   hung: { max: 0 },
 } as const;
 
-export function median(values: readonly number[]): number {
-  if (values.length === 0) return NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
+export { median };
 
 /** A target's medians over its rounds; `hung`, `lost`, `duplicated` and `errors` are summed instead (any hung connect fails the bar). */
 export type TargetMedians = Omit<TargetRun, "target" | "run" | "errorKinds"> & { runs: number };
