@@ -54,6 +54,7 @@ import { Processes, type Owned } from "../harness/processes.js";
 import { childrenOf, clusterIdOf, cmdlineOf, machineTicks, readStat, ticksPerSecond } from "../harness/procfs.js";
 import { MAIN as PRIMARY_MAIN } from "../harness/server.js";
 import { median as medianOf, percentile } from "../harness/stats.js";
+import { workerOf as workerOfSocket } from "../harness/sockets.js";
 import { mintToken } from "../harness/token.js";
 import { sleep, untilReady } from "../harness/wait.js";
 import { WELCOME_EVENT } from "../src/shared/contract.js";
@@ -259,9 +260,7 @@ function stateOf(socket: Socket): string {
 }
 
 function workerOf(socket: Socket): number | null {
-  // Engine.IO session ids start with the owning worker's cluster id (src/worker/socket-server.ts).
-  const id = (socket.io.engine as { id?: string } | undefined)?.id;
-  const n = id ? Number(id.split(".")[0]) : NaN;
+  const n = workerOfSocket(socket);
   return Number.isInteger(n) ? n : null;
 }
 

@@ -9,6 +9,7 @@ import { closeAllClients, connect, request, type ClientOptions } from "./helpers
 import { startServer, stopAllServers, type RunningServer } from "./helpers/server.js";
 import { waitFor } from "./helpers/wait.js";
 import { cmdlineOf, isGone } from "../harness/procfs.js";
+import { workerOf } from "./helpers/workers.js";
 
 /** The SHUTDOWN_TIMEOUT_MS that startServer sets. */
 const SHUTDOWN_TIMEOUT_MS = 5000;
@@ -48,7 +49,6 @@ function exitLines(server: RunningServer): LogLine[] {
 
 const cmdline = (pid: number) => cmdlineOf(pid).trim();
 
-const workerOf = (socket: Socket) => Number(socket.io.engine.id.split(".")[0]);
 
 async function bothWorkersReady(server: RunningServer) {
   return waitFor(() => readyWorkers(server).length >= 2 && readyWorkers(server), { what: "two worker ready lines" });
