@@ -10,3 +10,10 @@ export function oneOf<T extends string>(name: string, raw: string | undefined, a
   if (!(allowed as readonly string[]).includes(String(raw))) throw new Error(`--${name} must be one of ${allowed.join(", ")} (got ${String(raw)})`);
   return raw as T;
 }
+
+/** A flag's value, a whole number of at least 1; a clear error otherwise. */
+export function positiveInt(name: string, raw: string | undefined): number {
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer (got ${raw})`);
+  return n;
+}

@@ -104,3 +104,24 @@ export function parseStatusRss(text: string): number {
 export function rssBytes(pid: number): number {
   return parseStatusRss(readFileSync(`/proc/${pid}/status`, "utf8"));
 }
+
+/** The main thread's CPU time so far in ns (/proc/self/task/<pid>/schedstat); undefined where there is none. */
+export function mainThreadCpuNs(): number | undefined {
+  try {
+    return Number(readFileSync(`/proc/self/task/${process.pid}/schedstat`, "utf8").split(" ")[0]);
+  } catch {
+    return undefined; // not Linux, or a kernel without schedstat
+  }
+}
+
+/**
+ * CPU use of the whole machine over `ms`, in % of one core: busy (idle, iowait and steal left
+ * out), stolen by the hypervisor, and this process's own share of it.
+ */
+export async function machineLoad(ms = 1000): Promise<{ busyPct: number; stealPct: number; ownPct: number }> {
+  const [a, own0, t0] = [machineTicks(), process.cpuUsage(), performance.now()];
+  await new Promise((r) => setTimeout(r, ms));
+  const [b, own, seconds] = [machineTicks(), process.cpuUsage(own0), (performance.now() - t0) / 1000];
+  const pct = (ticks: number) => (ticks / ticksPerSecond() / seconds) * 100;
+  return { busyPct: pct(b.busy - a.busy), stealPct: pct(b.steal - a.steal), ownPct: ((own.user + own.system) / 1e6 / seconds) * 100 };
+}

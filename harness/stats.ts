@@ -12,3 +12,9 @@ export function median(values: readonly number[]): number {
   const m = Math.floor(s.length / 2);
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
+
+/** The median of the finite values among them; null when there are none. */
+export function medianOrNull(values: ReadonlyArray<number | null | undefined>): number | null {
+  const present = values.filter((v): v is number => typeof v === "number" && Number.isFinite(v));
+  return present.length > 0 ? median(present) : null;
+}

@@ -30,7 +30,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
@@ -50,8 +50,9 @@ import { serializeStored, toStored } from "../src/persistence/record.js";
 import { SpillFile } from "../src/persistence/spill-file.js";
 import type { StoreResults, StoreSettings, StoreTask, StoreTaskOf } from "../src/persistence/store-ops.js";
 import { PooledStoreRunner, type StoreRunner } from "../src/persistence/store-runner.js";
+import { positiveInt } from "../harness/args.js";
 import { freePort } from "../harness/net.js";
-import { parseStat, ticksPerSecond } from "../harness/procfs.js";
+import { mainThreadCpuNs, readStat, ticksPerSecond } from "../harness/procfs.js";
 import { median, percentile } from "../harness/stats.js";
 import { DynaliteDirectWriter } from "./persistence/dynalite-direct.js";
 import type { PageReaderData } from "./persistence/page-reader.js";
@@ -83,11 +84,6 @@ const { values: args } = parseArgs({
     batch: { type: "string", default: "100" }, // PERSISTENCE_BATCH_SIZE's default
   },
 });
-const positiveInt = (name: string, raw: string | undefined) => {
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer (got ${raw})`);
-  return n;
-};
 const SUITE = args.suite;
 if (SUITE !== "all" && SUITE !== "embedded" && SUITE !== "aws") throw new Error(`--suite must be all, embedded or aws (got ${SUITE})`);
 const MESSAGES = positiveInt("messages", args.messages);
@@ -99,29 +95,18 @@ const BATCH = positiveInt("batch", args.batch);
 // ---------------------------------------------------------------------------------------------
 // Clocks
 
-const SCHEDSTAT = `/proc/self/task/${process.pid}/schedstat`;
-const hasSchedstat = (() => {
-  try {
-    readFileSync(SCHEDSTAT);
-    return true;
-  } catch {
-    return false; // not Linux, or no schedstat: the event-loop utilisation stands in
-  }
-})();
+// Not Linux, or no schedstat: the event-loop utilisation stands in.
+const hasSchedstat = mainThreadCpuNs() !== undefined;
 /** The main thread's CPU time in µs. */
 function loopCpuUs(): number {
-  if (hasSchedstat) return Number(readFileSync(SCHEDSTAT, "utf8").split(" ")[0]) / 1000;
+  if (hasSchedstat) return mainThreadCpuNs()! / 1000;
   return performance.eventLoopUtilization().active * 1000;
 }
 
 /** A process's CPU time (utime + stime, every thread) in µs, from /proc/<pid>/stat; NaN off Linux. */
 function processCpuUs(pid: number): number {
-  try {
-    const stat = parseStat(readFileSync(`/proc/${pid}/stat`, "utf8"));
-    return stat ? (stat.ticks / ticksPerSecond()) * 1e6 : Number.NaN;
-  } catch {
-    return Number.NaN; // no /proc: the column stays empty
-  }
+  const ticks = readStat(pid)?.ticks;
+  return ticks === undefined ? Number.NaN : (ticks / ticksPerSecond()) * 1e6;
 }
 
 const pct = (xs: number[], p: number) => percentile(xs, p) ?? Number.NaN;

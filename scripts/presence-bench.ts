@@ -37,11 +37,11 @@ import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import * as hdr from "hdr-histogram-js";
 import { io, type Socket } from "socket.io-client";
-import { intArg } from "../harness/args.js";
+import { intArg, positiveInt } from "../harness/args.js";
 import { LogTail, onLines } from "../harness/lines.js";
 import { freePort, httpStatus, redisPing } from "../harness/net.js";
 import { Processes, type Owned } from "../harness/processes.js";
-import { allStats, machineTicks, readStat, ticksPerSecond } from "../harness/procfs.js";
+import { allStats, machineLoad, machineTicks, readStat, ticksPerSecond } from "../harness/procfs.js";
 import { MAIN as MAIN_JS } from "../harness/server.js";
 import { median, percentile } from "../harness/stats.js";
 import { mintToken } from "../harness/token.js";
@@ -69,7 +69,6 @@ const { values: args } = parseArgs({
     out: { type: "string", default: "presence-bench.json" },
   },
 });
-const positiveInt = (name: string, raw: string | undefined): number => intArg(name, raw, 1);
 const RUNS = positiveInt("runs", args.runs);
 const DURATION_S = positiveInt("duration", args.duration);
 const WARMUP_S = Number(args.warmup);
@@ -695,11 +694,8 @@ interface RunResult {
 async function waitForQuiet(): Promise<{ othersPct: number; waitedS: number }> {
   const start = performance.now();
   for (;;) {
-    const [t0, m0, g0] = [performance.now(), machineBusyTicks(), process.cpuUsage()];
-    await new Promise((r) => setTimeout(r, 1_000));
-    const seconds = (performance.now() - t0) / 1000;
-    const g = process.cpuUsage(g0);
-    const othersPct = Math.max(0, ((machineBusyTicks() - m0) / CLK_TCK / seconds) * 100 - ((g.user + g.system) / 1e6 / seconds) * 100);
+    const { busyPct, stealPct, ownPct } = await machineLoad();
+    const othersPct = Math.max(0, busyPct + stealPct - ownPct);
     const waitedS = (performance.now() - start) / 1000;
     if (othersPct <= QUIET_OTHERS_PCT || waitedS >= QUIET_WAIT_S) return { othersPct: round(othersPct, 1), waitedS: round(waitedS, 1) };
   }

@@ -51,9 +51,9 @@ import * as flags from "../harness/args.js";
 import { LogTail } from "../harness/lines.js";
 import { freePort, httpStatus, redisPing } from "../harness/net.js";
 import { Processes, type Owned } from "../harness/processes.js";
-import { childrenOf, clusterIdOf, cmdlineOf, machineTicks, readStat, ticksPerSecond } from "../harness/procfs.js";
+import { childrenOf, clusterIdOf, cmdlineOf, machineLoad, machineTicks, readStat, ticksPerSecond } from "../harness/procfs.js";
 import { MAIN as PRIMARY_MAIN } from "../harness/server.js";
-import { median as medianOf, percentile } from "../harness/stats.js";
+import { medianOrNull, percentile } from "../harness/stats.js";
 import { workerOf as workerOfSocket } from "../harness/sockets.js";
 import { mintToken } from "../harness/token.js";
 import { sleep, untilReady } from "../harness/wait.js";
@@ -1077,28 +1077,22 @@ class StormError extends Error {
 }
 
 /** Machine CPU busy over one second, in % of one core (nothing of this run is running then). */
-async function machineLoad(): Promise<number> {
-  const a = machineTicks();
-  const t0 = now();
-  await sleep(1000);
-  const b = machineTicks();
-  return ((b.busy - a.busy) / CLK_TCK / ((now() - t0) / 1000)) * 100;
-}
+const busyNow = async (): Promise<number> => (await machineLoad()).busyPct;
 
 /** Waits (bounded) for the machine to be quiet; returns the last load measured. */
 async function waitQuiet(maxWaitS: number, belowPct: number): Promise<number> {
   const deadline = now() + maxWaitS * 1000;
-  let load = await machineLoad();
+  let load = await busyNow();
   while (load > belowPct && now() < deadline) {
     process.stdout.write(`  waiting for a quiet machine: ${round(load)}% of a core busy\n`);
     await sleep(4000);
-    load = await machineLoad();
+    load = await busyNow();
   }
   return load;
 }
 
 async function runStorm(mode: Mode, variant: Variant, run: number, p: Params): Promise<Omit<RunResult, "startedAt" | "commit">> {
-  const loadBefore = p.quietWaitS > 0 ? await waitQuiet(p.quietWaitS, p.quietBelowPct) : await machineLoad();
+  const loadBefore = p.quietWaitS > 0 ? await waitQuiet(p.quietWaitS, p.quietBelowPct) : await busyNow();
   const dir = makeTempDir();
   const apiKey = `storm-${Math.random().toString(36).slice(2)}-key-0123456789`;
   const channels = Array.from({ length: p.channels }, (_, i) => `storm:${i}`);
@@ -1309,11 +1303,6 @@ async function runStorm(mode: Mode, variant: Variant, run: number, p: Params): P
 // ---------------------------------------------------------------------------------------------
 // Orchestrator: reporting
 
-const median = (xs: Array<number | null>): number | null => {
-  const v = xs.filter((x): x is number => x !== null);
-  return v.length === 0 ? null : medianOf(v);
-};
-
 /** The figures reported per mode and variant: a label and how to read it from a run. */
 const ROWS: Array<[string, (r: RunResult) => number | null]> = [
   ["clients connected", (r) => r.ready],
@@ -1369,7 +1358,7 @@ function medianTable(results: RunResult[], mode: Mode, variants: Variant[]): { t
   const head = `${"".padEnd(width)}  ${variants.map((v, i) => `${v} (n=${cols[i]!.length})`.padStart(16)).join("  ")}`;
   const lines = [head];
   for (const [label, read] of ROWS) {
-    const vals = cols.map((runs) => median(runs.map(read)));
+    const vals = cols.map((runs) => medianOrNull(runs.map(read)));
     if (vals.every((v) => v === null)) continue;
     variants.forEach((v, i) => ((medians[v] ??= {})[label] = vals[i]!));
     lines.push(`${label.padEnd(width)}  ${vals.map((v) => (v === null ? "-" : String(round(v, 2))).padStart(16)).join("  ")}`);

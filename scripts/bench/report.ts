@@ -1,5 +1,5 @@
 import { REFERENCES, TARGET_LABELS, type TargetName } from "./targets.js";
-import { median } from "../../harness/stats.js";
+import { median, medianOrNull } from "../../harness/stats.js";
 
 /** One measurement round of one target. */
 export interface TargetRun {
@@ -75,11 +75,6 @@ export interface BenchSummary {
 const TWO_PROCESS: readonly TargetName[] = ["embedded-w2", "clustered-w2"];
 
 const ratio = (a: number | null, b: number | null) => (a !== null && b !== null && b > 0 ? a / b : null);
-
-const medianOrNull = (values: Array<number | null>) => {
-  const present = values.filter((v): v is number => v !== null && Number.isFinite(v));
-  return present.length > 0 ? median(present) : null;
-};
 
 export function summarizeBench(runs: readonly TargetRun[]): BenchSummary {
   const medians: BenchSummary["medians"] = {};
