@@ -1,7 +1,9 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { Redis } from "ioredis";
-import { freePort } from "./net.js";
-import { waitFor } from "./wait.js";
+import { LogTail } from "./lines.js";
+import { freePort, redisPing } from "./net.js";
+import type { Owned, Processes } from "./processes.js";
+import { untilReady, waitFor } from "./wait.js";
 
 export interface RedisInstance {
   port: number;
@@ -60,4 +62,28 @@ async function tryStartRedis(p: number): Promise<RedisInstance | undefined> {
         child.kill("SIGKILL");
       }),
   };
+}
+
+/**
+ * A private redis-server for a bench: its own process group that `processes` stops, on a free
+ * port, its files in `dir`, nothing saved; resolves once it answers PING. A start that fails is
+ * stopped and reported with what it wrote.
+ */
+export async function spawnRedis(
+  processes: Processes,
+  dir: string,
+  options: { args?: string[]; tail?: LogTail; timeoutMs?: number } = {},
+): Promise<{ proc: Owned; port: number }> {
+  const port = await freePort();
+  const args = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir, ...(options.args ?? [])];
+  const proc = processes.spawn("redis-server", "redis-server", args, { env: { PATH: process.env.PATH ?? "/usr/bin:/bin" }, cwd: dir });
+  const tail = (options.tail ?? new LogTail(30)).attach(proc.child.stdout, proc.child.stderr);
+  const spawnError = new Promise<never>((_, reject) => proc.child.once("error", reject));
+  try {
+    await Promise.race([untilReady("redis-server", options.timeoutMs ?? 30_000, () => redisPing(port), proc.child), spawnError]);
+  } catch (err) {
+    await processes.stop(proc, 1_000);
+    throw new Error(`${String(err)}\n${tail.lines.join("\n")}`);
+  }
+  return { proc, port };
 }

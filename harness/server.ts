@@ -3,9 +3,11 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join, resolve } from "node:path";
 import type jwt from "jsonwebtoken";
-import { onLines } from "./lines.js";
+import { LogTail, onLines } from "./lines.js";
+import { freePort, httpStatus } from "./net.js";
+import type { Owned, Processes } from "./processes.js";
 import { mintToken } from "./token.js";
-import { isAlive, waitFor } from "./wait.js";
+import { isAlive, untilReady, waitFor } from "./wait.js";
 
 /** The repository, whether this file runs as TypeScript (harness/) or compiled (dist/harness/). */
 export const ROOT = resolve(__dirname, basename(resolve(__dirname, "..")) === "dist" ? "../.." : "..");
@@ -163,4 +165,33 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
 /** Stops every server a test left running (call from afterEach/afterAll). */
 export async function stopAllServers(): Promise<void> {
   await Promise.all([...running].map((s) => s.stop("SIGKILL")));
+}
+
+/**
+ * Starts the compiled server for a bench, as its own process group that `processes` stops, on
+ * two free ports, in `dir` (so that no developer's .env is read), with `env` over a minimal
+ * environment (warn logs, no per-connection rate limit: benches measure the server, not that
+ * limit); resolves once /readyz answers 200. A start that fails is stopped and reported with
+ * the server's last lines.
+ */
+export async function spawnServer(
+  processes: Processes,
+  dir: string,
+  env: Record<string, string | undefined>,
+  options: { timeoutMs?: number; tail?: LogTail; onSpawn?: (proc: Owned) => void } = {},
+): Promise<{ proc: Owned; port: number; healthPort: number; url: string }> {
+  const [port, healthPort] = [await freePort(), await freePort()];
+  const proc = processes.spawn("server", process.execPath, [MAIN], {
+    cwd: dir,
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOST: "127.0.0.1", PORT: String(port), HEALTH_PORT: String(healthPort), LOG_LEVEL: "warn", CLIENT_RATE_LIMIT_PER_SEC: "0", ...env },
+  });
+  const tail = (options.tail ?? new LogTail(30)).attach(proc.child.stdout, proc.child.stderr);
+  options.onSpawn?.(proc);
+  try {
+    await untilReady("server /readyz", options.timeoutMs ?? 30_000, async () => (await httpStatus(`http://127.0.0.1:${healthPort}/readyz`)) === 200, proc.child);
+  } catch (err) {
+    await processes.stop(proc, 2_000);
+    throw new Error(`${String(err)}\n${tail.lines.join("\n")}`);
+  }
+  return { proc, port, healthPort, url: `http://127.0.0.1:${port}` };
 }

@@ -38,11 +38,11 @@ import { parseArgs } from "node:util";
 import * as hdr from "hdr-histogram-js";
 import { io, type Socket } from "socket.io-client";
 import { intArg, positiveInt } from "../harness/args.js";
-import { LogTail, onLines } from "../harness/lines.js";
-import { freePort, httpStatus, redisPing } from "../harness/net.js";
+import { onLines } from "../harness/lines.js";
 import { Processes, type Owned } from "../harness/processes.js";
 import { allStats, machineLoad, machineTicks, readStat, ticksPerSecond } from "../harness/procfs.js";
-import { MAIN as MAIN_JS } from "../harness/server.js";
+import { spawnRedis } from "../harness/redis.js";
+import { MAIN as MAIN_JS, spawnServer } from "../harness/server.js";
 import { median, percentile } from "../harness/stats.js";
 import { mintToken } from "../harness/token.js";
 import { untilReady as until } from "../harness/wait.js";
@@ -171,22 +171,7 @@ interface RedisServer {
   port: number;
 }
 
-async function startRedis(dir: string): Promise<RedisServer> {
-  const port = await freePort();
-  const proc = processes.spawn("redis-server", "redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir, "--loglevel", "warning"], {
-    env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
-    cwd: dir,
-  });
-  const tail = new LogTail(30).attach(proc.child.stdout, proc.child.stderr);
-  const spawnError = new Promise<never>((_, reject) => proc.child.once("error", reject));
-  try {
-    await Promise.race([until("redis-server", START_TIMEOUT_MS, () => redisPing(port), proc.child), spawnError]);
-  } catch (err) {
-    await processes.stop(proc, 1_000);
-    throw new Error(`${String(err)}\n${tail.lines.join("\n")}`);
-  }
-  return { proc, port };
-}
+const startRedis = (dir: string): Promise<RedisServer> => spawnRedis(processes, dir, { args: ["--loglevel", "warning"], timeoutMs: START_TIMEOUT_MS });
 
 // ---------------------------------------------------------------------------------------------
 // The server under test
@@ -238,40 +223,26 @@ function watchLog(proc: Owned, log: ServerLog): void {
 }
 
 async function startServer(mode: Mode, workers: number, dir: string, redis: RedisServer | undefined): Promise<RunningServer> {
-  const [port, healthPort] = [await freePort(), await freePort()];
   const apiKey = randomBytes(24).toString("base64url");
-  // A clean environment: nothing from this shell (REDIS_URL, AWS_*, ...) leaks into the run, and
-  // the cwd is the run's own directory so that no `.env` is read.
-  const env: NodeJS.ProcessEnv = {
-    PATH: process.env.PATH ?? "/usr/bin:/bin",
-    NODE_ENV: "production",
-    HOST: "127.0.0.1",
-    PORT: String(port),
-    HEALTH_PORT: String(healthPort),
-    WORKERS: String(workers),
-    API_KEY: apiKey,
-    LOG_LEVEL: "warn",
-    PERSISTENCE: "off",
-    DATA_DIR: join(dir, "data"),
-    PRESENCE_MAX_MEMBERS: "100000",
-    // The bench drives presence as fast as it goes from few connections, past the
-    // per-connection limit made for apps' clients: it measures presence, not that limit.
-    CLIENT_RATE_LIMIT_PER_SEC: "0",
-    SHUTDOWN_TIMEOUT_MS: String(SERVER_SHUTDOWN_MS),
-    ...(mode === "clustered" && redis ? { REDIS_URL: `redis://127.0.0.1:${redis.port}` } : {}),
-  };
   const started = performance.now();
-  const proc = processes.spawn("server", process.execPath, [MAIN_JS], { env, cwd: dir });
   const log: ServerLog = { phase: "start", counts: {}, samples: [], stderr: [] };
-  watchLog(proc, log);
-  const tail = new LogTail(30).attach(proc.child.stdout, proc.child.stderr);
-  try {
-    await until("server /readyz", START_TIMEOUT_MS, async () => (await httpStatus(`http://127.0.0.1:${healthPort}/readyz`)) === 200, proc.child);
-  } catch (err) {
-    await processes.stop(proc, 2_000);
-    throw new Error(`${String(err)}\n${tail.lines.join("\n")}`);
-  }
-  return { proc, url: `http://127.0.0.1:${port}`, apiKey, log, startMs: performance.now() - started };
+  // A clean environment: nothing from this shell (REDIS_URL, AWS_*, ...) leaks into the run.
+  const { proc, url } = await spawnServer(
+    processes,
+    dir,
+    {
+      NODE_ENV: "production",
+      WORKERS: String(workers),
+      API_KEY: apiKey,
+      PERSISTENCE: "off",
+      DATA_DIR: join(dir, "data"),
+      PRESENCE_MAX_MEMBERS: "100000",
+      SHUTDOWN_TIMEOUT_MS: String(SERVER_SHUTDOWN_MS),
+      ...(mode === "clustered" && redis ? { REDIS_URL: `redis://127.0.0.1:${redis.port}` } : {}),
+    },
+    { timeoutMs: START_TIMEOUT_MS, onSpawn: (proc) => watchLog(proc, log) },
+  );
+  return { proc, url, apiKey, log, startMs: performance.now() - started };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -49,14 +49,14 @@ import { Redis } from "ioredis";
 import { io as ioClient, type Socket } from "socket.io-client";
 import * as flags from "../harness/args.js";
 import { LogTail } from "../harness/lines.js";
-import { freePort, httpStatus, redisPing } from "../harness/net.js";
 import { Processes, type Owned } from "../harness/processes.js";
 import { childrenOf, clusterIdOf, cmdlineOf, machineLoad, machineTicks, readStat, ticksPerSecond } from "../harness/procfs.js";
-import { MAIN as PRIMARY_MAIN } from "../harness/server.js";
+import { spawnRedis } from "../harness/redis.js";
+import { spawnServer } from "../harness/server.js";
 import { medianOrNull, percentile } from "../harness/stats.js";
 import { workerOf as workerOfSocket } from "../harness/sockets.js";
 import { mintToken } from "../harness/token.js";
-import { sleep, untilReady } from "../harness/wait.js";
+import { sleep } from "../harness/wait.js";
 import { WELCOME_EVENT } from "../src/shared/contract.js";
 import { messageEvent } from "../src/worker/rooms.js";
 
@@ -585,10 +585,8 @@ const AWS_SDK_NOTICE =
   /NodeVersionSupportWarning|versions published after the first week|will require node >=22|To continue receiving updates to AWS|and security updates please upgrade|a\.co\/c895JFp|node --trace-warnings \.\.\.` to show where the warning/;
 
 async function startRedis(dir: string): Promise<{ entry: Owned; port: number; log: LogTail }> {
-  const port = await freePort();
-  const entry = processes.spawn("redis-server", "redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir]);
-  const log = new LogTail(50, AWS_SDK_NOTICE).attach(entry.child.stdout, entry.child.stderr);
-  await untilReady("redis-server", 10_000, () => redisPing(port), entry.child);
+  const log = new LogTail(50, AWS_SDK_NOTICE);
+  const { proc: entry, port } = await spawnRedis(processes, dir, { tail: log, timeoutMs: 10_000 });
   return { entry, port, log };
 }
 
@@ -655,32 +653,24 @@ function serverExit(server: ServerHandle, since: number): RunResult["server"]["e
 }
 
 async function startServer(opts: { dir: string; redisPort: number | undefined; apiKey: string; workers: number; persistence: boolean }): Promise<ServerHandle> {
-  const [port, healthPort] = [await freePort(), await freePort()];
-  const env: NodeJS.ProcessEnv = {
-    PATH: process.env.PATH,
-    HOME: process.env.HOME,
-    HOST: "127.0.0.1",
-    PORT: String(port),
-    HEALTH_PORT: String(healthPort),
-    WORKERS: String(opts.workers),
-    API_KEY: opts.apiKey,
-    LOG_LEVEL: "warn",
-    DATA_DIR: join(opts.dir, "data"),
-    PERSISTENCE: opts.persistence ? "embedded" : "off",
-    SHUTDOWN_TIMEOUT_MS: "5000",
-    // One publisher sends --publish-rate (200/s by default), past the per-connection limit
-    // made for apps' clients: the storm measures recovery, not that limit.
-    CLIENT_RATE_LIMIT_PER_SEC: "0",
-  };
-  if (opts.redisPort !== undefined) env.REDIS_URL = `redis://127.0.0.1:${opts.redisPort}`;
-  // cwd in the temp dir: a developer's .env in the repo must not leak into the measurement.
-  const entry = processes.spawn("server", process.execPath, [PRIMARY_MAIN], { cwd: opts.dir, env });
-  const child = entry.child;
-  // Exits during start-up are reported by untilReady; later ones are recorded on the handle below.
-  const log = new LogTail(200, AWS_SDK_NOTICE).attach(child.stdout, child.stderr);
-  await untilReady("server /readyz", 30_000, async () => (await httpStatus(`http://127.0.0.1:${healthPort}/readyz`)) === 200, child);
-  const handle: ServerHandle = { entry, port, pid: child.pid!, log, exit: undefined };
-  child.once("exit", (code, sig) => {
+  const log = new LogTail(200, AWS_SDK_NOTICE);
+  const { proc: entry, port } = await spawnServer(
+    processes,
+    opts.dir,
+    {
+      HOME: process.env.HOME,
+      WORKERS: String(opts.workers),
+      API_KEY: opts.apiKey,
+      DATA_DIR: join(opts.dir, "data"),
+      PERSISTENCE: opts.persistence ? "embedded" : "off",
+      SHUTDOWN_TIMEOUT_MS: "5000",
+      ...(opts.redisPort !== undefined ? { REDIS_URL: `redis://127.0.0.1:${opts.redisPort}` } : {}),
+    },
+    { tail: log },
+  );
+  // Exits during start-up fail spawnServer; later ones are recorded on the handle.
+  const handle: ServerHandle = { entry, port, pid: entry.child.pid!, log, exit: undefined };
+  entry.child.once("exit", (code, sig) => {
     handle.exit = { code, signal: sig, at: now() };
   });
   return handle;
