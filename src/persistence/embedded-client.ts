@@ -89,7 +89,7 @@ class Connection {
  * (batches, channel names, history pages), each answered by id or failed by its timeout or the
  * connection's end. A new connection is made on the first request after one ends, so a store
  * restarted by the primary is found again without a timer. Plain Node (no AWS SDK): the worker
- * runs it on its event loop (factory.ts); store-ops.ts can also run it on a pool thread.
+ * runs it on its event loop (worker/persistence.ts); store-ops.ts can also run it on a pool thread.
  */
 export class EmbeddedStoreClient implements StoreRunner {
   private connection: Connection | undefined;
