@@ -36,7 +36,7 @@ import { join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import { Worker } from "node:worker_threads";
-import { ListTablesCommand, PutItemCommand, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { PutItemCommand, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { CreateQueueCommand, ListQueuesCommand, PurgeQueueCommand, SendMessageCommand } from "@aws-sdk/client-sqs";
 import type { ChannelMessage } from "../src/shared/contract.js";
 import { createLogger } from "../src/shared/logger.js";
@@ -51,9 +51,11 @@ import { SpillFile } from "../src/persistence/spill-file.js";
 import type { StoreResults, StoreSettings, StoreTask, StoreTaskOf } from "../src/persistence/store-ops.js";
 import { PooledStoreRunner, type StoreRunner } from "../src/persistence/store-runner.js";
 import { positiveInt } from "../harness/args.js";
+import { startDynalite as startDynaliteProcess, stopAllDynalites } from "../harness/aws.js";
 import { freePort } from "../harness/net.js";
 import { mainThreadCpuNs, readStat, ticksPerSecond } from "../harness/procfs.js";
 import { median, percentile } from "../harness/stats.js";
+import { waitFor } from "../harness/wait.js";
 import { DynaliteDirectWriter } from "./persistence/dynalite-direct.js";
 import type { PageReaderData } from "./persistence/page-reader.js";
 import { startStoreProcess, type StoreProcess } from "./persistence/store-process.js";
@@ -128,27 +130,13 @@ function startChild(script: string, argv: string[], env: Record<string, string> 
   children.push(child);
   return child;
 }
-async function until(what: string, check: () => Promise<unknown>): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    try {
-      await check();
-      return;
-    } catch (err) {
-      if (Date.now() > deadline) throw new Error(`${what} did not start: ${String(err)}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-}
-
 async function startDynalite(): Promise<{ pid: number; settings: StoreSettings; client: DynamoDBClient }> {
-  const port = await freePort();
   // On disk (LevelDB), as the previous embedded store ran it.
-  const child = startChild(require.resolve("dynalite/cli.js"), ["--port", String(port), "--host", "127.0.0.1", "--createTableMs", "0", "--path", tempDir("dynalite")]);
+  const dynalite = await startDynaliteProcess({ path: tempDir("dynalite") });
   const settings: StoreSettings = {
     target: "dynamodb",
     region: "us-east-1",
-    dynamodbEndpoint: `http://127.0.0.1:${port}`,
+    dynamodbEndpoint: dynalite.endpoint,
     sqsEndpoint: undefined,
     requestTimeoutMs: 10_000,
     localCredentials: true,
@@ -161,9 +149,8 @@ async function startDynalite(): Promise<{ pid: number; settings: StoreSettings; 
     retryMaxMs: 5000,
   };
   const client = createDynamoClient(settings);
-  await until("dynalite", () => client.send(new ListTablesCommand({})));
   await ensureTables(client, { messages: "messages", channels: "channels" });
-  return { pid: child.pid!, settings, client };
+  return { pid: dynalite.pid!, settings, client };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -497,7 +484,7 @@ async function awsSuite(): Promise<void> {
   // fauxqs exports only its ESM entry; its CLI is reached by path (dist/scripts → repo root).
   startChild(resolve(__dirname, "../../node_modules/fauxqs/dist/cli.js"), [], { FAUXQS_PORT: String(sqsPort), FAUXQS_LOGGER: "false" });
   const sqs = createSqsClient({ ...base, sqsEndpoint: `http://127.0.0.1:${sqsPort}` });
-  await until("fauxqs", () => sqs.send(new ListQueuesCommand({})));
+  await waitFor(() => sqs.send(new ListQueuesCommand({})).then(() => true, () => false), { what: "fauxqs", timeoutMs: 20_000, intervalMs: 100 });
   const { QueueUrl: queueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: "bench" }));
   const sqsSettings: StoreSettings = { ...base, target: "sqs", sqsEndpoint: `http://127.0.0.1:${sqsPort}`, queueUrl };
 
@@ -594,6 +581,7 @@ async function awsSuite(): Promise<void> {
 
 async function cleanUp(): Promise<void> {
   await Promise.all(stores.map((s) => s.stop()));
+  await stopAllDynalites();
   for (const c of children) c.kill("SIGTERM");
   await Promise.all(children.map((c) => new Promise((r) => (c.exitCode !== null || c.signalCode !== null ? r(null) : c.once("exit", r)))));
   for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
