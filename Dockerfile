@@ -7,6 +7,7 @@ RUN npm ci --no-audit --no-fund
 COPY tsconfig.json ./
 COPY src ./src
 COPY scripts ./scripts
+COPY harness ./harness
 RUN npm run build
 
 # Runtime stage: production dependencies and the compiled output only, as the non-root `node` user.

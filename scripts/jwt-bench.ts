@@ -20,7 +20,6 @@
  * Usage: npm run bench:jwt [-- --rounds 5 --threads 1 --batch 32 --scale 1]
  */
 import { generateKeyPairSync, randomBytes, type KeyObject } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
@@ -29,6 +28,9 @@ import Piscina from "piscina";
 import { loadConfig, type JwtAlgorithm } from "../src/shared/config.js";
 import { buildKeys, verifyToken, type VerifierKeys, type VerifyResult } from "../src/worker/jwt-verify.js";
 import { JwtVerifier } from "../src/worker/jwt-verifier.js";
+import { positiveInt } from "../harness/args.js";
+import { mainThreadCpuNs } from "../harness/procfs.js";
+import { median } from "../harness/stats.js";
 
 const TASK_FILE = resolve(__dirname, "../src/worker/tasks/verify-tokens.js");
 /** The bench must end by itself; past this it reports what it has not finished and exits 1. */
@@ -48,28 +50,11 @@ const BATCH = positiveInt("batch", args.batch);
 const SCALE = Number(args.scale);
 if (!(SCALE > 0)) throw new Error(`--scale must be a positive number (got ${args.scale})`);
 
-function positiveInt(name: string, raw: string | undefined): number {
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer (got ${raw})`);
-  return n;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Clocks
 
-const SCHEDSTAT = `/proc/self/task/${process.pid}/schedstat`;
-const haveSchedstat = (() => {
-  try {
-    return Number(readFileSync(SCHEDSTAT, "utf8").split(" ")[0]) > 0;
-  } catch {
-    return false; // not Linux, or schedstat not exposed: fall back to event-loop active time
-  }
-})();
-
-/** CPU time of the main thread so far, in ns. */
-function mainThreadCpuNs(): number {
-  return Number(readFileSync(SCHEDSTAT, "utf8").split(" ")[0]);
-}
+// Not Linux, or schedstat not exposed: event-loop active time stands in.
+const haveSchedstat = (mainThreadCpuNs() ?? 0) > 0;
 
 interface Sample {
   /** Main-thread CPU (or ELU active time when schedstat is missing), µs per verification. */
@@ -86,9 +71,9 @@ async function measure(count: number, run: () => void | Promise<void>): Promise<
   const cpu0 = process.cpuUsage();
   const elu0 = performance.eventLoopUtilization();
   const wall0 = performance.now();
-  const main0 = haveSchedstat ? mainThreadCpuNs() : 0;
+  const main0 = haveSchedstat ? mainThreadCpuNs()! : 0;
   await run();
-  const main1 = haveSchedstat ? mainThreadCpuNs() : 0;
+  const main1 = haveSchedstat ? mainThreadCpuNs()! : 0;
   const wall = performance.now() - wall0;
   const elu = performance.eventLoopUtilization(elu0);
   const cpu = process.cpuUsage(cpu0);
@@ -266,11 +251,6 @@ function buildGroups(): Group[] {
 // ---------------------------------------------------------------------------------------------
 // Report
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-};
 const fmt = (x: number, digits = 1) => x.toFixed(digits);
 
 interface Row {

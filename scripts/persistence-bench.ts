@@ -30,28 +30,32 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import { Worker } from "node:worker_threads";
-import { ListTablesCommand, PutItemCommand, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { PutItemCommand, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { CreateQueueCommand, ListQueuesCommand, PurgeQueueCommand, SendMessageCommand } from "@aws-sdk/client-sqs";
 import type { ChannelMessage } from "../src/shared/contract.js";
 import { createLogger } from "../src/shared/logger.js";
-import { ensureTables } from "../src/store/tables.js";
-import { createDynamoClient, createSqsClient } from "../src/worker/persistence/aws-clients.js";
-import { BatchingSink } from "../src/worker/persistence/batcher.js";
-import { messageItem, queryPage, writeMessages } from "../src/worker/persistence/dynamo-ops.js";
-import { EmbeddedStoreClient } from "../src/worker/persistence/embedded-client.js";
-import { InlineStoreRunner } from "../src/worker/persistence/inline-runner.js";
-import { serializeStored, toStored } from "../src/worker/persistence/record.js";
-import { SpillFile } from "../src/worker/persistence/spill-file.js";
-import type { StoreResults, StoreSettings, StoreTask, StoreTaskOf } from "../src/worker/persistence/store-ops.js";
-import { PooledStoreRunner, type StoreRunner } from "../src/worker/persistence/store-runner.js";
-import { parseStat, ticksPerSecond } from "./loadtest/server-stats.js";
+import { ensureTables } from "../src/persistence/tables.js";
+import { createDynamoClient, createSqsClient } from "../src/persistence/aws-clients.js";
+import { BatchingSink } from "../src/persistence/batcher.js";
+import { messageItem, queryPage, writeMessages } from "../src/persistence/dynamo-ops.js";
+import { EmbeddedStoreClient } from "../src/persistence/embedded-client.js";
+import { InlineStoreRunner } from "../src/persistence/inline-runner.js";
+import { serializeStored, toStored } from "../src/persistence/record.js";
+import { SpillFile } from "../src/persistence/spill-file.js";
+import type { StoreResults, StoreSettings, StoreTask, StoreTaskOf } from "../src/persistence/store-ops.js";
+import { PooledStoreRunner, type StoreRunner } from "../src/persistence/store-runner.js";
+import { positiveInt } from "../harness/args.js";
+import { startDynalite as startDynaliteProcess, stopAllDynalites } from "../harness/aws.js";
+import { freePort } from "../harness/net.js";
+import { mainThreadCpuNs, readStat, ticksPerSecond } from "../harness/procfs.js";
+import { median, percentile } from "../harness/stats.js";
+import { waitFor } from "../harness/wait.js";
 import { DynaliteDirectWriter } from "./persistence/dynalite-direct.js";
 import type { PageReaderData } from "./persistence/page-reader.js";
 import { startStoreProcess, type StoreProcess } from "./persistence/store-process.js";
@@ -82,11 +86,6 @@ const { values: args } = parseArgs({
     batch: { type: "string", default: "100" }, // PERSISTENCE_BATCH_SIZE's default
   },
 });
-const positiveInt = (name: string, raw: string | undefined) => {
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer (got ${raw})`);
-  return n;
-};
 const SUITE = args.suite;
 if (SUITE !== "all" && SUITE !== "embedded" && SUITE !== "aws") throw new Error(`--suite must be all, embedded or aws (got ${SUITE})`);
 const MESSAGES = positiveInt("messages", args.messages);
@@ -98,56 +97,24 @@ const BATCH = positiveInt("batch", args.batch);
 // ---------------------------------------------------------------------------------------------
 // Clocks
 
-const SCHEDSTAT = `/proc/self/task/${process.pid}/schedstat`;
-const hasSchedstat = (() => {
-  try {
-    readFileSync(SCHEDSTAT);
-    return true;
-  } catch {
-    return false; // not Linux, or no schedstat: the event-loop utilisation stands in
-  }
-})();
+// Not Linux, or no schedstat: the event-loop utilisation stands in.
+const hasSchedstat = mainThreadCpuNs() !== undefined;
 /** The main thread's CPU time in µs. */
 function loopCpuUs(): number {
-  if (hasSchedstat) return Number(readFileSync(SCHEDSTAT, "utf8").split(" ")[0]) / 1000;
+  if (hasSchedstat) return mainThreadCpuNs()! / 1000;
   return performance.eventLoopUtilization().active * 1000;
 }
 
 /** A process's CPU time (utime + stime, every thread) in µs, from /proc/<pid>/stat; NaN off Linux. */
 function processCpuUs(pid: number): number {
-  try {
-    const stat = parseStat(readFileSync(`/proc/${pid}/stat`, "utf8"));
-    return stat ? (stat.ticks / ticksPerSecond()) * 1e6 : Number.NaN;
-  } catch {
-    return Number.NaN; // no /proc: the column stays empty
-  }
+  const ticks = readStat(pid)?.ticks;
+  return ticks === undefined ? Number.NaN : (ticks / ticksPerSecond()) * 1e6;
 }
 
-const median = (xs: number[]) => {
-  if (xs.length === 0) return Number.NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-};
-const percentile = (xs: number[], p: number) => {
-  if (xs.length === 0) return Number.NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
-};
+const pct = (xs: number[], p: number) => percentile(xs, p) ?? Number.NaN;
 
 // ---------------------------------------------------------------------------------------------
 // Local services, each in its own process
-
-function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const s = createServer();
-    s.on("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const a = s.address();
-      s.close(() => resolvePort(typeof a === "object" && a ? a.port : 0));
-    });
-  });
-}
 
 const children: ChildProcess[] = [];
 const stores: StoreProcess[] = [];
@@ -163,27 +130,13 @@ function startChild(script: string, argv: string[], env: Record<string, string> 
   children.push(child);
   return child;
 }
-async function until(what: string, check: () => Promise<unknown>): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    try {
-      await check();
-      return;
-    } catch (err) {
-      if (Date.now() > deadline) throw new Error(`${what} did not start: ${String(err)}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-}
-
 async function startDynalite(): Promise<{ pid: number; settings: StoreSettings; client: DynamoDBClient }> {
-  const port = await freePort();
   // On disk (LevelDB), as the previous embedded store ran it.
-  const child = startChild(require.resolve("dynalite/cli.js"), ["--port", String(port), "--host", "127.0.0.1", "--createTableMs", "0", "--path", tempDir("dynalite")]);
+  const dynalite = await startDynaliteProcess({ path: tempDir("dynalite") });
   const settings: StoreSettings = {
     target: "dynamodb",
     region: "us-east-1",
-    dynamodbEndpoint: `http://127.0.0.1:${port}`,
+    dynamodbEndpoint: dynalite.endpoint,
     sqsEndpoint: undefined,
     requestTimeoutMs: 10_000,
     localCredentials: true,
@@ -196,9 +149,8 @@ async function startDynalite(): Promise<{ pid: number; settings: StoreSettings; 
     retryMaxMs: 5000,
   };
   const client = createDynamoClient(settings);
-  await until("dynalite", () => client.send(new ListTablesCommand({})));
   await ensureTables(client, { messages: "messages", channels: "channels" });
-  return { pid: child.pid!, settings, client };
+  return { pid: dynalite.pid!, settings, client };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -454,8 +406,8 @@ async function runStoreVariant(variant: StoreVariant): Promise<StoreRow> {
     perSecond: median(perSecond),
     loopUsPerMessage: median(loopUs),
     storeUsPerMessage: storeUs,
-    pageP50Ms: percentile(latencies, 50),
-    pageP99Ms: percentile(latencies, 99),
+    pageP50Ms: pct(latencies, 50),
+    pageP99Ms: pct(latencies, 99),
   };
 }
 
@@ -532,7 +484,7 @@ async function awsSuite(): Promise<void> {
   // fauxqs exports only its ESM entry; its CLI is reached by path (dist/scripts → repo root).
   startChild(resolve(__dirname, "../../node_modules/fauxqs/dist/cli.js"), [], { FAUXQS_PORT: String(sqsPort), FAUXQS_LOGGER: "false" });
   const sqs = createSqsClient({ ...base, sqsEndpoint: `http://127.0.0.1:${sqsPort}` });
-  await until("fauxqs", () => sqs.send(new ListQueuesCommand({})));
+  await waitFor(() => sqs.send(new ListQueuesCommand({})).then(() => true, () => false), { what: "fauxqs", timeoutMs: 20_000, intervalMs: 100 });
   const { QueueUrl: queueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: "bench" }));
   const sqsSettings: StoreSettings = { ...base, target: "sqs", sqsEndpoint: `http://127.0.0.1:${sqsPort}`, queueUrl };
 
@@ -629,6 +581,7 @@ async function awsSuite(): Promise<void> {
 
 async function cleanUp(): Promise<void> {
   await Promise.all(stores.map((s) => s.stop()));
+  await stopAllDynalites();
   for (const c of children) c.kill("SIGTERM");
   await Promise.all(children.map((c) => new Promise((r) => (c.exitCode !== null || c.signalCode !== null ? r(null) : c.once("exit", r)))));
   for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });

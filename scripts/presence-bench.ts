@@ -29,17 +29,23 @@
  *        --members 1000 --lists 50 --workers 1,2 --modes embedded,clustered --quiet-wait 30
  *        --out presence-bench.json]
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createConnection, createServer } from "node:net";
 import { cpus, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import * as hdr from "hdr-histogram-js";
-import jwt from "jsonwebtoken";
 import { io, type Socket } from "socket.io-client";
+import { intArg, positiveInt } from "../harness/args.js";
+import { onLines } from "../harness/lines.js";
+import { Processes, type Owned } from "../harness/processes.js";
+import { allStats, machineLoad, machineTicks, readStat, ticksPerSecond } from "../harness/procfs.js";
+import { spawnRedis } from "../harness/redis.js";
+import { MAIN as MAIN_JS, spawnServer } from "../harness/server.js";
+import { median, percentile } from "../harness/stats.js";
+import { mintToken } from "../harness/token.js";
+import { untilReady as until } from "../harness/wait.js";
 
 // ---------------------------------------------------------------------------------------------
 // Options
@@ -63,11 +69,6 @@ const { values: args } = parseArgs({
     out: { type: "string", default: "presence-bench.json" },
   },
 });
-const positiveInt = (name: string, raw: string | undefined): number => {
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer (got ${raw})`);
-  return n;
-};
 const RUNS = positiveInt("runs", args.runs);
 const DURATION_S = positiveInt("duration", args.duration);
 const WARMUP_S = Number(args.warmup);
@@ -82,8 +83,7 @@ const MODES = (args.modes ?? "").split(",").map((m) => m.trim());
 for (const m of MODES) if (m !== "embedded" && m !== "clustered") throw new Error(`--modes: unknown mode ${m}`);
 const DEADLINE_S = positiveInt("deadline", args.deadline);
 const MAX_OTHERS_PCT = positiveInt("max-others", args["max-others"]);
-const RETRIES = Number(args.retries);
-if (!Number.isInteger(RETRIES) || RETRIES < 0) throw new Error(`--retries must be an integer ≥ 0 (got ${args.retries})`);
+const RETRIES = intArg("retries", args.retries, 0);
 const QUIET_WAIT_S = Number(args["quiet-wait"]);
 if (!Number.isFinite(QUIET_WAIT_S) || QUIET_WAIT_S < 0) throw new Error(`--quiet-wait must be a number ≥ 0 (got ${args["quiet-wait"]})`);
 const OUT = resolve(args.out ?? "presence-bench.json");
@@ -118,62 +118,14 @@ const QUIET_OTHERS_PCT = 15;
 const LOG_SAMPLES_MAX = 20;
 const STDERR_LINES_MAX = 60;
 
-const MAIN_JS = resolve(__dirname, "../src/primary/main.js");
-const DIST_SRC = resolve(__dirname, "../src");
-const CLK_TCK = 100; // USER_HZ; Linux reports /proc/<pid>/stat times in these units on every mainstream arch
+const DIST_SRC = resolve(MAIN_JS, "../..");
+const CLK_TCK = ticksPerSecond();
 
 // ---------------------------------------------------------------------------------------------
 // Processes this bench owns: stopped at the end of each run, and on any exit
 
-const owned = new Set<ChildProcess>();
+const processes = new Processes();
 
-/** Spawns a child as the leader of its own process group, so that its descendants can be stopped with it. */
-function spawnOwned(command: string, argv: string[], options: { env: NodeJS.ProcessEnv; cwd: string }): ChildProcess {
-  const child = spawn(command, argv, { ...options, detached: true, stdio: ["ignore", "pipe", "pipe"] });
-  owned.add(child);
-  child.once("exit", () => owned.delete(child));
-  return child;
-}
-
-function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
-  if (child.pid === undefined) return;
-  try {
-    process.kill(-child.pid, signal);
-  } catch {
-    // ESRCH: the group is already gone, which is what we want
-  }
-}
-
-const exited = (child: ChildProcess): boolean => child.exitCode !== null || child.signalCode !== null;
-
-/** SIGTERM, then SIGKILL of the whole group past `graceMs`. Resolves with how it ended. */
-async function stopChild(child: ChildProcess, graceMs: number): Promise<{ graceful: boolean; code: number | null; signal: string | null }> {
-  if (!exited(child)) {
-    const done = new Promise<void>((r) => child.once("exit", () => r()));
-    if (child.pid !== undefined) {
-      try {
-        process.kill(child.pid, "SIGTERM");
-      } catch {
-        // ESRCH: it exited between the check and the signal
-      }
-    }
-    let timer: NodeJS.Timeout | undefined;
-    const late = await Promise.race([done.then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), graceMs)))]);
-    clearTimeout(timer);
-    if (late) {
-      signalGroup(child, "SIGKILL");
-      await done;
-      signalGroup(child, "SIGKILL"); // workers left behind by a killed primary
-      return { graceful: false, code: child.exitCode, signal: child.signalCode };
-    }
-  }
-  signalGroup(child, "SIGKILL"); // nothing should be left; make sure of it
-  return { graceful: true, code: child.exitCode, signal: child.signalCode };
-}
-
-process.on("exit", () => {
-  for (const child of owned) signalGroup(child, "SIGKILL");
-});
 /** What the bench is doing, said when it is stopped. */
 let step = "starting";
 /** Writes what was measured so far; set by main once it has results to write. */
@@ -188,45 +140,14 @@ function abort(why: string, code: number): void {
   } catch (err) {
     console.error(`presence-bench: could not write the partial results: ${String(err)}`);
   }
-  for (const child of owned) signalGroup(child, "SIGTERM");
+  processes.signalAll("SIGTERM");
   setTimeout(() => process.exit(code), 2_000).unref(); // the exit handler SIGKILLs what is left
-  if (owned.size === 0) process.exit(code);
+  if (processes.size === 0) process.exit(code);
 }
 process.on("SIGINT", () => abort("interrupted", 130));
 process.on("SIGTERM", () => abort("terminated", 143));
 const deadline = setTimeout(() => abort(`past the --deadline of ${DEADLINE_S} s`, 1), DEADLINE_S * 1000);
 deadline.unref();
-
-function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const s = createServer();
-    s.on("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const a = s.address();
-      s.close(() => resolvePort(typeof a === "object" && a ? a.port : 0));
-    });
-  });
-}
-
-async function until(what: string, timeoutMs: number, check: () => Promise<boolean>, child?: ChildProcess): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    if (child && exited(child)) throw new Error(`${what}: the process exited (code ${child.exitCode}, signal ${child.signalCode})`);
-    if (await check().catch(() => false)) return;
-    if (Date.now() > end) throw new Error(`${what}: not ready after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-/** Keeps the last lines of a child's output, to explain a failed start. */
-function tail(child: ChildProcess, lines: string[], max = 30): void {
-  const push = (chunk: Buffer) => {
-    for (const line of chunk.toString("utf8").split("\n")) if (line.trim()) lines.push(line);
-    if (lines.length > max) lines.splice(0, lines.length - max);
-  };
-  child.stdout?.on("data", push);
-  child.stderr?.on("data", push);
-}
 
 /**
  * A digest of the compiled server (every .js file under dist/src) as a run starts it. The tree
@@ -246,46 +167,11 @@ function serverBuild(): string {
 // redis-server
 
 interface RedisServer {
-  child: ChildProcess;
+  proc: Owned;
   port: number;
 }
 
-function redisPing(port: number): Promise<boolean> {
-  return new Promise((resolvePing) => {
-    const s = createConnection({ host: "127.0.0.1", port });
-    let buf = "";
-    s.setTimeout(1_000, () => s.destroy());
-    s.on("connect", () => s.write("PING\r\n"));
-    s.on("data", (d) => {
-      buf += d.toString();
-      if (buf.includes("\r\n")) {
-        s.end();
-        resolvePing(buf.startsWith("+PONG"));
-      }
-    });
-    s.on("error", () => resolvePing(false));
-    s.on("close", () => resolvePing(false));
-  });
-}
-
-async function startRedis(dir: string): Promise<RedisServer> {
-  const port = await freePort();
-  const child = spawnOwned(
-    "redis-server",
-    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir, "--loglevel", "warning"],
-    { env: { PATH: process.env.PATH ?? "/usr/bin:/bin" }, cwd: dir },
-  );
-  const lines: string[] = [];
-  tail(child, lines);
-  const spawnError = new Promise<never>((_, reject) => child.once("error", reject));
-  try {
-    await Promise.race([until("redis-server", START_TIMEOUT_MS, () => redisPing(port), child), spawnError]);
-  } catch (err) {
-    await stopChild(child, 1_000);
-    throw new Error(`${String(err)}\n${lines.join("\n")}`);
-  }
-  return { child, port };
-}
+const startRedis = (dir: string): Promise<RedisServer> => spawnRedis(processes, dir, { args: ["--loglevel", "warning"], timeoutMs: START_TIMEOUT_MS });
 
 // ---------------------------------------------------------------------------------------------
 // The server under test
@@ -304,7 +190,7 @@ interface ServerLog {
 }
 
 interface RunningServer {
-  child: ChildProcess;
+  proc: Owned;
   url: string;
   apiKey: string;
   log: ServerLog;
@@ -314,109 +200,57 @@ interface RunningServer {
 const LEVELS: Record<number, string> = { 40: "warn", 50: "error", 60: "fatal" };
 
 /** Counts the server's pino lines at warn or above (the run's LOG_LEVEL is warn, so that is all of them). */
-function watchLog(child: ChildProcess, log: ServerLog): void {
-  let pending = "";
-  const onData = (chunk: Buffer) => {
-    pending += chunk.toString("utf8");
-    const lines = pending.split("\n");
-    pending = lines.pop() ?? "";
-    if (pending.length > 1 << 20) pending = ""; // a runaway line: drop it rather than grow
-    for (const line of lines) {
-      if (!line.trim()) continue;
-      let key: string | undefined;
-      try {
-        const rec = JSON.parse(line) as { level?: number; msg?: string; err?: string | { code?: string; message?: string } };
-        if (typeof rec.level === "number" && rec.level < 40) continue;
-        const err = typeof rec.err === "string" ? rec.err : (rec.err?.code ?? rec.err?.message);
-        key = `${LEVELS[rec.level ?? 0] ?? rec.level}: ${rec.msg ?? ""}${err ? ` (${err.slice(0, 80)})` : ""}`;
-      } catch {
-        // Not JSON: Node's report of an uncaught error on stderr. Its "Error: ..." line is counted;
-        // the stack and banner lines around it are only kept as samples.
-        if (/^[A-Za-z]*Error\b/.test(line)) key = `stderr: ${line.slice(0, 120)}`;
-        if (log.stderr.length < STDERR_LINES_MAX) log.stderr.push(`[${log.phase}] ${line.slice(0, 500)}`);
-      }
-      if (key === undefined) continue;
-      const phaseKey = `${log.phase} ${key}`;
-      if (log.counts[phaseKey] === undefined && log.samples.length < LOG_SAMPLES_MAX) log.samples.push(`[${log.phase}] ${line.slice(0, 2_000)}`);
-      bump(log.counts, phaseKey);
+function watchLog(proc: Owned, log: ServerLog): void {
+  onLines([proc.child.stdout, proc.child.stderr], (line) => {
+    if (!line.trim()) return;
+    let key: string | undefined;
+    try {
+      const rec = JSON.parse(line) as { level?: number; msg?: string; err?: string | { code?: string; message?: string } };
+      if (typeof rec.level === "number" && rec.level < 40) return;
+      const err = typeof rec.err === "string" ? rec.err : (rec.err?.code ?? rec.err?.message);
+      key = `${LEVELS[rec.level ?? 0] ?? rec.level}: ${rec.msg ?? ""}${err ? ` (${err.slice(0, 80)})` : ""}`;
+    } catch {
+      // Not JSON: Node's report of an uncaught error on stderr. Its "Error: ..." line is counted;
+      // the stack and banner lines around it are only kept as samples.
+      if (/^[A-Za-z]*Error\b/.test(line)) key = `stderr: ${line.slice(0, 120)}`;
+      if (log.stderr.length < STDERR_LINES_MAX) log.stderr.push(`[${log.phase}] ${line.slice(0, 500)}`);
     }
-  };
-  child.stdout?.on("data", onData);
-  child.stderr?.on("data", onData);
+    if (key === undefined) return;
+    const phaseKey = `${log.phase} ${key}`;
+    if (log.counts[phaseKey] === undefined && log.samples.length < LOG_SAMPLES_MAX) log.samples.push(`[${log.phase}] ${line.slice(0, 2_000)}`);
+    bump(log.counts, phaseKey);
+  });
 }
 
 async function startServer(mode: Mode, workers: number, dir: string, redis: RedisServer | undefined): Promise<RunningServer> {
-  const [port, healthPort] = [await freePort(), await freePort()];
   const apiKey = randomBytes(24).toString("base64url");
-  // A clean environment: nothing from this shell (REDIS_URL, AWS_*, ...) leaks into the run, and
-  // the cwd is the run's own directory so that no `.env` is read.
-  const env: NodeJS.ProcessEnv = {
-    PATH: process.env.PATH ?? "/usr/bin:/bin",
-    NODE_ENV: "production",
-    HOST: "127.0.0.1",
-    PORT: String(port),
-    HEALTH_PORT: String(healthPort),
-    WORKERS: String(workers),
-    API_KEY: apiKey,
-    LOG_LEVEL: "warn",
-    PERSISTENCE: "off",
-    DATA_DIR: join(dir, "data"),
-    PRESENCE_MAX_MEMBERS: "100000",
-    // The bench drives presence as fast as it goes from few connections, past the
-    // per-connection limit made for apps' clients: it measures presence, not that limit.
-    CLIENT_RATE_LIMIT_PER_SEC: "0",
-    SHUTDOWN_TIMEOUT_MS: String(SERVER_SHUTDOWN_MS),
-    ...(mode === "clustered" && redis ? { REDIS_URL: `redis://127.0.0.1:${redis.port}` } : {}),
-  };
   const started = performance.now();
-  const child = spawnOwned(process.execPath, [MAIN_JS], { env, cwd: dir });
   const log: ServerLog = { phase: "start", counts: {}, samples: [], stderr: [] };
-  watchLog(child, log);
-  const lines: string[] = [];
-  tail(child, lines);
-  const ready = async () => {
-    const res = await fetch(`http://127.0.0.1:${healthPort}/readyz`, { signal: AbortSignal.timeout(1_000) });
-    await res.arrayBuffer();
-    return res.status === 200;
-  };
-  try {
-    await until("server /readyz", START_TIMEOUT_MS, ready, child);
-  } catch (err) {
-    await stopChild(child, 2_000);
-    throw new Error(`${String(err)}\n${lines.join("\n")}`);
-  }
-  return { child, url: `http://127.0.0.1:${port}`, apiKey, log, startMs: performance.now() - started };
+  // A clean environment: nothing from this shell (REDIS_URL, AWS_*, ...) leaks into the run.
+  const { proc, url } = await spawnServer(
+    processes,
+    dir,
+    {
+      NODE_ENV: "production",
+      WORKERS: String(workers),
+      API_KEY: apiKey,
+      PERSISTENCE: "off",
+      DATA_DIR: join(dir, "data"),
+      PRESENCE_MAX_MEMBERS: "100000",
+      SHUTDOWN_TIMEOUT_MS: String(SERVER_SHUTDOWN_MS),
+      ...(mode === "clustered" && redis ? { REDIS_URL: `redis://127.0.0.1:${redis.port}` } : {}),
+    },
+    { timeoutMs: START_TIMEOUT_MS, onSpawn: (proc) => watchLog(proc, log) },
+  );
+  return { proc, url, apiKey, log, startMs: performance.now() - started };
 }
 
 // ---------------------------------------------------------------------------------------------
 // CPU of the server's processes, from /proc
 
-interface ProcStat {
-  pid: number;
-  ppid: number;
-  ticks: number;
-}
-
-function readStat(pid: number | string): ProcStat | undefined {
-  try {
-    const raw = readFileSync(`/proc/${pid}/stat`, "utf8");
-    // comm (field 2) is in parentheses and may hold spaces: split after the last ')'
-    const rest = raw.slice(raw.lastIndexOf(")") + 2).split(" ");
-    // rest[0] is field 3 (state): ppid is field 4, utime 14, stime 15
-    return { pid: Number(pid), ppid: Number(rest[1]), ticks: Number(rest[11]) + Number(rest[12]) };
-  } catch {
-    return undefined; // the process exited between the listing and the read
-  }
-}
-
 /** The process and all its descendants, as pid → ticks, with the role of each. */
 function treeTicks(rootPid: number): Map<number, { role: "primary" | "worker"; ticks: number }> {
-  const all: ProcStat[] = [];
-  for (const name of readdirSync("/proc")) {
-    if (!/^\d+$/.test(name)) continue;
-    const s = readStat(name);
-    if (s) all.push(s);
-  }
+  const all = allStats();
   const out = new Map<number, { role: "primary" | "worker"; ticks: number }>();
   const root = all.find((s) => s.pid === rootPid);
   if (!root) return out;
@@ -433,11 +267,10 @@ function treeTicks(rootPid: number): Map<number, { role: "primary" | "worker"; t
   return out;
 }
 
-/** Busy ticks of the whole machine (all cores), from the first line of /proc/stat. */
+/** Busy ticks of the whole machine (all cores), steal included. */
 function machineBusyTicks(): number {
-  const fields = readFileSync("/proc/stat", "utf8").split("\n", 1)[0]!.trim().split(/\s+/).slice(1, 9).map(Number);
-  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = fields;
-  return user + nice + system + irq + softirq + steal; // idle and iowait left out
+  const { busy, steal } = machineTicks();
+  return busy + steal;
 }
 
 interface CpuSnapshot {
@@ -452,8 +285,8 @@ function cpuSnapshot(server: RunningServer, redis: RedisServer | undefined): Cpu
   return {
     at: performance.now(),
     machine: machineBusyTicks(),
-    server: treeTicks(server.child.pid ?? -1),
-    redis: redis?.child.pid === undefined ? undefined : readStat(redis.child.pid)?.ticks,
+    server: treeTicks(server.proc.child.pid ?? -1),
+    redis: redis?.proc.child.pid === undefined ? undefined : readStat(redis.proc.child.pid)?.ticks,
     generator: process.cpuUsage(),
   };
 }
@@ -500,9 +333,8 @@ type Client = Socket;
 type Reply = { success: true; users?: unknown[] } | { success: false; error: string; message?: string };
 
 function tokenFor(apiKey: string, subject: string): string {
-  return jwt.sign({ sub: subject }, Buffer.from(apiKey, "utf8"), { algorithm: "HS256", expiresIn: 3_600 });
+  return mintToken(apiKey, { sub: subject }, { expiresIn: 3_600 });
 }
-
 
 function connect(server: RunningServer, subject: string): Promise<Client> {
   const socket = io(server.url, {
@@ -571,17 +403,6 @@ function closeAll(sockets: Client[]): void {
   for (const s of sockets) s.close();
 }
 
-const median = (xs: number[]): number => {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
-/** Nearest-rank percentile of a small sample (p99 of 50 values is the largest). */
-const percentile = (xs: number[], p: number): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))] ?? NaN;
-};
 const round = (v: number, digits = 2) => Math.round(v * 10 ** digits) / 10 ** digits;
 
 // ---------------------------------------------------------------------------------------------
@@ -803,8 +624,8 @@ async function listPhase(server: RunningServer, redis: RedisServer | undefined):
     usersListed: [...new Set(usersListed)],
     calls: LISTS,
     latencyMs: {
-      p50: round(percentile(times, 50), 3),
-      p99: round(percentile(times, 99), 3),
+      p50: round(percentile(times, 50) ?? NaN, 3),
+      p99: round(percentile(times, 99) ?? NaN, 3),
       min: round(Math.min(...times), 3),
       max: round(Math.max(...times), 3),
       mean: round(times.reduce((s, v) => s + v, 0) / times.length, 3),
@@ -844,11 +665,8 @@ interface RunResult {
 async function waitForQuiet(): Promise<{ othersPct: number; waitedS: number }> {
   const start = performance.now();
   for (;;) {
-    const [t0, m0, g0] = [performance.now(), machineBusyTicks(), process.cpuUsage()];
-    await new Promise((r) => setTimeout(r, 1_000));
-    const seconds = (performance.now() - t0) / 1000;
-    const g = process.cpuUsage(g0);
-    const othersPct = Math.max(0, ((machineBusyTicks() - m0) / CLK_TCK / seconds) * 100 - ((g.user + g.system) / 1e6 / seconds) * 100);
+    const { busyPct, stealPct, ownPct } = await machineLoad();
+    const othersPct = Math.max(0, busyPct + stealPct - ownPct);
     const waitedS = (performance.now() - start) / 1000;
     if (othersPct <= QUIET_OTHERS_PCT || waitedS >= QUIET_WAIT_S) return { othersPct: round(othersPct, 1), waitedS: round(waitedS, 1) };
   }
@@ -871,11 +689,11 @@ async function oneRun(mode: Mode, workers: number, run: number): Promise<RunResu
     const list = await listPhase(server, redis);
     server.log.phase = "shutdown";
     step = `${mode} WORKERS=${workers} run ${run}: stopping the server`;
-    const shutdown = await stopChild(server.child, SERVER_SHUTDOWN_MS + 5_000);
+    const shutdown = await processes.stop(server.proc, SERVER_SHUTDOWN_MS + 5_000);
     return { mode, workers, run, serverStartMs: Math.round(server.startMs), serverBuild: build, quiet, ops, list, shutdown, serverLog: server.log };
   } finally {
-    if (server) await stopChild(server.child, SERVER_SHUTDOWN_MS + 5_000);
-    if (redis) await stopChild(redis.child, 5_000);
+    if (server) await processes.stop(server.proc, SERVER_SHUTDOWN_MS + 5_000);
+    if (redis) await processes.stop(redis.proc, 5_000);
     rmSync(dir, { recursive: true, force: true });
   }
 }

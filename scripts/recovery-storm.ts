@@ -39,21 +39,26 @@
  * and --workers, --connect-concurrency, --reconnect-delay, --reconnect-jitter,
  * --reconnect-delay-max, --connect-timeout, --storm-timeout, --baseline-ms, --tail-ms, --quiet-below.
  */
-import { execFileSync, fork, spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
-import { get as httpGet } from "node:http";
-import { connect as netConnect, createServer as netCreateServer } from "node:net";
+import { execFileSync, fork, type ChildProcess } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { monitorEventLoopDelay, performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import { Redis } from "ioredis";
-import jwt from "jsonwebtoken";
 import { io as ioClient, type Socket } from "socket.io-client";
+import * as flags from "../harness/args.js";
+import { LogTail } from "../harness/lines.js";
+import { Processes, type Owned } from "../harness/processes.js";
+import { childrenOf, clusterIdOf, cmdlineOf, machineLoad, machineTicks, readStat, ticksPerSecond } from "../harness/procfs.js";
+import { spawnRedis } from "../harness/redis.js";
+import { spawnServer } from "../harness/server.js";
+import { medianOrNull, percentile } from "../harness/stats.js";
+import { workerOf as workerOfSocket } from "../harness/sockets.js";
+import { mintToken } from "../harness/token.js";
+import { sleep } from "../harness/wait.js";
 import { WELCOME_EVENT } from "../src/shared/contract.js";
 import { messageEvent } from "../src/worker/rooms.js";
-
-const PRIMARY_MAIN = resolve(__dirname, "../src/primary/main.js");
 
 // ---------------------------------------------------------------------------------------------
 // Options
@@ -86,18 +91,8 @@ const { values: args } = parseArgs({
   },
 });
 
-function intArg(name: keyof typeof args, min: number): number {
-  const raw = args[name];
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer ≥ ${min} (got ${String(raw)})`);
-  return n;
-}
-
-function oneOf<T extends string>(name: keyof typeof args, allowed: readonly T[]): T {
-  const raw = String(args[name]);
-  if (!(allowed as readonly string[]).includes(raw)) throw new Error(`--${name} must be one of ${allowed.join(", ")} (got ${raw})`);
-  return raw as T;
-}
+const intArg = (name: keyof typeof args, min: number): number => flags.intArg(name, String(args[name]), min);
+const oneOf = <T extends string>(name: keyof typeof args, allowed: readonly T[]): T => flags.oneOf(name, String(args[name]), allowed);
 
 type Mode = "embedded" | "clustered";
 type Variant = "drop" | "kill";
@@ -107,83 +102,12 @@ type Variant = "drop" | "kill";
 
 /** Milliseconds since the epoch with sub-ms resolution, comparable across this machine's processes. */
 const now = (): number => performance.timeOrigin + performance.now();
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-const CLK_TCK = (() => {
-  try {
-    const n = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim());
-    return n > 0 ? n : 100;
-  } catch {
-    return 100; // getconf missing: Linux's USER_HZ is 100 on every common build
-  }
-})();
-
-/** Fields of /proc/<pid>/stat after the command name (which may hold spaces or parentheses). */
-function statFields(pid: number): string[] | undefined {
-  try {
-    const s = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return s.slice(s.lastIndexOf(")") + 2).split(" ");
-  } catch {
-    return undefined; // the process is gone
-  }
-}
-
-/** utime+stime of a process (all its threads), in clock ticks. */
-function cpuTicks(pid: number): number | undefined {
-  const f = statFields(pid);
-  // stat field 14 is utime and 15 stime; this array starts at field 3.
-  return f ? Number(f[11]) + Number(f[12]) : undefined;
-}
-
-function childrenOf(ppid: number): number[] {
-  const out: number[] = [];
-  for (const name of readdirSync("/proc")) {
-    if (!/^\d+$/.test(name)) continue;
-    const f = statFields(Number(name));
-    if (f && Number(f[1]) === ppid) out.push(Number(name));
-  }
-  return out;
-}
-
-function cmdlineOf(pid: number): string {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, "utf8").replace(/\0/g, " ");
-  } catch {
-    return "";
-  }
-}
-
-/** The cluster worker id Node gave a worker process (NODE_UNIQUE_ID in its environment). */
-function clusterIdOf(pid: number): number | undefined {
-  try {
-    const env = readFileSync(`/proc/${pid}/environ`, "utf8").split("\0");
-    const entry = env.find((e) => e.startsWith("NODE_UNIQUE_ID="));
-    return entry ? Number(entry.slice("NODE_UNIQUE_ID=".length)) : undefined;
-  } catch {
-    return undefined;
-  }
-}
+const CLK_TCK = ticksPerSecond();
 
 type CpuRole = "primary" | "workers" | "store" | "redis" | "clientProcs" | "orchestrator";
 type CpuSnapshot = { at: number; ticks: Map<number, { role: CpuRole; ticks: number }>; machine: MachineTicks };
 
-/** Whole-machine CPU from /proc/stat, in ticks summed over every core. */
-interface MachineTicks {
-  busy: number;
-  steal: number;
-}
-
-function machineTicks(): MachineTicks {
-  const line = readFileSync("/proc/stat", "utf8").split("\n")[0] ?? "";
-  // cpu user nice system idle iowait irq softirq steal guest guest_nice (guest is inside user)
-  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = line.trim().split(/\s+/).slice(1).map(Number);
-  return { busy: user + nice + system + irq + softirq, steal };
-}
-
-function percentile(sorted: readonly number[], p: number): number | null {
-  if (sorted.length === 0) return null;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
-}
+type MachineTicks = ReturnType<typeof machineTicks>;
 
 const round = (n: number | null | undefined, digits = 1): number | null =>
   n === null || n === undefined || !Number.isFinite(n) ? null : Math.round(n * 10 ** digits) / 10 ** digits;
@@ -336,9 +260,7 @@ function stateOf(socket: Socket): string {
 }
 
 function workerOf(socket: Socket): number | null {
-  // Engine.IO session ids start with the owning worker's cluster id (src/worker/socket-server.ts).
-  const id = (socket.io.engine as { id?: string } | undefined)?.id;
-  const n = id ? Number(id.split(".")[0]) : NaN;
+  const n = workerOfSocket(socket);
   return Number.isInteger(n) ? n : null;
 }
 
@@ -633,53 +555,11 @@ function runClientsRole(): void {
 // ---------------------------------------------------------------------------------------------
 // Orchestrator: processes it starts, and their clean-up
 
-interface Started {
-  name: string;
-  child: ChildProcess;
-  /** Started in its own process group (the server: primary and workers are killed together). */
-  group: boolean;
-  exited: Promise<void>;
-}
+const processes = new Processes();
 
-const started = new Set<Started>();
-
-function track(name: string, child: ChildProcess, group: boolean): Started {
-  const exited = new Promise<void>((r) => {
-    if (child.exitCode !== null || child.signalCode !== null) r();
-    else child.once("exit", () => r());
-  });
-  const entry: Started = { name, child, group, exited };
-  started.add(entry);
-  void exited.then(() => {
-    if (!group) started.delete(entry);
-  });
-  return entry;
-}
-
-function signal(entry: Started, sig: NodeJS.Signals, wholeGroup: boolean): void {
-  const pid = entry.child.pid;
-  if (pid === undefined) return;
-  try {
-    process.kill(wholeGroup && entry.group ? -pid : pid, sig);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "ESRCH") throw err; // ESRCH: already gone
-  }
-}
-
-/** Asks a process to stop, then kills it (and its group) after the grace period. */
-async function stop(entry: Started, graceMs: number): Promise<void> {
-  signal(entry, "SIGTERM", false);
-  const timedOut = await Promise.race([entry.exited.then(() => false), sleep(graceMs).then(() => true)]);
-  if (timedOut) process.stderr.write(`  ${entry.name} did not stop in ${graceMs} ms: killed\n`);
-  // Whatever is left of the group (workers of a killed primary) goes too.
-  signal(entry, "SIGKILL", true);
-  await Promise.race([entry.exited, sleep(2000)]);
-  started.delete(entry);
-}
-
-/** Stops everything, newest first: clients before the server, the server before its Redis. */
+/** Stops everything started here, then removes the temp dirs. */
 async function stopAll(graceMs: number): Promise<void> {
-  for (const e of [...started].reverse()) await stop(e, graceMs);
+  await processes.stopAll(graceMs);
   removeTempDirs();
 }
 
@@ -696,104 +576,17 @@ function removeTempDirs(): void {
   tempDirs.clear();
 }
 
-process.on("exit", () => {
-  // Last resort (an exception, or the deadline): nothing started here outlives the script.
-  for (const e of started) signal(e, "SIGKILL", true);
-  removeTempDirs();
-});
-
-function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const srv = netCreateServer();
-    srv.once("error", fail);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => done(port));
-    });
-  });
-}
+// Last resort (an exception, or the deadline): no temp dir outlives the script (nor, through
+// Processes, any process started here).
+process.on("exit", () => removeTempDirs());
 
 /** The AWS SDK's multi-line Node-version notice, printed by every process that loads it: noise here. */
 const AWS_SDK_NOTICE =
   /NodeVersionSupportWarning|versions published after the first week|will require node >=22|To continue receiving updates to AWS|and security updates please upgrade|a\.co\/c895JFp|node --trace-warnings \.\.\.` to show where the warning/;
 
-/** Keeps the last lines a process wrote (bounded), for the report. */
-class LogTail {
-  readonly lines: string[] = [];
-  count = 0;
-  /** Lines of the AWS SDK's notice, counted but not kept. */
-  suppressed = 0;
-  constructor(private readonly max = 200) {}
-  attach(stream: NodeJS.ReadableStream | null): void {
-    let partial = "";
-    stream?.setEncoding("utf8");
-    stream?.on("data", (chunk: string) => {
-      const parts = (partial + chunk).split("\n");
-      partial = parts.pop() ?? "";
-      for (const line of parts) this.push(line);
-    });
-  }
-  private push(line: string): void {
-    if (!line.trim()) return;
-    if (AWS_SDK_NOTICE.test(line)) {
-      this.suppressed++;
-      return;
-    }
-    this.count++;
-    this.lines.push(line.length > 600 ? `${line.slice(0, 600)}…` : line);
-    if (this.lines.length > this.max) this.lines.shift();
-  }
-}
-
-async function waitFor(what: string, timeoutMs: number, probe: () => Promise<boolean>, exited?: Promise<void>): Promise<void> {
-  let gone = false;
-  void exited?.then(() => void (gone = true));
-  const deadline = now() + timeoutMs;
-  while (now() < deadline) {
-    if (gone) throw new Error(`${what}: the process exited`);
-    if (await probe()) return;
-    await sleep(100);
-  }
-  throw new Error(`${what}: not ready after ${timeoutMs} ms`);
-}
-
-function redisPing(port: number): Promise<boolean> {
-  return new Promise((done) => {
-    const s = netConnect(port, "127.0.0.1");
-    s.setTimeout(1000);
-    s.once("connect", () => s.write("PING\r\n"));
-    s.once("data", (d) => {
-      done(d.toString().startsWith("+PONG"));
-      s.destroy();
-    });
-    s.once("error", () => done(false));
-    s.once("timeout", () => (s.destroy(), done(false)));
-  });
-}
-
-function httpStatus(url: string): Promise<number> {
-  return new Promise((done) => {
-    const req = httpGet(url, (res) => {
-      res.resume();
-      done(res.statusCode ?? 0);
-    });
-    req.setTimeout(1000, () => req.destroy());
-    req.once("error", () => done(0));
-  });
-}
-
-async function startRedis(dir: string): Promise<{ entry: Started; port: number; log: LogTail }> {
-  const port = await freePort();
-  const child = spawn(
-    "redis-server",
-    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir],
-    { stdio: ["ignore", "pipe", "pipe"], detached: true },
-  );
-  const entry = track("redis-server", child, true);
-  const log = new LogTail(50);
-  log.attach(child.stdout);
-  log.attach(child.stderr);
-  await waitFor("redis-server", 10_000, () => redisPing(port), entry.exited);
+async function startRedis(dir: string): Promise<{ entry: Owned; port: number; log: LogTail }> {
+  const log = new LogTail(50, AWS_SDK_NOTICE);
+  const { proc: entry, port } = await spawnRedis(processes, dir, { tail: log, timeoutMs: 10_000 });
   return { entry, port, log };
 }
 
@@ -847,7 +640,7 @@ async function streamLength(port: number): Promise<number | undefined> {
 }
 
 interface ServerHandle {
-  entry: Started;
+  entry: Owned;
   port: number;
   pid: number;
   log: LogTail;
@@ -860,34 +653,24 @@ function serverExit(server: ServerHandle, since: number): RunResult["server"]["e
 }
 
 async function startServer(opts: { dir: string; redisPort: number | undefined; apiKey: string; workers: number; persistence: boolean }): Promise<ServerHandle> {
-  const [port, healthPort] = [await freePort(), await freePort()];
-  const env: NodeJS.ProcessEnv = {
-    PATH: process.env.PATH,
-    HOME: process.env.HOME,
-    HOST: "127.0.0.1",
-    PORT: String(port),
-    HEALTH_PORT: String(healthPort),
-    WORKERS: String(opts.workers),
-    API_KEY: opts.apiKey,
-    LOG_LEVEL: "warn",
-    DATA_DIR: join(opts.dir, "data"),
-    PERSISTENCE: opts.persistence ? "embedded" : "off",
-    SHUTDOWN_TIMEOUT_MS: "5000",
-    // One publisher sends --publish-rate (200/s by default), past the per-connection limit
-    // made for apps' clients: the storm measures recovery, not that limit.
-    CLIENT_RATE_LIMIT_PER_SEC: "0",
-  };
-  if (opts.redisPort !== undefined) env.REDIS_URL = `redis://127.0.0.1:${opts.redisPort}`;
-  // cwd in the temp dir: a developer's .env in the repo must not leak into the measurement.
-  const child = spawn(process.execPath, [PRIMARY_MAIN], { cwd: opts.dir, env, stdio: ["ignore", "pipe", "pipe"], detached: true });
-  // Exits during start-up are reported by waitFor; later ones are recorded on the handle below.
-  const entry = track("server", child, true);
-  const log = new LogTail();
-  log.attach(child.stdout);
-  log.attach(child.stderr);
-  await waitFor("server /readyz", 30_000, async () => (await httpStatus(`http://127.0.0.1:${healthPort}/readyz`)) === 200, entry.exited);
-  const handle: ServerHandle = { entry, port, pid: child.pid!, log, exit: undefined };
-  child.once("exit", (code, sig) => {
+  const log = new LogTail(200, AWS_SDK_NOTICE);
+  const { proc: entry, port } = await spawnServer(
+    processes,
+    opts.dir,
+    {
+      HOME: process.env.HOME,
+      WORKERS: String(opts.workers),
+      API_KEY: opts.apiKey,
+      DATA_DIR: join(opts.dir, "data"),
+      PERSISTENCE: opts.persistence ? "embedded" : "off",
+      SHUTDOWN_TIMEOUT_MS: "5000",
+      ...(opts.redisPort !== undefined ? { REDIS_URL: `redis://127.0.0.1:${opts.redisPort}` } : {}),
+    },
+    { tail: log },
+  );
+  // Exits during start-up fail spawnServer; later ones are recorded on the handle.
+  const handle: ServerHandle = { entry, port, pid: entry.child.pid!, log, exit: undefined };
+  entry.child.once("exit", (code, sig) => {
     handle.exit = { code, signal: sig, at: now() };
   });
   return handle;
@@ -915,7 +698,7 @@ class Fleet {
   constructor(count: number) {
     for (let i = 0; i < count; i++) {
       const child = fork(__filename, ["--role", "clients"], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
-      track(`clients#${i}`, child, false);
+      processes.track(`clients#${i}`, child, false);
       child.on("message", (m: unknown) => {
         if (isFromClients(m) && m.type === "progress") {
           this.progress.set(child, { affected: m.affected, back: m.back, recovered: m.recovered });
@@ -1232,7 +1015,7 @@ function lossOf(records: ClientRecord[]): LossFigure {
 function snapshot(server: ServerHandle, redisPid: number | undefined, fleet: Fleet): CpuSnapshot {
   const ticks: CpuSnapshot["ticks"] = new Map();
   const add = (pid: number, role: CpuRole) => {
-    const t = cpuTicks(pid);
+    const t = readStat(pid)?.ticks;
     if (t !== undefined) ticks.set(pid, { role, ticks: t });
   };
   add(server.pid, "primary");
@@ -1284,28 +1067,22 @@ class StormError extends Error {
 }
 
 /** Machine CPU busy over one second, in % of one core (nothing of this run is running then). */
-async function machineLoad(): Promise<number> {
-  const a = machineTicks();
-  const t0 = now();
-  await sleep(1000);
-  const b = machineTicks();
-  return ((b.busy - a.busy) / CLK_TCK / ((now() - t0) / 1000)) * 100;
-}
+const busyNow = async (): Promise<number> => (await machineLoad()).busyPct;
 
 /** Waits (bounded) for the machine to be quiet; returns the last load measured. */
 async function waitQuiet(maxWaitS: number, belowPct: number): Promise<number> {
   const deadline = now() + maxWaitS * 1000;
-  let load = await machineLoad();
+  let load = await busyNow();
   while (load > belowPct && now() < deadline) {
     process.stdout.write(`  waiting for a quiet machine: ${round(load)}% of a core busy\n`);
     await sleep(4000);
-    load = await machineLoad();
+    load = await busyNow();
   }
   return load;
 }
 
 async function runStorm(mode: Mode, variant: Variant, run: number, p: Params): Promise<Omit<RunResult, "startedAt" | "commit">> {
-  const loadBefore = p.quietWaitS > 0 ? await waitQuiet(p.quietWaitS, p.quietBelowPct) : await machineLoad();
+  const loadBefore = p.quietWaitS > 0 ? await waitQuiet(p.quietWaitS, p.quietBelowPct) : await busyNow();
   const dir = makeTempDir();
   const apiKey = `storm-${Math.random().toString(36).slice(2)}-key-0123456789`;
   const channels = Array.from({ length: p.channels }, (_, i) => `storm:${i}`);
@@ -1318,7 +1095,7 @@ async function runStorm(mode: Mode, variant: Variant, run: number, p: Params): P
     server = await startServer({ dir, redisPort: redis?.port, apiKey, workers: p.workers, persistence: p.persistence });
     const url = `http://127.0.0.1:${server.port}`;
     // The SDK's token: HS256 over the UTF-8 bytes of API_KEY, with only `exp`.
-    const token = jwt.sign({ exp: Math.floor(Date.now() / 1000) + 3600 }, Buffer.from(apiKey, "utf8"), { algorithm: "HS256" });
+    const token = mintToken(apiKey, { exp: Math.floor(Date.now() / 1000) + 3600 });
 
     fleet = new Fleet(p.clientProcs);
     const connectStart = now();
@@ -1506,8 +1283,8 @@ async function runStorm(mode: Mode, variant: Variant, run: number, p: Params): P
   } finally {
     publisher?.close();
     await fleet?.close();
-    if (server) await stop(server.entry, 8000);
-    if (redis) await stop(redis.entry, 3000);
+    if (server) await processes.stop(server.entry, 8000);
+    if (redis) await processes.stop(redis.entry, 3000);
     rmSync(dir, { recursive: true, force: true });
     tempDirs.delete(dir);
   }
@@ -1515,13 +1292,6 @@ async function runStorm(mode: Mode, variant: Variant, run: number, p: Params): P
 
 // ---------------------------------------------------------------------------------------------
 // Orchestrator: reporting
-
-const median = (xs: Array<number | null>): number | null => {
-  const v = xs.filter((x): x is number => x !== null).sort((a, b) => a - b);
-  if (v.length === 0) return null;
-  const mid = Math.floor(v.length / 2);
-  return v.length % 2 ? v[mid]! : (v[mid - 1]! + v[mid]!) / 2;
-};
 
 /** The figures reported per mode and variant: a label and how to read it from a run. */
 const ROWS: Array<[string, (r: RunResult) => number | null]> = [
@@ -1578,7 +1348,7 @@ function medianTable(results: RunResult[], mode: Mode, variants: Variant[]): { t
   const head = `${"".padEnd(width)}  ${variants.map((v, i) => `${v} (n=${cols[i]!.length})`.padStart(16)).join("  ")}`;
   const lines = [head];
   for (const [label, read] of ROWS) {
-    const vals = cols.map((runs) => median(runs.map(read)));
+    const vals = cols.map((runs) => medianOrNull(runs.map(read)));
     if (vals.every((v) => v === null)) continue;
     variants.forEach((v, i) => ((medians[v] ??= {})[label] = vals[i]!));
     lines.push(`${label.padEnd(width)}  ${vals.map((v) => (v === null ? "-" : String(round(v, 2))).padStart(16)).join("  ")}`);

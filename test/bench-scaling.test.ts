@@ -187,7 +187,7 @@ describe("scaling summary", () => {
     const off = (r: number) => run("rooms-5", "embedded", 2, r, parts(20, 180));
     const stored = (r: number, refused: number) => ({
       ...run("rooms-5", "embedded", 2, r, { primary: 20, workers: 200, other: 10 + r, redis: null }),
-      persistence: "embedded" as const, refused, errors: refused ? { "publish: OVERLOADED": refused } : {},
+      persistence: "embedded" as const, refused, errors: (refused ? { "publish: OVERLOADED": refused } : {}) as Record<string, number>,
       // Pages read in each round: the summary takes the percentiles over all of them.
       historyMs: [r, r + 0.5, 10 * r],
     });

@@ -6,11 +6,11 @@ import type { RedisInstance } from "./helpers/redis.js";
 import { stopAllServers, type RunningServer } from "./helpers/server.js";
 import { latch } from "./helpers/wait.js";
 import { WELCOME_EVENT } from "../src/shared/contract.js";
+import { workerOf } from "./helpers/workers.js";
 
 const ISO_MS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-const workerOf = (s: Socket) => s.io.engine.id.split(".")[0];
 
 describe.each(MODES)("channels (%s)", (mode) => {
   let server: RunningServer;

@@ -7,7 +7,7 @@ import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand } 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConsumerConfig } from "../src/shared/config.js";
 import { createSqsHandler } from "../src/consumer/lambda.js";
-import { ensureTables } from "../src/store/tables.js";
+import { ensureTables } from "../src/persistence/tables.js";
 import { dynamoClient, sqsClient, startDynalite, startFauxqs, stopAllDynalites, type DynaliteProcess, type Fauxqs } from "./helpers/aws.js";
 import { closeAllClients, connect, request } from "./helpers/client.js";
 import { startServer, stopAllServers } from "./helpers/server.js";

@@ -7,11 +7,11 @@
 import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import jwt from "jsonwebtoken";
 import { afterEach, describe, expect, it, onTestFinished } from "vitest";
 import { closeAllClients, connect } from "./helpers/client.js";
 import { startServer, stopAllServers, type RunningServer } from "./helpers/server.js";
 import { waitFor } from "./helpers/wait.js";
+import { mintToken } from "../harness/token.js";
 
 /** The key the server printed at start. */
 function printedKey(server: RunningServer): string {
@@ -33,7 +33,7 @@ describe("the generated development key", () => {
     const first = await startServer({ workers: 1, dataDir, env });
     const key = printedKey(first);
     expect(statSync(join(dataDir, "development-api-key")).mode & 0o777).toBe(0o600);
-    const token = jwt.sign({}, Buffer.from(key, "utf8"), { algorithm: "HS256", expiresIn: 300 });
+    const token = mintToken(key, {}, { expiresIn: 300 });
     (await connect(first.url, token)).close();
     await first.stop();
 

@@ -8,9 +8,9 @@ import { createLogger, type Logger } from "../src/shared/logger.js";
 import { channelRange, messageKey, splitMessageKey } from "../src/store/keys.js";
 import { MessageDb, PAGE_MAX_BYTES } from "../src/store/message-db.js";
 import { StoreServer } from "../src/store/server.js";
-import { FrameDecoder, FrameError, FrameReader, FrameWriter } from "../src/store/wire.js";
-import { EmbeddedStoreClient } from "../src/worker/persistence/embedded-client.js";
-import type { StoredMessage } from "../src/worker/persistence/record.js";
+import { FrameDecoder, FrameError, FrameReader, FrameWriter } from "../src/persistence/wire.js";
+import { EmbeddedStoreClient } from "../src/persistence/embedded-client.js";
+import type { StoredMessage } from "../src/persistence/record.js";
 import { freePort } from "./helpers/ports.js";
 
 const log = createLogger("silent", {});

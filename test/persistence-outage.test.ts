@@ -9,6 +9,7 @@ import { readAll } from "./helpers/history.js";
 import { freePort } from "./helpers/ports.js";
 import { startServer, stopAllServers } from "./helpers/server.js";
 import { latch, waitFor } from "./helpers/wait.js";
+import { workerOf } from "./helpers/workers.js";
 
 type Ack = { success: boolean; error?: string };
 type Page = { success: boolean; error?: string; pastMessages: Array<{ content: unknown }>; lastEvaluatedKey?: unknown };
@@ -47,7 +48,6 @@ function dynamoEnv(endpoint: string, dataDir: string, extra: Record<string, stri
   };
 }
 
-const workerOf = (s: Socket) => s.io.engine.id.split(".")[0];
 
 describe("persistence when the store is down", () => {
   it("keeps every acknowledged message through a 30 s outage, exactly once", async () => {

@@ -15,9 +15,9 @@ import {
 import { stopAllServers, type RunningServer } from "./helpers/server.js";
 import { startTcpProxy } from "./helpers/tcp-proxy.js";
 import { latch, waitFor } from "./helpers/wait.js";
+import { workerOf } from "./helpers/workers.js";
 
 const CHANNEL = "live";
-const workerOf = (s: Socket) => s.io.engine.id.split(".")[0]!;
 
 describe.each(MODES)("connection state recovery (%s)", (mode: ModeName) => {
   const servers = modeServers(mode);
@@ -378,11 +378,11 @@ describe.each(MODES)("connection state recovery (%s)", (mode: ModeName) => {
 });
 
 /** The pid of the worker whose cluster id prefixes the session ids it issues. */
-function pidOfWorker(server: RunningServer, workerId: string): number {
+function pidOfWorker(server: RunningServer, workerId: number): number {
   for (const line of server.output) {
     if (!line.startsWith("{")) continue;
     const entry = JSON.parse(line) as { msg?: string; worker?: number; pid?: number };
-    if (entry.msg === "worker ready" && String(entry.worker) === workerId && entry.pid) return entry.pid;
+    if (entry.msg === "worker ready" && entry.worker === workerId && entry.pid) return entry.pid;
   }
   throw new Error(`no pid for worker ${workerId}`);
 }

@@ -6,7 +6,7 @@ import type { Socket } from "socket.io-client";
 import { createLogger } from "../src/shared/logger.js";
 import { MessageDb } from "../src/store/message-db.js";
 import { hasLegacyStore, migrateDynalite } from "../src/store/migrate-dynalite.js";
-import { serializeStored, type StoredMessage } from "../src/worker/persistence/record.js";
+import { serializeStored, type StoredMessage } from "../src/persistence/record.js";
 import { closeAllClients, connect, request } from "./helpers/client.js";
 import { withLegacyStore } from "./helpers/legacy-store.js";
 import { startServer, stopAllServers } from "./helpers/server.js";

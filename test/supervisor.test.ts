@@ -3,12 +3,13 @@
  * exponential backoff while the other keeps serving, graceful shutdown on SIGTERM/SIGINT, and
  * workers that leave by themselves when the primary is killed.
  */
-import { existsSync, readFileSync } from "node:fs";
 import type { Socket } from "socket.io-client";
 import { afterEach, describe, expect, it } from "vitest";
 import { closeAllClients, connect, request, type ClientOptions } from "./helpers/client.js";
 import { startServer, stopAllServers, type RunningServer } from "./helpers/server.js";
 import { waitFor } from "./helpers/wait.js";
+import { cmdlineOf, isGone } from "../harness/procfs.js";
+import { workerOf } from "./helpers/workers.js";
 
 /** The SHUTDOWN_TIMEOUT_MS that startServer sets. */
 const SHUTDOWN_TIMEOUT_MS = 5000;
@@ -46,24 +47,8 @@ function exitLines(server: RunningServer): LogLine[] {
   return logLines(server).filter((l) => l.msg === "worker exited");
 }
 
-/** True once the process is gone or a zombie (an orphan that nobody reaped yet has still exited). */
-function isGone(pid: number): boolean {
-  const stat = `/proc/${pid}/stat`;
-  if (!existsSync(stat)) return true;
-  try {
-    // "pid (comm) S ...": the state follows the last ')'.
-    const text = readFileSync(stat, "utf8");
-    return text.slice(text.lastIndexOf(")") + 2, text.lastIndexOf(")") + 3) === "Z";
-  } catch {
-    return true; // vanished between the two reads
-  }
-}
+const cmdline = (pid: number) => cmdlineOf(pid).trim();
 
-function cmdline(pid: number): string {
-  return readFileSync(`/proc/${pid}/cmdline`, "utf8").replace(/\0+/g, " ").trim();
-}
-
-const workerOf = (socket: Socket) => Number(socket.io.engine.id.split(".")[0]);
 
 async function bothWorkersReady(server: RunningServer) {
   return waitFor(() => readyWorkers(server).length >= 2 && readyWorkers(server), { what: "two worker ready lines" });

@@ -1,4 +1,5 @@
 import { REFERENCES, TARGET_LABELS, type TargetName } from "./targets.js";
+import { median, medianOrNull } from "../../harness/stats.js";
 
 /** One measurement round of one target. */
 export interface TargetRun {
@@ -47,12 +48,7 @@ export const BARS = {
   hung: { max: 0 },
 } as const;
 
-export function median(values: readonly number[]): number {
-  if (values.length === 0) return NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
+export { median };
 
 /** A target's medians over its rounds; `hung`, `lost`, `duplicated` and `errors` are summed instead (any hung connect fails the bar). */
 export type TargetMedians = Omit<TargetRun, "target" | "run" | "errorKinds"> & { runs: number };
@@ -79,11 +75,6 @@ export interface BenchSummary {
 const TWO_PROCESS: readonly TargetName[] = ["embedded-w2", "clustered-w2"];
 
 const ratio = (a: number | null, b: number | null) => (a !== null && b !== null && b > 0 ? a / b : null);
-
-const medianOrNull = (values: Array<number | null>) => {
-  const present = values.filter((v): v is number => v !== null && Number.isFinite(v));
-  return present.length > 0 ? median(present) : null;
-};
 
 export function summarizeBench(runs: readonly TargetRun[]): BenchSummary {
   const medians: BenchSummary["medians"] = {};

@@ -1,5 +1,5 @@
 import type { PartCpu } from "./parts.js";
-import { median } from "./report.js";
+import { median, medianOrNull } from "../../harness/stats.js";
 
 /**
  * The scaling suite's figures: one record per workload, server shape and round; medians over the
@@ -114,11 +114,6 @@ export interface ScalingSummary {
 
 const fmt = (n: number | null | undefined, digits = 0) =>
   n === null || n === undefined || !Number.isFinite(n) ? "—" : n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
-
-const medianOrNull = (values: ReadonlyArray<number | null | undefined>) => {
-  const present = values.filter((v): v is number => typeof v === "number" && Number.isFinite(v));
-  return present.length > 0 ? median(present) : null;
-};
 
 /** Each part's median on its own (so a part's figure is the middle of that part's rounds). */
 function medianParts(parts: ReadonlyArray<PartCpu | null | undefined>): PartCpu | null {

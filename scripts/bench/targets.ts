@@ -1,10 +1,11 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { createInterface } from "node:readline";
-import type { Readable } from "node:stream";
+import { LogTail } from "../../harness/lines.js";
+import { freePort } from "../../harness/net.js";
+import { startRedis } from "../../harness/redis.js";
+import { untilReady } from "../../harness/wait.js";
 import { sleep } from "../loadtest/clock.js";
 import { processTree, readProcess } from "../loadtest/server-stats.js";
 
@@ -42,25 +43,14 @@ export interface RunningTarget {
   stop(): Promise<void>;
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      server.close(() => resolvePort(port));
-    });
-  });
-}
+export { freePort, startRedis };
 
+/** Waits for a started server (`untilReady`); a failure says what the server last wrote. */
 async function waitUntil(check: () => Promise<boolean> | boolean, timeoutMs: number, what: string, child: ChildProcess, output: string[]): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${what}: the process exited\n${output.slice(-20).join("\n")}`);
-    if (Date.now() > deadline) throw new Error(`${what}: not ready within ${timeoutMs} ms\n${output.slice(-20).join("\n")}`);
-    await sleep(50);
+  try {
+    await untilReady(what, timeoutMs, async () => check(), child);
+  } catch (err) {
+    throw new Error(`${(err as Error).message}\n${output.slice(-20).join("\n")}`);
   }
 }
 
@@ -91,18 +81,10 @@ export interface StartOptions {
   env?: Record<string, string>;
 }
 
-/** Whole lines (readline), the last 200 kept: a pipe may cut the port line between two chunks. */
-function collector(): { output: string[]; collect(stream: Readable): void } {
-  const output: string[] = [];
-  return {
-    output,
-    collect: (stream) =>
-      void createInterface({ input: stream, crlfDelay: Infinity }).on("line", (line) => {
-        if (!line) return;
-        output.push(line);
-        if (output.length > 200) output.splice(0, output.length - 200);
-      }),
-  };
+/** The last 200 lines a server wrote. */
+function collector(): { output: string[]; collect(stream: NodeJS.ReadableStream | null): void } {
+  const tail = new LogTail(200);
+  return { output: tail.lines, collect: (stream) => void tail.attach(stream) };
 }
 
 const execArgvOf = (options: StartOptions) => [...(options.nodeArgs ?? []), ...(options.cpuProfDir ? ["--cpu-prof", "--cpu-prof-dir", options.cpuProfDir] : [])];
@@ -197,33 +179,6 @@ export async function startProduct(options: StartOptions & { workers: number }):
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
-}
-
-/** A private redis-server on a free port (nothing on disk), for the clustered target. */
-export async function startRedis(): Promise<{ url: string; pid: number; stop(): Promise<void> }> {
-  const port = await freePort();
-  const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--loglevel", "warning"], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  const output: string[] = [];
-  child.stderr.on("data", (c: Buffer) => output.push(c.toString()));
-  child.on("error", (err) => output.push(`redis-server: ${err.message}`));
-  await waitUntil(
-    () =>
-      new Promise<boolean>((r) => {
-        const socket = connect(port, "127.0.0.1");
-        socket.once("connect", () => {
-          socket.end();
-          r(true);
-        });
-        socket.once("error", () => r(false)); // refused until redis listens
-      }),
-    15_000,
-    "redis-server",
-    child,
-    output,
-  );
-  return { url: `redis://127.0.0.1:${port}`, pid: child.pid!, stop: () => stopTree(child, 5000) };
 }
 
 /**

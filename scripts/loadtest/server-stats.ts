@@ -1,6 +1,6 @@
-import { execFileSync } from "node:child_process";
 import { readFileSync, readdirSync, readlinkSync } from "node:fs";
 import { networkInterfaces } from "node:os";
+import { parseStat, parseStatusRss, ticksPerSecond } from "../../harness/procfs.js";
 
 /**
  * The server's CPU and memory, read from /proc (Linux, same host only): the primary process and
@@ -50,34 +50,6 @@ export function readHostMemory(): HostMemory | undefined {
   }
 }
 
-let clockTicks: number | undefined;
-
-/** USER_HZ, the unit of /proc/<pid>/stat times (100 on every mainstream Linux). */
-export function ticksPerSecond(): number {
-  if (clockTicks === undefined) {
-    try {
-      clockTicks = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
-    } catch {
-      clockTicks = 100; // getconf missing: the kernel's USER_HZ is 100 on every architecture Node runs on
-    }
-  }
-  return clockTicks;
-}
-
-/** Parses /proc/<pid>/stat text: fields after the parenthesised command name (which may hold spaces). */
-export function parseStat(text: string): { name: string; ppid: number; ticks: number } | undefined {
-  const open = text.indexOf("(");
-  const close = text.lastIndexOf(")");
-  if (open < 0 || close < open) return undefined;
-  const fields = text.slice(close + 2).split(" ");
-  // fields[0] is state (field 3); ppid is field 4; utime 14; stime 15.
-  const ppid = Number(fields[1]);
-  const utime = Number(fields[11]);
-  const stime = Number(fields[12]);
-  if (!Number.isFinite(ppid) || !Number.isFinite(utime) || !Number.isFinite(stime)) return undefined;
-  return { name: text.slice(open + 1, close), ppid, ticks: utime + stime };
-}
-
 /** A thread's scheduler times: ns on a CPU, ns waiting on a run queue (runnable, every core busy), time slices. */
 export interface Schedstat {
   runNs: number;
@@ -99,12 +71,6 @@ export function readOwnSchedstat(): Schedstat | undefined {
   } catch {
     return undefined; // no /proc (not Linux), or a kernel without schedstat: the figure is left out
   }
-}
-
-/** VmRSS from /proc/<pid>/status text, in bytes. */
-export function parseStatusRss(text: string): number {
-  const match = /^VmRSS:\s+(\d+)\s+kB/m.exec(text);
-  return match ? Number(match[1]) * 1024 : 0;
 }
 
 export function readProcess(pid: number): ProcessSample | undefined {

@@ -1,5 +1,5 @@
 import { createSecretKey, type KeyObject } from "node:crypto";
-import jwt from "jsonwebtoken";
+import { mintToken } from "../../harness/token.js";
 
 /** Hands out the token for each connect: a supplied one, or a fresh HS256 token per connection. */
 export interface TokenSource {
@@ -19,6 +19,6 @@ export function tokenSource(options: { apiKey: string | undefined; token: string
   const key: KeyObject = createSecretKey(Buffer.from(options.apiKey, "utf8"));
   const ttl = Math.round(options.ttlS);
   return {
-    next: (connection) => jwt.sign({ sub: `loadtest-${connection}` }, key, { algorithm: "HS256", expiresIn: ttl }),
+    next: (connection) => mintToken(key, { sub: `loadtest-${connection}` }, { expiresIn: ttl }),
   };
 }

@@ -1,5 +1,5 @@
 import { Agent, request } from "node:http";
-import type { BatchWrite, BatchWriteAnswer } from "../../src/worker/persistence/dynamo-ops.js";
+import type { BatchWrite, BatchWriteAnswer } from "../../src/persistence/dynamo-ops.js";
 
 /** Connections kept open to dynalite (one per batch in flight). */
 const MAX_SOCKETS = 16;

@@ -1,10 +1,10 @@
 import { performance } from "node:perf_hooks";
 import { parentPort, workerData } from "node:worker_threads";
 import type { EmbeddedStoreEndpoint } from "../../src/shared/config.js";
-import { createDynamoClient } from "../../src/worker/persistence/aws-clients.js";
-import { queryPage } from "../../src/worker/persistence/dynamo-ops.js";
-import { EmbeddedStoreClient } from "../../src/worker/persistence/embedded-client.js";
-import type { QueryPage } from "../../src/worker/persistence/dynamo-ops.js";
+import { createDynamoClient } from "../../src/persistence/aws-clients.js";
+import { queryPage } from "../../src/persistence/dynamo-ops.js";
+import { EmbeddedStoreClient } from "../../src/persistence/embedded-client.js";
+import type { QueryPage } from "../../src/persistence/dynamo-ops.js";
 
 /**
  * A worker thread of the persistence bench that reads one history page after another at a

@@ -1,8 +1,8 @@
 import { consumerConfigFromProcess, type ConsumerConfig } from "../shared/config.js";
 import { createLogger, type Logger } from "../shared/logger.js";
-import { storeSettingsFrom } from "../worker/persistence/store-settings.js";
-import { InlineStoreRunner } from "../worker/persistence/inline-runner.js";
-import type { StoreRunner } from "../worker/persistence/store-runner.js";
+import { storeSettingsFrom } from "../persistence/store-settings.js";
+import { InlineStoreRunner } from "../persistence/inline-runner.js";
+import type { StoreRunner } from "../persistence/store-runner.js";
 import { storeRecords, type QueueRecord } from "./store-records.js";
 
 /** The part of the Lambda SQS event the handler reads. */

@@ -1,11 +1,11 @@
 import { DeleteMessageBatchCommand, ReceiveMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import { ConfigError, consumerConfigFromProcess, type ConsumerConfig } from "../shared/config.js";
 import { createLogger, type Logger } from "../shared/logger.js";
-import { createSqsClient } from "../worker/persistence/aws-clients.js";
-import { backoffMs, errorText } from "../worker/persistence/backoff.js";
-import { storeSettingsFrom } from "../worker/persistence/store-settings.js";
-import { InlineStoreRunner } from "../worker/persistence/inline-runner.js";
-import type { StoreRunner } from "../worker/persistence/store-runner.js";
+import { createSqsClient } from "../persistence/aws-clients.js";
+import { backoffMs, errorText } from "../persistence/backoff.js";
+import { storeSettingsFrom } from "../persistence/store-settings.js";
+import { InlineStoreRunner } from "../persistence/inline-runner.js";
+import type { StoreRunner } from "../persistence/store-runner.js";
 import { storeRecords } from "./store-records.js";
 
 /**

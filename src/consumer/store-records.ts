@@ -1,7 +1,7 @@
 import type { Logger } from "../shared/logger.js";
-import { errorText } from "../worker/persistence/backoff.js";
-import { parseStored, type StoredMessage } from "../worker/persistence/record.js";
-import type { StoreRunner } from "../worker/persistence/store-runner.js";
+import { errorText } from "../persistence/backoff.js";
+import { parseStored, type StoredMessage } from "../persistence/record.js";
+import type { StoreRunner } from "../persistence/store-runner.js";
 
 /** An SQS record as both the Lambda event and ReceiveMessage give it. */
 export interface QueueRecord {

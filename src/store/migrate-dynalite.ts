@@ -4,8 +4,8 @@ import type { AddressInfo } from "node:net";
 import { dirname } from "node:path";
 import { ListTablesCommand, ScanCommand, type AttributeValue, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { Logger } from "../shared/logger.js";
-import { createDynamoClient } from "../worker/persistence/aws-clients.js";
-import { decodeContent } from "../worker/persistence/content-codec.js";
+import { createDynamoClient } from "../persistence/aws-clients.js";
+import { decodeContent } from "../persistence/content-codec.js";
 import type { MessageDb, MessageRecord } from "./message-db.js";
 
 /** Items per Scan page read from the old store (dynalite also stops a page at 1 MB). */

@@ -3,7 +3,7 @@ import { createServer, type Server, type Socket } from "node:net";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "../shared/logger.js";
 import type { MessageDb, MessageRecord } from "./message-db.js";
-import { FRAME_MAX_BYTES, FrameDecoder, FrameError, FrameReader, FrameWriter, Op, PAGE_ASCENDING, PAGE_CURSOR, PROTOCOL_VERSION, Status } from "./wire.js";
+import { FRAME_MAX_BYTES, FrameDecoder, FrameError, FrameReader, FrameWriter, Op, PAGE_ASCENDING, PAGE_CURSOR, PROTOCOL_VERSION, Status } from "../persistence/wire.js";
 
 /** A client must say hello (the shared secret) this soon after connecting, in ms. */
 const HELLO_TIMEOUT_MS = 5_000;

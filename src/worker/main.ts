@@ -19,7 +19,7 @@ import { dispatcher } from "./handlers/reply.js";
 import { adoptConnection } from "./handoff.js";
 import { handedToTransports } from "./handed-to-transports.js";
 import { JwtVerifier } from "./jwt-verifier.js";
-import { createPersistence } from "./persistence/factory.js";
+import { createPersistence } from "./persistence.js";
 import { EmbeddedPresenceStore } from "./presence/embedded-store.js";
 import { RedisPresenceStore } from "./presence/redis-store.js";
 import type { PresenceStore } from "./presence/store.js";

@@ -4,9 +4,9 @@ import { Server, type ServerOptions } from "socket.io";
 import type { Redis } from "ioredis";
 import type { Config } from "../shared/config.js";
 import type { Logger } from "../shared/logger.js";
-import type { AppServer, AppSocket } from "./handlers/context.js";
+import type { AppServer, AppSocket, ChannelPublisher } from "./handlers/context.js";
 import { EmbeddedAdapter } from "./adapter/embedded-adapter.js";
-import type { BroadcastReceipt, ReportingAdapter } from "./adapter/broadcast-receipt.js";
+import type { ReportingAdapter } from "./adapter/broadcast-receipt.js";
 import type { Evictions } from "./adapter/evictions.js";
 import { RedisAdapter } from "./adapter/redis-adapter.js";
 import { EVICT_EVENT, RedisRecovery } from "./adapter/redis-recovery.js";
@@ -29,8 +29,6 @@ export interface SocketServer {
   /** `io.to(room).emit(event, data)` that says what became of the broadcast (see BroadcastReceipt). */
   publish: ChannelPublisher;
 }
-
-export type ChannelPublisher = (room: string, event: string, data: unknown) => BroadcastReceipt;
 
 /** Socket.IO's packet type of an event (socket.io-parser's PacketType.EVENT). */
 const EVENT_PACKET = 2;

@@ -1,9 +1,9 @@
 import type { AddressInfo } from "node:net";
 import { PutItemCommand, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import dynalite from "dynalite";
-import { ensureTables } from "../../src/store/tables.js";
-import { queryPage, writeChannels, writeMessages, type HistoryCursor, type QueryPage } from "../../src/worker/persistence/dynamo-ops.js";
-import type { StoredMessage } from "../../src/worker/persistence/record.js";
+import { ensureTables } from "../../src/persistence/tables.js";
+import { queryPage, writeChannels, writeMessages, type HistoryCursor, type QueryPage } from "../../src/persistence/dynamo-ops.js";
+import type { StoredMessage } from "../../src/persistence/record.js";
 import { dynamoClient } from "./aws.js";
 
 /** The store layout of the versions whose embedded store was dynalite: these tables under DATA_DIR/store. */
@@ -11,7 +11,7 @@ export const LEGACY_TABLES = { messages: "messages", channels: "channels" };
 
 /**
  * Opens a store as the dynalite-based embedded store kept it (dynalite over LevelDB at `path`,
- * the tables of src/store/tables.ts) and hands `use` a client for it; closes it after.
+ * the tables of src/persistence/tables.ts) and hands `use` a client for it; closes it after.
  */
 export async function withLegacyStore<T>(path: string, use: (store: LegacyStore) => Promise<T>): Promise<T> {
   const server = dynalite({ path, createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });

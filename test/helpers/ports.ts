@@ -1,2 +1,1 @@
-/** The bench's helper: a TCP port that was free a moment ago (the OS picks it). */
-export { freePort } from "../../scripts/bench/targets.js";
+export { freePort } from "../../harness/net.js";

@@ -1,9 +1,9 @@
 import type { Socket } from "socket.io-client";
 import { connect, type ClientOptions } from "./client.js";
 import type { RunningServer } from "./server.js";
+import { workerOf } from "../../harness/sockets.js";
 
-/** The worker id a connection landed on (Engine.IO session ids start with it). */
-export const workerOf = (socket: Socket): number => Number(socket.io.engine.id.split(".")[0]);
+export { workerOf };
 
 /** One connection on each of the server's two workers, the lower worker id first. */
 export async function oneOnEachWorker(server: RunningServer, options: ClientOptions = {}): Promise<[Socket, Socket]> {

@@ -4,7 +4,7 @@ import { DeliveryBook } from "../deliveries.js";
 import { connectMany, recordConnect } from "../pool.js";
 import { PublisherSet, type PublisherSlot } from "../publishers.js";
 import type { Runtime } from "../runtime.js";
-import type { ScenarioFinal, ScenarioRun } from "./index.js";
+import type { ScenarioFinal, ScenarioRun } from "./scenario.js";
 import { waitQuiet } from "./quiet.js";
 
 /**

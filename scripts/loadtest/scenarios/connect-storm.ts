@@ -2,7 +2,7 @@ import { sleep, wallMs } from "../clock.js";
 import type { LoadClient } from "../engines/client.js";
 import { connectMany, recordConnect } from "../pool.js";
 import type { Runtime } from "../runtime.js";
-import type { ScenarioFinal, ScenarioRun } from "./index.js";
+import type { ScenarioFinal, ScenarioRun } from "./scenario.js";
 
 /**
  * Connect storm: `--connections` connects in all, each with its own freshly minted token, at the

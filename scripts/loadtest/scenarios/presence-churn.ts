@@ -2,7 +2,7 @@ import { sleep, wallMs } from "../clock.js";
 import { OVERLOADED, type LoadClient } from "../engines/client.js";
 import { connectMany, recordConnect } from "../pool.js";
 import type { Runtime, StageTimes } from "../runtime.js";
-import type { ScenarioFinal, ScenarioRun } from "./index.js";
+import type { ScenarioFinal, ScenarioRun } from "./scenario.js";
 import { waitQuiet } from "./quiet.js";
 
 /** Presence sets whose member lists are checked at the end (the first ones, when there are more). */

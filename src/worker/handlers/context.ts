@@ -4,13 +4,16 @@ import type { ClientToServerEvents, InterServerEvents, ServerToClientEvents, Soc
 import type { Logger } from "../../shared/logger.js";
 import type { Schemas } from "../schemas.js";
 import type { PresenceStore } from "../presence/store.js";
-import type { PersistenceSink, HistoryReader } from "../persistence/sink.js";
+import type { PersistenceSink, HistoryReader } from "../../persistence/sink.js";
 import type { Evictions } from "../adapter/evictions.js";
-import type { ChannelPublisher } from "../socket-server.js";
+import type { BroadcastReceipt } from "../adapter/broadcast-receipt.js";
 import type { OwedAcks } from "./owed-acks.js";
 
 export type AppServer = Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
 export type AppSocket = Socket<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
+
+/** `io.to(room).emit(event, data)` that says what became of the broadcast (see BroadcastReceipt). */
+export type ChannelPublisher = (room: string, event: string, data: unknown) => BroadcastReceipt;
 
 /** What every handler needs, built once per worker. */
 export interface HandlerContext {

@@ -1,5 +1,5 @@
 import { ErrorCode } from "../../shared/errors.js";
-import { HistoryRequestError } from "../persistence/history-reader.js";
+import { HistoryRequestError } from "../../persistence/history-reader.js";
 import type { HandlerContext } from "./context.js";
 import { fail, type Handler } from "./reply.js";
 

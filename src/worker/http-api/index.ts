@@ -3,7 +3,7 @@ import { z } from "zod";
 import { ErrorCode } from "../../shared/errors.js";
 import type { HandlerContext } from "../handlers/context.js";
 import { publishMessage, type PublishOutcome } from "../handlers/publish.js";
-import { HistoryRequestError } from "../persistence/history-reader.js";
+import { HistoryRequestError } from "../../persistence/history-reader.js";
 import { measureContent } from "../schemas.js";
 import { workerMetrics } from "../metrics.js";
 import { ClusterOps, type Gathered } from "./cluster.js";

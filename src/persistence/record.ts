@@ -1,5 +1,5 @@
 import { z } from "zod";
-import type { ChannelMessage } from "../../shared/contract.js";
+import type { ChannelMessage } from "../shared/contract.js";
 
 /**
  * A message as it is stored: the `messages` item, the SQS body and a spill-file line all have

@@ -1,4 +1,4 @@
-import type { ChannelMessage, HistoryPage } from "../../shared/contract.js";
+import type { ChannelMessage, HistoryPage } from "../shared/contract.js";
 
 export interface HistoryQuery {
   limit: number;

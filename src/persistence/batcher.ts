@@ -1,7 +1,6 @@
-import type { Config } from "../../shared/config.js";
-import type { ChannelMessage } from "../../shared/contract.js";
-import type { Logger } from "../../shared/logger.js";
-import { workerMetrics } from "../metrics.js";
+import type { Config } from "../shared/config.js";
+import type { ChannelMessage } from "../shared/contract.js";
+import type { Logger } from "../shared/logger.js";
 import { backoffMs, errorText } from "./backoff.js";
 import { toStored, type StoredMessage } from "./record.js";
 import type { Enqueued, PersistenceSink } from "./sink.js";
@@ -23,6 +22,13 @@ export interface BatchingSinkOptions {
   /** Worker slots on this host (slot 0 adopts spill files of slots beyond it). */
   workerCount: number;
   log: Logger;
+  /** Counts store errors and spilled messages (the worker's metrics); none when left out. */
+  counters?: SinkCounters;
+}
+
+export interface SinkCounters {
+  storeErrors: { inc(): void };
+  spilled: { inc(count: number): void };
 }
 
 /** Channel names remembered as recorded, per worker (oldest forgotten first). */
@@ -175,7 +181,7 @@ export class BatchingSink implements PersistenceSink {
       outcome = { failed: batch.records.map((r) => r.messageId), rejected: [], error: errorText(err) };
     }
     if (batch.settled) return; // spilled at the shutdown deadline while this write was out
-    if (outcome.failed.length > 0) workerMetrics.storeErrors.inc();
+    if (outcome.failed.length > 0) this.options.counters?.storeErrors.inc();
     await this.setAside(batch, outcome);
     const failed = new Set(outcome.failed);
     const before = batch.records.length;
@@ -252,7 +258,7 @@ export class BatchingSink implements PersistenceSink {
     }
     if (batch.settled) return;
     if (spilled) {
-      workerMetrics.spilled.inc(count);
+      this.options.counters?.spilled.inc(count);
       this.queued -= count;
       batch.records = [];
       this.settle(batch);

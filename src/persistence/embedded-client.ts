@@ -1,11 +1,10 @@
 import { connect, type Socket } from "node:net";
-import type { EmbeddedStoreEndpoint } from "../../shared/config.js";
-import { FRAME_MAX_BYTES, FrameDecoder, FrameReader, FrameWriter, Op, PAGE_ASCENDING, PAGE_CURSOR, PROTOCOL_VERSION, Status } from "../../store/wire.js";
+import type { EmbeddedStoreEndpoint } from "../shared/config.js";
+import { FRAME_MAX_BYTES, FrameDecoder, FrameReader, FrameWriter, Op, PAGE_ASCENDING, PAGE_CURSOR, PROTOCOL_VERSION, Status } from "./wire.js";
 import { errorText } from "./backoff.js";
 import type { HistoryCursor, QueryPage } from "./dynamo-ops.js";
 import type { StoredMessage } from "./record.js";
-import type { StoreResults, StoreTask, StoreTaskOf } from "./store-ops.js";
-import type { StoreRunner } from "./store-runner.js";
+import type { StoreResults, StoreRunner, StoreTask, StoreTaskOf } from "./store-runner.js";
 import { emptyOutcome, type WriteOutcome } from "./write-outcome.js";
 
 /** A batch bigger than this goes out as several write requests (each one LevelDB batch). */
@@ -90,7 +89,7 @@ class Connection {
  * (batches, channel names, history pages), each answered by id or failed by its timeout or the
  * connection's end. A new connection is made on the first request after one ends, so a store
  * restarted by the primary is found again without a timer. Plain Node (no AWS SDK): the worker
- * runs it on its event loop (factory.ts); store-ops.ts can also run it on a pool thread.
+ * runs it on its event loop (worker/persistence.ts); store-ops.ts can also run it on a pool thread.
  */
 export class EmbeddedStoreClient implements StoreRunner {
   private connection: Connection | undefined;

@@ -2,7 +2,7 @@ import { createReadStream } from "node:fs";
 import { mkdir, open, readdir, rename, stat, unlink, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import type { Logger } from "../../shared/logger.js";
+import type { Logger } from "../shared/logger.js";
 import { parseStored, serializeStored, type StoredMessage } from "./record.js";
 
 /**

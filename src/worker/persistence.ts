@@ -1,13 +1,14 @@
 import { join } from "node:path";
-import type { Config } from "../../shared/config.js";
-import type { Logger } from "../../shared/logger.js";
-import { BatchingSink } from "./batcher.js";
-import { EmbeddedStoreClient } from "./embedded-client.js";
-import { StoreHistoryReader } from "./history-reader.js";
-import { OffSink, type HistoryReader, type PersistenceSink } from "./sink.js";
-import { SpillFile } from "./spill-file.js";
-import { storeSettingsFrom } from "./store-settings.js";
-import { PooledStoreRunner, type StoreRunner } from "./store-runner.js";
+import type { Config } from "../shared/config.js";
+import type { Logger } from "../shared/logger.js";
+import { workerMetrics } from "./metrics.js";
+import { BatchingSink } from "../persistence/batcher.js";
+import { EmbeddedStoreClient } from "../persistence/embedded-client.js";
+import { StoreHistoryReader } from "../persistence/history-reader.js";
+import { OffSink, type HistoryReader, type PersistenceSink } from "../persistence/sink.js";
+import { SpillFile } from "../persistence/spill-file.js";
+import { storeSettingsFrom } from "../persistence/store-settings.js";
+import { PooledStoreRunner, type StoreRunner } from "../persistence/store-runner.js";
 
 export interface Persistence {
   sink: PersistenceSink;
@@ -44,6 +45,7 @@ export function createPersistence(config: Config, log: Logger, slot: number): Pe
     flushTimeoutMs: Math.floor(config.shutdownTimeoutMs / 2),
     workerCount: config.workers,
     log,
+    counters: workerMetrics,
   });
   // A development DynamoDB endpoint gets its tables here (the embedded store has none to create).
   if (p.createTables && p.sink !== "embedded") {

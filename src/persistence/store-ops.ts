@@ -1,47 +1,13 @@
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { SQSClient } from "@aws-sdk/client-sqs";
-import { ensureTables } from "../../store/tables.js";
-import { createDynamoClient, createSqsClient, type AwsSettings } from "./aws-clients.js";
-import { queryPage, writeChannels, writeMessages, type HistoryCursor, type QueryPage } from "./dynamo-ops.js";
-import type { StoredMessage } from "./record.js";
+import { ensureTables } from "./tables.js";
+import { createDynamoClient, createSqsClient } from "./aws-clients.js";
+import { queryPage, writeChannels, writeMessages } from "./dynamo-ops.js";
 import { sendMessages } from "./sqs-ops.js";
-import type { EmbeddedStoreEndpoint } from "../../shared/config.js";
 import { EmbeddedStoreClient } from "./embedded-client.js";
-import type { WriteOutcome } from "./write-outcome.js";
+import type { StoreResults, StoreSettings, StoreTask, StoreTaskOf } from "./store-runner.js";
 
-/** Everything a store operation needs; plain data, handed to each pool thread as workerData. */
-export interface StoreSettings extends AwsSettings {
-  /** Where messages go: the embedded store, a DynamoDB table or an SQS queue. */
-  target: "embedded" | "dynamodb" | "sqs";
-  messagesTable: string;
-  channelsTable: string;
-  queueUrl: string | undefined;
-  /** The embedded store's endpoint (target `embedded`). */
-  embeddedStore: EmbeddedStoreEndpoint | undefined;
-  /** Retries of throttled UnprocessedItems inside one attempt. */
-  unprocessedRetries: number;
-  retryBaseMs: number;
-  retryMaxMs: number;
-}
-
-/** One unit of store work, run on a pool thread (or inline). */
-export type StoreTask =
-  | { op: "write"; records: StoredMessage[] }
-  | { op: "channels"; names: string[] }
-  | { op: "page"; channel: string; limit: number; ascending: boolean; startKey: HistoryCursor | undefined }
-  | { op: "ensureTables" }
-  /** Loads the SDK client this thread will write with (its first task would otherwise pay it). */
-  | { op: "warm" };
-
-export interface StoreResults {
-  write: WriteOutcome;
-  channels: { failed: string[] };
-  page: QueryPage;
-  ensureTables: { created: string[] };
-  warm: Record<string, never>;
-}
-
-export type StoreTaskOf<K extends StoreTask["op"]> = Extract<StoreTask, { op: K }>;
+export type { StoreResults, StoreSettings, StoreTask, StoreTaskOf } from "./store-runner.js";
 
 /**
  * Runs store tasks against the embedded store, DynamoDB or SQS. With SQS, histories and channel

@@ -6,7 +6,7 @@ import {
   type DynamoDBClient,
   type WriteRequest,
 } from "@aws-sdk/client-dynamodb";
-import { CREATED_AT_INDEX } from "../../store/tables.js";
+import { CREATED_AT_INDEX } from "./tables.js";
 import { backoffMs, errorName, errorText, sleep } from "./backoff.js";
 import { CONTENT_ENCODING_ATTRIBUTE, CONTENT_KEY_ORDER_ATTRIBUTE, decodeContent, encodeContent } from "./content-codec.js";
 import type { StoredMessage } from "./record.js";

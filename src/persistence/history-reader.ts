@@ -1,6 +1,6 @@
 import { z } from "zod";
-import { ErrorCode } from "../../shared/errors.js";
-import type { HistoryPage } from "../../shared/contract.js";
+import { ErrorCode } from "../shared/errors.js";
+import type { HistoryPage } from "../shared/contract.js";
 import type { HistoryCursor } from "./dynamo-ops.js";
 import type { HistoryQuery, HistoryReader } from "./sink.js";
 import type { StoreRunner } from "./store-runner.js";

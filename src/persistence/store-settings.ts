@@ -1,4 +1,4 @@
-import type { Config } from "../../shared/config.js";
+import type { Config } from "../shared/config.js";
 import type { StoreSettings } from "./store-ops.js";
 
 /** Retries of throttled UnprocessedItems inside one write attempt, before the batch-level retry takes over. */

@@ -1,5 +1,5 @@
 import { workerData } from "node:worker_threads";
-import { StoreOps, type StoreResults, type StoreTask } from "../persistence/store-ops.js";
+import { StoreOps, type StoreResults, type StoreTask } from "./store-ops.js";
 
 /**
  * Piscina task: one store operation (a batch write, channel bookkeeping, a history page) off the
