@@ -9,12 +9,24 @@ import { afterEach, describe, expect, it } from "vitest";
 import { request } from "./helpers/client.js";
 import { closeAllRecoveringClients, nextConnect, record, recoveringClient } from "./helpers/recovering-client.js";
 import { startRedis, type RedisInstance } from "./helpers/redis.js";
-import { startServer, stopAllServers } from "./helpers/server.js";
+import { startServer, stopAllServers, type RunningServer } from "./helpers/server.js";
 import { rssBytes } from "./helpers/proc.js";
 import { waitFor } from "./helpers/wait.js";
 import { logLines, workerOf } from "./helpers/workers.js";
 
 const CONTENT = "x".repeat(8 * 1024);
+
+/** A recovering client on each of the server's two workers, by worker id: one publishes, the other's worker is stopped. */
+async function clientOnEachWorker(server: RunningServer): Promise<[[number, Socket], [number, Socket]]> {
+  const byWorker = new Map<number, Socket>();
+  for (let i = 0; i < 20 && byWorker.size < 2; i++) {
+    const socket = await recoveringClient(server.url, server.token());
+    if (byWorker.has(workerOf(socket))) socket.close();
+    else byWorker.set(workerOf(socket), socket);
+  }
+  expect(byWorker.size).toBe(2);
+  return [...byWorker.entries()] as [[number, Socket], [number, Socket]];
+}
 const BIG = "x".repeat(32 * 1024);
 
 describe("a worker that stops reading its IPC channel (IPC_QUEUE_MAX_BYTES)", () => {
@@ -25,15 +37,7 @@ describe("a worker that stops reading its IPC channel (IPC_QUEUE_MAX_BYTES)", ()
 
   it("is replaced once the primary holds more than the bound for it; its clients recover everything", async () => {
     const server = await startServer({ workers: 2, env: { PERSISTENCE: "off", IPC_QUEUE_MAX_BYTES: "1048576", CLIENT_RATE_LIMIT_PER_SEC: "0" } });
-    // A recovering client on each worker: one publishes, the other's worker is stopped.
-    const byWorker = new Map<number, Socket>();
-    for (let i = 0; i < 20 && byWorker.size < 2; i++) {
-      const socket = await recoveringClient(server.url, server.token());
-      if (byWorker.has(workerOf(socket))) socket.close();
-      else byWorker.set(workerOf(socket), socket);
-    }
-    expect(byWorker.size).toBe(2);
-    const [[, publisher], [victimWorker, victim]] = [...byWorker.entries()] as [[number, Socket], [number, Socket]];
+    const [[, publisher], [victimWorker, victim]] = await clientOnEachWorker(server);
     expect((await request(victim, "channel:subscribe", "feed")).success).toBe(true);
     const received = record(victim, "feed");
     const victimPid = logLines<{ pid: number }>(server, "worker ready").find((e) => e.worker === victimWorker)!.pid;
@@ -82,14 +86,7 @@ describe("a clustered worker stopped under broadcast load (SIGSTOP)", () => {
     await admin.config("SET", "client-output-buffer-limit", "pubsub 1mb 512kb 1");
     try {
       const server = await startServer({ workers: 2, redisUrl: redis.url, env: { PERSISTENCE: "off", CLIENT_RATE_LIMIT_PER_SEC: "0" } });
-      const byWorker = new Map<number, Socket>();
-      for (let i = 0; i < 20 && byWorker.size < 2; i++) {
-        const socket = await recoveringClient(server.url, server.token());
-        if (byWorker.has(workerOf(socket))) socket.close();
-        else byWorker.set(workerOf(socket), socket);
-      }
-      expect(byWorker.size).toBe(2);
-      const [[, publisher], [victimWorker, victim]] = [...byWorker.entries()] as [[number, Socket], [number, Socket]];
+      const [[, publisher], [victimWorker, victim]] = await clientOnEachWorker(server);
       expect((await request(victim, "channel:subscribe", "feed")).success).toBe(true);
       const received = record(victim, "feed");
       const victimPid = logLines<{ pid: number }>(server, "worker ready").find((e) => e.worker === victimWorker)!.pid;

@@ -10,7 +10,7 @@ import { dashboardPage, loginPage } from "./admin-page.js";
 import type { AdapterHost } from "./adapter-host.js";
 import type { HostMetrics } from "./metrics.js";
 import type { ServerApiClient } from "./server-api-client.js";
-import type { Supervisor } from "./supervisor.js";
+import type { SlotInfo, Supervisor } from "./supervisor.js";
 
 /** The session cookie's name; HttpOnly, SameSite=Strict, Path=/admin. */
 export const ADMIN_COOKIE = "cerebellum_admin";
@@ -437,13 +437,7 @@ function actionStatus(code: string): number {
 
 type ActionAnswer = { result: object } | { error: { code: string; message: string } };
 
-export interface WorkerState {
-  slot: number;
-  workerId: number | undefined;
-  pid: number | undefined;
-  state: "ready" | "starting" | "draining" | "restarting";
-  startedAt: number;
-  restarts: number;
+export interface WorkerState extends SlotInfo {
   /** Whether its metrics came back in time (false: the numbers below are null). */
   answered: boolean;
   connections: number | null;
