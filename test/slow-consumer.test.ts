@@ -137,11 +137,9 @@ describe("a client that stops reading (CLIENT_QUEUE_MAX_BYTES)", () => {
     for (; requests < 8 && closedAtCap(server).length === 0; requests++) {
       const status = await post(`42${requests}${JSON.stringify(["channel:history", "pages", 100, "ascending", null])}`);
       if (status !== 200) break; // closed meanwhile: its session is gone
-      await new Promise((resolve) => setTimeout(resolve, 100)); // the page's answer joins the queue
     }
     await waitFor(() => closedAtCap(server).length === 1, { what: "the polling client closed at the cap" });
     expect(closedAtCap(server)[0]!.heldBytes).toBeGreaterThan(4 * 1024 * 1024);
-    expect(requests).toBeLessThanOrEqual(8);
   });
 
   it("polling: a client that stops polling is closed once Engine.IO's queue for it passes the cap", async () => {
