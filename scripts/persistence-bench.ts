@@ -130,13 +130,11 @@ function startChild(script: string, argv: string[], env: Record<string, string> 
   children.push(child);
   return child;
 }
-async function startDynalite(): Promise<{ pid: number; settings: StoreSettings; client: DynamoDBClient }> {
-  // On disk (LevelDB), as the previous embedded store ran it.
-  const dynalite = await startDynaliteProcess({ path: tempDir("dynalite") });
-  const settings: StoreSettings = {
-    target: "dynamodb",
+/** The sinks' settings as the bench runs them (local credentials, the default tables and retries). */
+function benchSettings(sink: Pick<StoreSettings, "target"> & Partial<StoreSettings>): StoreSettings {
+  return {
     region: "us-east-1",
-    dynamodbEndpoint: dynalite.endpoint,
+    dynamodbEndpoint: undefined,
     sqsEndpoint: undefined,
     requestTimeoutMs: 10_000,
     localCredentials: true,
@@ -147,7 +145,14 @@ async function startDynalite(): Promise<{ pid: number; settings: StoreSettings; 
     unprocessedRetries: 3,
     retryBaseMs: 100,
     retryMaxMs: 5000,
+    ...sink,
   };
+}
+
+async function startDynalite(): Promise<{ pid: number; settings: StoreSettings; client: DynamoDBClient }> {
+  // On disk (LevelDB), as the previous embedded store ran it.
+  const dynalite = await startDynaliteProcess({ path: tempDir("dynalite") });
+  const settings = benchSettings({ target: "dynamodb", dynamodbEndpoint: dynalite.endpoint });
   const client = createDynamoClient(settings);
   await ensureTables(client, { messages: "messages", channels: "channels" });
   return { pid: dynalite.pid!, settings, client };
@@ -282,21 +287,7 @@ class DynaliteRunner implements StoreRunner {
 async function levelStore(sync: boolean): Promise<{ store: StoreProcess; settings: StoreSettings }> {
   const store = await startStoreProcess(tempDir("level"), { sync });
   stores.push(store);
-  const settings: StoreSettings = {
-    target: "embedded",
-    region: "us-east-1",
-    dynamodbEndpoint: undefined,
-    sqsEndpoint: undefined,
-    requestTimeoutMs: 10_000,
-    localCredentials: true,
-    messagesTable: "messages",
-    channelsTable: "channels",
-    queueUrl: undefined,
-    embeddedStore: store.endpoint,
-    unprocessedRetries: 3,
-    retryBaseMs: 100,
-    retryMaxMs: 5000,
-  };
+  const settings = benchSettings({ target: "embedded", embeddedStore: store.endpoint });
   return { store, settings };
 }
 
